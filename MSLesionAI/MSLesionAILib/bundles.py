@@ -1,0 +1,150 @@
+"""Model bundles: a folder with ``metadata.json`` and safetensors weights, checked by SHA-256.
+
+The metadata says everything inference must know (inputs in order, spacing, normalisation,
+patch size, classes, thresholds, network arguments); nothing of it is hard-coded elsewhere.
+Weights load without executing code. The shipped bundles live in ``Resources/Models`` with a
+manifest, ``models.json``, that orders them by preference; users add folders of their own with
+the ``MSLESIONAI_MODEL_DIRS`` environment variable (``os.pathsep``-separated) or ``--model PATH``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .atomic import output_directory
+from .errors import BundleError
+
+SHIPPED_MODELS_DIR = Path(__file__).parent / "Resources" / "Models"
+MANIFEST_NAME = "models.json"
+METADATA_NAME = "metadata.json"
+WEIGHTS_NAME = "weights.safetensors"
+REQUIRED_KEYS = ("id", "version", "task", "architecture", "network", "inputs", "classes", "files")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model bundle folder and its parsed metadata."""
+
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.metadata["id"]
+
+    @property
+    def task(self) -> str:
+        return self.metadata["task"]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec["name"] for spec in self.metadata["inputs"]]
+
+    @property
+    def required_inputs(self) -> list[str]:
+        return [spec["name"] for spec in self.metadata["inputs"] if spec.get("required", True)]
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.metadata["files"][WEIGHTS_NAME]
+
+    def load_state_dict(self) -> dict[str, torch.Tensor]:
+        """Verify every file's SHA-256, then load the weights (no code is executed)."""
+        for name, expected in self.metadata["files"].items():
+            file = self.path / name
+            if not file.is_file():
+                raise BundleError(f"model {self.id}: file {name} is missing from {self.path}")
+            actual = sha256_file(file)
+            if actual != expected:
+                raise BundleError(f"model {self.id}: {name} fails its checksum (SHA-256 "
+                                  f"{actual[:12]}… != {expected[:12]}… in metadata.json); "
+                                  "the file is damaged or was replaced")
+        return load_file(str(self.path / WEIGHTS_NAME))
+
+    def describe(self) -> dict[str, Any]:
+        """What a summary.json records about the model used."""
+        return {"id": self.id, "version": self.metadata["version"],
+                "sha256": self.weights_sha256, "path": str(self.path)}
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    path = Path(path)
+    metadata_file = path / METADATA_NAME
+    if not metadata_file.is_file():
+        raise BundleError(f"model bundle {path}: no {METADATA_NAME} in that folder")
+    try:
+        metadata = json.loads(metadata_file.read_text())
+    except json.JSONDecodeError as error:
+        raise BundleError(
+            f"model bundle {path}: {METADATA_NAME} is not valid JSON: {error}") from error
+    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    if missing:
+        raise BundleError(f"model bundle {path}: {METADATA_NAME} lacks {', '.join(missing)}")
+    return ModelBundle(path, metadata)
+
+
+def model_dirs() -> list[Path]:
+    """The shipped models folder, then the user's folders from ``MSLESIONAI_MODEL_DIRS``."""
+    extra = os.environ.get("MSLESIONAI_MODEL_DIRS", "")
+    return [SHIPPED_MODELS_DIR] + [Path(p) for p in extra.split(os.pathsep) if p]
+
+
+def list_bundles(dirs: list[Path] | None = None) -> list[ModelBundle]:
+    """Every bundle in the model folders: manifest order first, then any other bundle folder."""
+    bundles = []
+    for folder in dirs if dirs is not None else model_dirs():
+        if not folder.is_dir():
+            continue
+        manifest = folder / MANIFEST_NAME
+        names = json.loads(manifest.read_text())["bundles"] if manifest.is_file() else []
+        names += sorted(p.name for p in folder.iterdir()
+                        if (p / METADATA_NAME).is_file() and p.name not in names)
+        bundles += [load_bundle(folder / name) for name in names]
+    return bundles
+
+
+def find_bundle(model: str | None, task: str, available_inputs: set[str] | None = None,
+                dirs: list[Path] | None = None) -> ModelBundle:
+    """The bundle named by ``model`` (an id or a folder), or the preferred one for ``task``
+    whose required inputs are all available."""
+    if model and Path(model).is_dir():
+        bundle = load_bundle(model)
+    else:
+        candidates = [b for b in list_bundles(dirs) if b.task == task and (model in (None, b.id))]
+        if available_inputs is not None and model is None:
+            candidates = [b for b in candidates if set(b.required_inputs) <= available_inputs]
+        if not candidates:
+            known = ", ".join(b.id for b in list_bundles(dirs) if b.task == task) or "none"
+            wanted = f"model '{model}'" if model else f"a {task} model for these inputs"
+            raise BundleError(f"--model: no {wanted} found (installed {task} models: {known})")
+        bundle = candidates[0]
+    if bundle.task != task:
+        raise BundleError(f"--model: {bundle.id} is a {bundle.task} model, not a {task} model")
+    return bundle
+
+
+def write_bundle(out_dir: str | Path, metadata: dict[str, Any],
+                 state_dict: dict[str, torch.Tensor]) -> ModelBundle:
+    """Write weights and metadata (with the weights' SHA-256) as a new bundle folder."""
+    with output_directory(out_dir) as partial:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(partial / WEIGHTS_NAME))
+        metadata = {**metadata, "files": {WEIGHTS_NAME: sha256_file(partial / WEIGHTS_NAME)}}
+        (partial / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+    return load_bundle(out_dir)

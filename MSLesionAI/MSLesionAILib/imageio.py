@@ -1,0 +1,95 @@
+"""Reading, checking and writing images with SimpleITK, keeping origin, spacing and direction.
+
+Every image that enters a pipeline goes through `load_image`, so bad input is refused with one
+clear line (naming the input) before any long work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+MIN_BRAIN_EXTENT_MM = 60.0
+
+
+def read_image(path: str | Path, name: str) -> sitk.Image:
+    """Read a NIfTI / NRRD / MHA file, or a DICOM series from a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{name}: file not found: {path}")
+    try:
+        if path.is_dir():
+            return _read_dicom_series(path, name)
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
+        raise InputError(f"{name}: cannot read {path}: {first_line}") from error
+
+
+def _read_dicom_series(folder: Path, name: str) -> sitk.Image:
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise InputError(f"{name}: no DICOM series in folder {folder}")
+    if len(series_ids) > 1:
+        raise InputError(
+            f"{name}: folder {folder} holds {len(series_ids)} DICOM series; give one series' folder"
+        )
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
+    return reader.Execute()
+
+
+def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -> sitk.Image:
+    """Refuse images no pipeline can use: not 3D, empty, constant, or with NaN/Inf voxels.
+
+    A 4D image whose fourth dimension is 1 is accepted as 3D. With ``brain_sized`` the field of
+    view must span at least `MIN_BRAIN_EXTENT_MM` in every direction.
+    """
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{name}: has {image.GetNumberOfComponentsPerPixel()} components "
+                         "per voxel; expected a scalar (grey-level) image")
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3:
+        raise InputError(f"{name}: is {image.GetDimension()}D with size {image.GetSize()}; "
+                         "expected a 3D volume")
+    if min(image.GetSize()) < 2:
+        raise InputError(
+            f"{name}: is a single slice (size {image.GetSize()}); expected a 3D volume")
+    voxels = sitk.GetArrayViewFromImage(image)
+    if voxels.size == 0:
+        raise InputError(f"{name}: is empty")
+    if not np.isfinite(voxels).all():
+        raise InputError(f"{name}: contains NaN or infinite voxel values")
+    if voxels.min() == voxels.max():
+        raise InputError(f"{name}: is constant (every voxel is {voxels.min()}); nothing to analyse")
+    if brain_sized:
+        extent_mm = np.array(image.GetSize()) * np.array(image.GetSpacing())
+        if extent_mm.min() < MIN_BRAIN_EXTENT_MM:
+            raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
+                             f"smaller than a brain (< {MIN_BRAIN_EXTENT_MM:.0f} mm)")
+    return image
+
+
+def load_image(path: str | Path, name: str, *, brain_sized: bool = False) -> sitk.Image:
+    """Read and validate one input image (see `validate_image`)."""
+    return validate_image(read_image(path, name), name, brain_sized=brain_sized)
+
+
+def write_image(image: sitk.Image, path: str | Path) -> Path:
+    """Write an image, compressed; the caller chooses the folder (see `atomic.output_directory`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), useCompression=True)
+    return path
+
+
+def array_to_image(voxels_zyx: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """A new image with the given voxels (numpy z, y, x order) and the reference's geometry."""
+    image = sitk.GetImageFromArray(voxels_zyx)
+    image.CopyInformation(reference)
+    return image
