@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="log details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{module_info.name}").register(subparsers)
+        if not module_info.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{module_info.name}").register(subparsers)
     return parser
 
 

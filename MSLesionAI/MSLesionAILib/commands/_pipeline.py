@@ -1,0 +1,37 @@
+"""What the three pipeline commands (wm, cortical, rim) share: options and the write step."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from ..atomic import output_directory
+from ..devices import DEVICE_CHOICES
+from ..progress import Progress
+from ..results import LesionResult, write_result
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path,
+                        help="new folder for the results (an existing non-empty one is refused)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="where the network runs (auto: CUDA GPU if present, else CPU)")
+    parser.add_argument("--model", default=None,
+                        help="model bundle id or folder (default: the preferred shipped model)")
+
+
+def run_and_write(out_dir: Path, progress: Progress,
+                  run: Callable[[Progress], LesionResult]) -> LesionResult:
+    """Run a pipeline and write its files atomically into ``out_dir``; print a one-line summary.
+
+    The output folder is checked before the work starts, and on failure or cancel nothing is
+    left behind.
+    """
+    with output_directory(out_dir) as partial:
+        result = run(progress.sub(0.0, 0.95))
+        progress.update(0.96, "writing results")
+        write_result(result, partial)
+    progress.update(1.0, "done")
+    print(f"{result.name}: {result.lesion_count} lesions; results in {out_dir}")
+    return result

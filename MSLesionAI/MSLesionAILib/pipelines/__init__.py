@@ -1,0 +1,1 @@
+"""The three pipelines (wm, cortical, rim): inputs + bundle + options → `LesionResult`."""

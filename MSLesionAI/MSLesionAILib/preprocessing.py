@@ -1,0 +1,102 @@
+"""Preprocessing shared by the pipelines: co-registration, resampling, masks, normalisation.
+
+Which steps run and with which settings is read from a model bundle's metadata (see
+`bundles.py`), so training and inference replay the same plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .geometry import check_overlap, resample_like, same_grid
+from .progress import Progress
+
+
+def register_rigid(moving: sitk.Image, fixed: sitk.Image) -> sitk.Transform:
+    """Rigid (6-parameter) registration by Mattes mutual information, coarse to fine."""
+    fixed_f = sitk.Cast(fixed, sitk.sitkFloat32)
+    moving_f = sitk.Cast(moving, sitk.sitkFloat32)
+    initial = sitk.CenteredTransformInitializer(
+        fixed_f, moving_f, sitk.Euler3DTransform(),
+        sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.05, seed=0)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0, minStep=1e-3, numberOfIterations=100)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2, 1, 0])
+    method.SetInitialTransform(initial, inPlace=False)
+    return method.Execute(fixed_f, moving_f)
+
+
+def bring_to_reference(moving: sitk.Image, moving_name: str, reference: sitk.Image,
+                       reference_name: str, register: bool = True,
+                       interpolation: str = "linear") -> sitk.Image:
+    """``moving`` on ``reference``'s grid: unchanged when already there, otherwise checked for
+    overlap, optionally rigidly registered, and resampled."""
+    if same_grid(moving, reference):
+        return moving
+    check_overlap(moving, moving_name, reference, reference_name)
+    transform = register_rigid(moving, reference) if register else None
+    return resample_like(moving, reference, interpolation, transform=transform)
+
+
+def foreground_mask(voxels: np.ndarray) -> np.ndarray:
+    """Head/brain foreground of a (skull-stripped or not) image: above a low intensity
+    threshold, largest connected component, holes filled. Used for normalisation when no
+    brain mask is given, not as a skull-stripping method."""
+    positive = voxels[voxels > 0]
+    if positive.size == 0:
+        return np.zeros(voxels.shape, bool)
+    threshold = 0.1 * np.percentile(positive, 99)
+    mask = voxels > threshold
+    labels, count = ndimage.label(mask)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        mask = labels == sizes.argmax()
+    return ndimage.binary_fill_holes(mask)
+
+
+def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance inside ``mask`` (robust to the 0.5 % tails); 0 outside."""
+    inside = voxels[mask].astype(np.float64)
+    low, high = np.percentile(inside, [0.5, 99.5])
+    inside = np.clip(inside, low, high)
+    scale = inside.std() or 1.0
+    normalised = (np.clip(voxels, low, high) - inside.mean()) / scale
+    return np.where(mask, normalised, 0.0).astype(np.float32)
+
+
+def bias_correct(image: sitk.Image, mask: np.ndarray, shrink: int = 4,
+                 progress: Progress | None = None) -> sitk.Image:
+    """N4 bias-field correction fitted on a shrunken image inside ``mask``."""
+    image_f = sitk.Cast(image, sitk.sitkFloat32)
+    mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    mask_image.CopyInformation(image)
+    small = sitk.Shrink(image_f, [shrink] * 3)
+    small_mask = sitk.Shrink(mask_image, [shrink] * 3)
+    corrector = sitk.N4BiasFieldCorrectionImageFilter()
+    corrector.SetMaximumNumberOfIterations([25, 25, 25])
+    corrector.Execute(small, small_mask)
+    if progress is not None:
+        progress.update(1.0, "bias field corrected")
+    log_field = corrector.GetLogBiasFieldAsImage(image_f)
+    return image_f / sitk.Exp(log_field)
+
+
+def spacing_warning(image: sitk.Image, name: str, target_spacing_mm: tuple[float, ...],
+                    tolerance: float = 0.5) -> str | None:
+    """A warning when the input's spacing is far (relative ``tolerance``) from the model's."""
+    spacing = np.array(image.GetSpacing())
+    target = np.array(target_spacing_mm, dtype=float)
+    if np.any(np.abs(spacing - target) > tolerance * target):
+        return (f"{name}: spacing {np.round(spacing, 2).tolist()} mm is far from the model's "
+                f"{target.tolist()} mm; resampled, results may be less reliable")
+    return None

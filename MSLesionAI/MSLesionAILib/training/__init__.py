@@ -1,0 +1,1 @@
+"""Training of the shipped models; each task module registers a `mslesionai train TASK`."""
