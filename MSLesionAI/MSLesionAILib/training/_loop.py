@@ -1,0 +1,83 @@
+"""What every trainer shares: seeding, the optimisation loop, and the record kept in a bundle."""
+
+from __future__ import annotations
+
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..progress import Progress
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, numpy and torch; return a numpy generator for the trainer's own draws."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int,
+        learning_rate: float, device: torch.device, progress: Progress,
+        weight_decay: float = 1e-5, log_every: int = 50) -> list[float]:
+    """Adam with a polynomial learning-rate decay for ``steps`` steps; returns the loss per
+    logging interval. ``next_batch(step)`` returns (inputs, targets) on the CPU."""
+    network.to(device).train()
+    optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate,
+                                 weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: (1 - step / steps) ** 0.9)
+    history, running = [], 0.0
+    for step in range(steps):
+        inputs, targets = next_batch(step)
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(network(inputs.to(device)), targets.to(device))
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running += float(loss)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            history.append(running / ((step % log_every) + 1))
+            running = 0.0
+            progress.update((step + 1) / steps, f"step {step + 1}/{steps} loss {history[-1]:.4f}")
+    network.eval()
+    return history
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def training_record(seed: int, data: dict[str, Any], settings: dict[str, Any],
+                    seconds: float, history: list[float]) -> dict[str, Any]:
+    """The ``training`` section of a bundle's metadata: how to reproduce this model."""
+    return {
+        "command": "mslesionai " + shlex.join(sys.argv[1:]),
+        "seed": seed,
+        "data": data,
+        "settings": settings,
+        "seconds": round(seconds, 1),
+        "loss_history": [round(v, 5) for v in history],
+        "library_version": __version__,
+        "commit": git_commit(),
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.system()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
