@@ -131,8 +131,9 @@ def find_bundle(model: str | None, task: str, available_inputs: set[str] | None 
             candidates = [b for b in candidates if set(b.required_inputs) <= available_inputs]
         if not candidates:
             known = ", ".join(b.id for b in list_bundles(dirs) if b.task == task) or "none"
-            wanted = f"model '{model}'" if model else f"a {task} model for these inputs"
-            raise BundleError(f"--model: no {wanted} found (installed {task} models: {known})")
+            wanted = (f"no model '{model}' found" if model
+                      else f"no installed {task} model has all its required inputs here")
+            raise BundleError(f"--model: {wanted} (installed {task} models: {known})")
         bundle = candidates[0]
     if bundle.task != task:
         raise BundleError(f"--model: {bundle.id} is a {bundle.task} model, not a {task} model")

@@ -37,7 +37,7 @@ def run_with_memory_fallback(call: Callable[[torch.device, int], T], device: tor
         except (RuntimeError, torch.OutOfMemoryError) as error:
             if not is_out_of_memory(error) or number == len(attempts) - 1:
                 raise
-            if attempt_device.type == "cuda":
+            if attempt_device.type == "cuda" and torch.cuda.is_available():
                 torch.cuda.empty_cache()
             retry_device, retry_batch = attempts[number + 1]
             message = (f"out of memory on {attempt_device} with batch {attempt_batch}; "

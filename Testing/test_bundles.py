@@ -1,0 +1,82 @@
+"""Model bundles: metadata, SHA-256 checked at load, manifest order, user folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from MSLesionAILib.bundles import WEIGHTS_NAME, find_bundle, list_bundles, load_bundle, write_bundle
+from MSLesionAILib.errors import BundleError
+
+
+def _metadata(bundle_id="wm-test", task="wm", required=("flair",)):
+    return {"id": bundle_id, "version": "1.0.0", "task": task, "architecture": "test",
+            "network": {}, "classes": [], "inputs": [{"name": n, "required": True}
+                                                     for n in required]}
+
+
+def _write(folder, **kwargs):
+    return write_bundle(folder, _metadata(**kwargs), {"w": torch.arange(6.0).reshape(2, 3)})
+
+
+def test_written_bundle_loads_and_verifies(tmp_path):
+    bundle = _write(tmp_path / "wm-test")
+    assert bundle.id == "wm-test" and bundle.required_inputs == ["flair"]
+    assert len(bundle.weights_sha256) == 64
+    torch.testing.assert_close(bundle.load_state_dict()["w"], torch.arange(6.0).reshape(2, 3))
+
+
+def test_tampered_weights_fail_the_checksum(tmp_path):
+    bundle = _write(tmp_path / "wm-test")
+    weights = bundle.path / WEIGHTS_NAME
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="fails its checksum"):
+        bundle.load_state_dict()
+
+
+def test_missing_weights_are_reported(tmp_path):
+    bundle = _write(tmp_path / "wm-test")
+    (bundle.path / WEIGHTS_NAME).unlink()
+    with pytest.raises(BundleError, match="is missing"):
+        bundle.load_state_dict()
+
+
+def test_incomplete_metadata_is_refused(tmp_path):
+    (tmp_path / "metadata.json").write_text(json.dumps({"id": "x"}))
+    with pytest.raises(BundleError, match="lacks version"):
+        load_bundle(tmp_path)
+
+
+def test_manifest_order_decides_the_default(tmp_path):
+    _write(tmp_path / "a", bundle_id="wm-a")
+    _write(tmp_path / "b", bundle_id="wm-b")
+    (tmp_path / "models.json").write_text(json.dumps({"bundles": ["b"]}))
+    assert [b.id for b in list_bundles([tmp_path])] == ["wm-b", "wm-a"]
+    assert find_bundle(None, "wm", {"flair"}, dirs=[tmp_path]).id == "wm-b"
+    assert find_bundle("wm-a", "wm", dirs=[tmp_path]).id == "wm-a"
+
+
+def test_default_skips_bundles_whose_inputs_are_missing(tmp_path):
+    _write(tmp_path / "prl", bundle_id="rim-deep", task="rim", required=("phase", "mp2rage"))
+    _write(tmp_path / "rimnet", bundle_id="rim-net", task="rim", required=("phase", "flair"))
+    assert find_bundle(None, "rim", {"phase", "flair"}, dirs=[tmp_path]).id == "rim-net"
+    with pytest.raises(BundleError, match="no installed rim model has all its required inputs"):
+        find_bundle(None, "rim", {"phase"}, dirs=[tmp_path])
+
+
+def test_unknown_model_and_wrong_task_are_clear_errors(tmp_path):
+    bundle = _write(tmp_path / "wm-test")
+    with pytest.raises(BundleError, match="no model 'nope' found"):
+        find_bundle("nope", "wm", dirs=[tmp_path])
+    with pytest.raises(BundleError, match="is a wm model, not a rim model"):
+        find_bundle(str(bundle.path), "rim", dirs=[tmp_path])
+
+
+def test_user_model_folders_come_from_the_environment(tmp_path, monkeypatch):
+    _write(tmp_path / "mine", bundle_id="wm-mine")
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
+    assert "wm-mine" in [b.id for b in list_bundles()]

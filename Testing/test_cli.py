@@ -1,0 +1,87 @@
+"""The command line: help, version, one-line errors with a non-zero exit, cancel by signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from MSLesionAILib import __version__, cli
+from MSLesionAILib.cli import EXIT_CANCELLED, EXIT_ERROR, main
+from MSLesionAILib.errors import InputError
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mslesionai {__version__}"
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("models", "train"):
+        assert command in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == EXIT_ERROR
+    assert "usage: mslesionai" in capsys.readouterr().out
+
+
+def test_models_lists_installed_bundles(capsys):
+    assert main(["models", "--json"]) == 0
+    assert capsys.readouterr().out.strip().startswith("[")
+
+
+def test_library_errors_are_one_line_and_exit_2(capsys, monkeypatch):
+    def fail(args, progress):
+        raise InputError("--flair: file not found: x.nii.gz")
+
+    parser = cli.build_parser()
+    parser.set_defaults(func=fail, command="x")
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert main(["--progress", "none"]) == EXIT_ERROR
+    assert capsys.readouterr().err == "mslesionai: error: --flair: file not found: x.nii.gz\n"
+
+
+SLOW_COMMAND = """
+import sys, time
+from MSLesionAILib import cli
+from MSLesionAILib.atomic import output_directory
+
+def slow(args, progress):
+    with output_directory(sys.argv[1]) as partial:
+        (partial / "half.txt").write_text("x")
+        print("started", flush=True)
+        for step in range(600):
+            time.sleep(0.05)
+            progress.update(step / 600, "working")
+    return 0
+
+parser = cli.build_parser()
+parser.set_defaults(func=slow, command="slow")
+cli.build_parser = lambda: parser
+sys.exit(cli.main(["--progress", "lines"]))
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_signal_cancels_promptly_and_leaves_no_output(tmp_path, signal_number):
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_COMMAND, str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout.readline().strip() == "started"
+    started = time.monotonic()
+    process.send_signal(signal_number)
+    assert process.wait(timeout=10) == EXIT_CANCELLED
+    assert time.monotonic() - started < 5
+    assert "cancelled by signal" in process.stderr.read()
+    assert not out.exists() and list(tmp_path.iterdir()) == []

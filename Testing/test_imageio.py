@@ -1,0 +1,124 @@
+"""Reading and validating inputs: every bad input is refused with a message naming it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import make_image
+from MSLesionAILib.errors import InputError
+from MSLesionAILib.imageio import array_to_image, load_image, read_image, write_image
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_round_trip_keeps_geometry_and_voxels(tmp_path, oblique_image, suffix):
+    path = write_image(oblique_image, tmp_path / f"image{suffix}")
+    back = load_image(path, "--flair")
+    assert back.GetSize() == oblique_image.GetSize()
+    np.testing.assert_allclose(back.GetSpacing(), oblique_image.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(back.GetOrigin(), oblique_image.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(back.GetDirection(), oblique_image.GetDirection(), atol=1e-5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back),
+                                  sitk.GetArrayFromImage(oblique_image))
+
+
+def test_dicom_series_folder_is_read(tmp_path):
+    image = sitk.Cast(make_image(direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) * 10, sitk.sitkInt16)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series_uid = "1.2.826.0.1.3680043.2.1125.1"
+    for k in range(image.GetSize()[2]):
+        slice_k = image[:, :, k]
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in [("0020|000e", series_uid), ("0020|0032", "\\".join(map(str, position))),
+                           ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0020|0013", str(k)),
+                           ("0008|0060", "MR"), ("0028|0030", "1.2\\1.0"),
+                           ("0018|0050", "2.5")]:
+            slice_k.SetMetaData(tag, value)
+        writer.SetFileName(str(tmp_path / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_k)
+    back = load_image(tmp_path, "--flair")
+    assert back.GetSize() == image.GetSize()
+    np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), atol=1e-4)
+
+
+def test_missing_file_names_the_input(tmp_path):
+    with pytest.raises(InputError, match=r"--t1: file not found"):
+        read_image(tmp_path / "nope.nii.gz", "--t1")
+
+
+def test_unreadable_file_names_the_input(tmp_path):
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"this is not an image")
+    with pytest.raises(InputError, match=r"--flair: cannot read"):
+        read_image(bad, "--flair")
+
+
+def test_empty_dicom_folder_is_refused(tmp_path):
+    with pytest.raises(InputError, match="no DICOM series"):
+        read_image(tmp_path, "--flair")
+
+
+def _save(tmp_path, voxels, name="image.nii.gz"):
+    path = tmp_path / name
+    sitk.WriteImage(sitk.GetImageFromArray(voxels), str(path))
+    return path
+
+
+def test_2d_image_is_refused(tmp_path):
+    with pytest.raises(InputError, match="--flair: is 2D"):
+        load_image(_save(tmp_path, np.random.rand(8, 8).astype(np.float32)), "--flair")
+
+
+def test_4d_image_is_refused(tmp_path):
+    image = sitk.JoinSeries([make_image(), make_image(seed=1)])
+    path = write_image(image, tmp_path / "series.nii.gz")
+    with pytest.raises(InputError, match="--flair: is 4D"):
+        load_image(path, "--flair")
+
+
+def test_4d_image_with_one_volume_is_accepted(tmp_path):
+    path = write_image(sitk.JoinSeries([make_image()]), tmp_path / "one.nii.gz")
+    assert load_image(path, "--flair").GetDimension() == 3
+
+
+def test_single_slice_is_refused(tmp_path):
+    with pytest.raises(InputError, match="single slice"):
+        load_image(_save(tmp_path, np.random.rand(1, 8, 8).astype(np.float32)), "--flair")
+
+
+def test_constant_image_is_refused(tmp_path):
+    with pytest.raises(InputError, match="--t2: is constant"):
+        load_image(_save(tmp_path, np.zeros((8, 8, 8), np.float32)), "--t2")
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+# MetaImage keeps NaN (ITK's NIfTI reader turns it into 0).
+def test_non_finite_voxels_are_refused(tmp_path, bad_value):
+    voxels = np.random.rand(8, 8, 8).astype(np.float32)
+    voxels[3, 3, 3] = bad_value
+    with pytest.raises(InputError, match="--phase: contains NaN or infinite"):
+        load_image(_save(tmp_path, voxels, "image.mha"), "--phase")
+
+
+def test_vector_image_is_refused(tmp_path):
+    voxels = np.random.rand(8, 8, 8, 3).astype(np.float32)
+    path = tmp_path / "rgb.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(voxels, isVector=True), str(path))
+    with pytest.raises(InputError, match="3 components"):
+        load_image(path, "--flair")
+
+
+def test_small_field_of_view_is_refused_when_a_brain_is_expected(tmp_path):
+    path = _save(tmp_path, np.random.rand(10, 10, 10).astype(np.float32))
+    assert load_image(path, "--flair").GetSize() == (10, 10, 10)
+    with pytest.raises(InputError, match="smaller than a brain"):
+        load_image(path, "--flair", brain_sized=True)
+
+
+def test_array_to_image_copies_geometry(oblique_image):
+    labels = np.zeros(sitk.GetArrayViewFromImage(oblique_image).shape, np.uint8)
+    image = array_to_image(labels, oblique_image)
+    assert image.GetDirection() == oblique_image.GetDirection()
+    assert image.GetOrigin() == oblique_image.GetOrigin()

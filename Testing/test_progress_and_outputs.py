@@ -1,0 +1,82 @@
+"""Progress reporting, cancellation, and outputs that appear whole or not at all."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from MSLesionAILib.atomic import output_directory
+from MSLesionAILib.errors import Cancelled, InputError
+from MSLesionAILib.progress import Progress, bar_sink, line_sink, parse_progress_line
+
+
+def test_sub_progress_maps_onto_its_slice():
+    seen = []
+    progress = Progress(lambda fraction, message: seen.append((round(fraction, 3), message)))
+    stage = progress.sub(0.5, 1.0).sub(0.0, 0.5)
+    stage.update(0.5, "half of the third quarter")
+    stage.update(2.0, "clipped")
+    assert seen == [(0.625, "half of the third quarter"), (0.75, "clipped")]
+
+
+def test_cancel_raises_at_the_next_update():
+    progress = Progress()
+    stage = progress.sub(0.2, 0.4)
+    stage.update(0.1)
+    progress.cancel.set()
+    with pytest.raises(Cancelled):
+        stage.update(0.2)
+
+
+def test_progress_lines_round_trip():
+    stream = io.StringIO()
+    line_sink(stream)(0.375, "inference axial")
+    line = stream.getvalue()
+    assert line == "MSLESIONAI-PROGRESS 37.5 inference axial\n"
+    assert parse_progress_line(line) == (0.375, "inference axial")
+    assert parse_progress_line("an ordinary log line") is None
+
+
+def test_bar_ends_with_a_newline_when_complete():
+    stream = io.StringIO()
+    draw = bar_sink(stream, width=10)
+    draw(0.5, "half")
+    assert "#####....." in stream.getvalue() and not stream.getvalue().endswith("\n")
+    draw(1.0, "done")
+    assert stream.getvalue().endswith("\n")
+
+
+def test_output_directory_appears_only_on_success(tmp_path):
+    out = tmp_path / "results"
+    with output_directory(out) as partial:
+        (partial / "a.txt").write_text("x")
+        assert not out.exists()
+    assert (out / "a.txt").read_text() == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+
+
+def test_failed_or_cancelled_work_leaves_nothing(tmp_path):
+    out = tmp_path / "results"
+    with pytest.raises(Cancelled), output_directory(out) as partial:
+        (partial / "half-written.nii.gz").write_text("x")
+        raise Cancelled("cancelled by the user")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_results_are_never_overwritten(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "lesions.csv").write_text("mine")
+    with pytest.raises(InputError, match="already exists and is not empty"):
+        with output_directory(out):
+            pass
+    assert (out / "lesions.csv").read_text() == "mine"
+
+
+def test_an_existing_empty_folder_is_used(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    with output_directory(out) as partial:
+        (partial / "summary.json").write_text("{}")
+    assert (out / "summary.json").exists()
