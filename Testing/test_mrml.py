@@ -1,0 +1,210 @@
+"""The MRML adapter against the real `slicer-core` scene, volume, segmentation and table nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+from MSLesionAILib import mrml
+from MSLesionAILib.geometry import index_zyx_to_ras
+from MSLesionAILib.results import LesionResult, Segment, write_result, write_seg_nrrd
+
+slicer = pytest.importorskip("slicer")
+
+SEGMENTS = [Segment(1, "white-matter lesion", (1.0, 0.85, 0.0)),
+            Segment(2, "rim+ lesion", (0.9, 0.1, 0.1)),
+            Segment(3, "white matter", (0.94, 0.92, 0.85))]
+LESION_ID = 1
+LESION_SLICES = np.s_[3:6, 4:9, 2:5]
+
+
+@pytest.fixture
+def scene():
+    scene = slicer.vtkMRMLScene()
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    slicer.mrmlScene = scene
+    yield scene
+    scene.Clear(True)
+
+
+@pytest.fixture
+def oblique_image() -> sitk.Image:
+    """An anisotropic image whose axes are rotated about all three world axes."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((10, 14, 17), np.float32))
+    image.SetSpacing((0.8, 1.1, 3.0))
+    rotation = sitk.Euler3DTransform((0, 0, 0), 0.35, -0.25, 0.6)
+    image.SetDirection(rotation.GetMatrix())
+    image.SetOrigin((12.5, -40.0, 7.25))
+    return image
+
+
+@pytest.fixture
+def class_labels(oblique_image: sitk.Image) -> sitk.Image:
+    labels = np.zeros(sitk.GetArrayViewFromImage(oblique_image).shape, np.uint8)
+    labels[LESION_SLICES] = 1
+    labels[6:8, 10:12, 12:16] = 2
+    labels[0:2, :, :] = 3
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(oblique_image)
+    return image
+
+
+def lesion_mask(image: sitk.Image) -> np.ndarray:
+    mask = np.zeros(sitk.GetArrayViewFromImage(image).shape, bool)
+    mask[LESION_SLICES] = True
+    return mask
+
+
+def lesion_row(image: sitk.Image) -> dict:
+    """The row a pipeline writes for the lesion at `LESION_SLICES`, centroid from geometry.py."""
+    mask = lesion_mask(image)
+    centroid = index_zyx_to_ras(image, np.argwhere(mask).mean(axis=0))[0]
+    return {"lesion_id": LESION_ID, "class": "wm", "volume_ul": mask.sum() * 0.8 * 1.1 * 3.0,
+            "voxels": int(mask.sum()), "centroid_r": centroid[0], "centroid_a": centroid[1],
+            "centroid_s": centroid[2]}
+
+
+def exported_labels(scene, segmentation_node, reference_volume) -> np.ndarray:
+    """Slicer's own export of all segments (value = segment order) on the reference grid."""
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(
+        segmentation_node, labelmap, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+    assert np.allclose(mrml.volume_ijk_to_ras(labelmap),
+                       mrml.volume_ijk_to_ras(reference_volume))
+    return slicer.util.arrayFromVolume(labelmap)
+
+
+def test_volume_round_trip_keeps_voxels_and_geometry(scene, oblique_image):
+    node = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    back = mrml.image_from_volume(node)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back),
+                                  sitk.GetArrayFromImage(oblique_image))
+    np.testing.assert_allclose(back.GetSpacing(), oblique_image.GetSpacing())
+    np.testing.assert_allclose(back.GetOrigin(), oblique_image.GetOrigin())
+    np.testing.assert_allclose(back.GetDirection(), oblique_image.GetDirection(), atol=1e-12)
+    # Slicer's IJK → RAS agrees with ITK's index → LPS, the first two axes flipped.
+    ijk = (3, 7, 5)
+    lps = oblique_image.TransformIndexToPhysicalPoint(ijk)
+    ras = mrml.volume_ijk_to_ras(node) @ [*ijk, 1]
+    np.testing.assert_allclose(ras[:3], [-lps[0], -lps[1], lps[2]], atol=1e-9)
+
+
+def test_second_volume_with_the_same_name_gets_a_new_name(scene, oblique_image):
+    first = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    second = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    assert first.GetName() == "FLAIR" and second.GetName() != "FLAIR"
+
+
+def test_segmentation_has_named_coloured_segments_with_exact_voxels(scene, oblique_image,
+                                                                   class_labels):
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    node = mrml.segmentation_from_labelmap(scene, class_labels, SEGMENTS, "FLAIR lesions", volume)
+
+    assert mrml.segment_ids(node) == ["white_matter_lesion", "rim_positive_lesion", "white_matter"]
+    segmentation = node.GetSegmentation()
+    for expected, segment_id in zip(SEGMENTS, mrml.segment_ids(node), strict=True):
+        segment = segmentation.GetSegment(segment_id)
+        assert segment.GetName() == expected.name
+        np.testing.assert_allclose(segment.GetColor(), expected.color)
+        is_lesion = expected.name.endswith("lesion")
+        assert (segment.GetTerminology() == mrml.LESION_TERMINOLOGY) == is_lesion
+    assert node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole()) is volume
+
+    labels = sitk.GetArrayFromImage(class_labels)
+    np.testing.assert_array_equal(exported_labels(scene, node, volume), labels)
+    for segment in SEGMENTS:
+        mask = mrml.segment_mask(node, mrml.segment_id(segment), class_labels)
+        np.testing.assert_array_equal(mask, labels == segment.value)
+
+
+def test_rim_segment_ids_stay_distinct():
+    ids = {mrml.segment_id(Segment(v, n, (0, 0, 0)))
+           for v, n in ((1, "rim+ lesion"), (2, "rim− lesion"))}
+    assert ids == {"rim_positive_lesion", "rim_negative_lesion"}
+
+
+def test_table_has_typed_columns_from_values_and_from_csv_strings(scene):
+    rows = [{"lesion_id": 1, "class": "leukocortical", "volume_ul": 12.5, "rim_positive": 1},
+            {"lesion_id": 2, "class": "intracortical_subpial", "volume_ul": 3.0,
+             "rim_positive": 0}]
+    columns = list(rows[0])
+    as_csv = [{k: str(v) for k, v in row.items()} for row in rows]
+    for source in (rows, as_csv):
+        table = mrml.table_from_rows(scene, columns, source, "lesions")
+        kinds = [table.GetTable().GetColumnByName(c).GetClassName() for c in columns]
+        assert kinds == ["vtkIntArray", "vtkStringArray", "vtkDoubleArray", "vtkIntArray"]
+        assert mrml.rows_from_table(table) == (columns, rows)
+        assert table.GetColumnUnitLabel("volume_ul") == "µL"
+
+
+def test_lesion_centroid_in_the_table_is_where_slicer_shows_the_lesion(scene, oblique_image):
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    row = lesion_row(oblique_image)
+    table = mrml.table_from_rows(scene, list(row), [row], "lesions")
+
+    lesion_ijk = np.argwhere(lesion_mask(oblique_image))[:, ::-1]
+    ijk_to_ras = mrml.volume_ijk_to_ras(volume)
+    voxel_centres_ras = (ijk_to_ras @ np.c_[lesion_ijk, np.ones(len(lesion_ijk))].T).T[:, :3]
+    np.testing.assert_allclose(mrml.lesion_position_ras(table, 0), voxel_centres_ras.mean(0),
+                               atol=1e-6)
+
+    red = scene.AddNewNodeByClass("vtkMRMLSliceNode")
+    red.SetLayoutName("Red")
+    red.SetOrientationToAxial()
+    position = mrml.jump_to_lesion(table, 0)
+    np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(red.GetSliceToRAS())[:3, 3], position,
+                               atol=1e-6)
+
+
+def test_seg_nrrd_reads_back_with_slicer_storage_node_and_slicerio(scene, tmp_path,
+                                                                  oblique_image, class_labels):
+    labels = sitk.GetArrayFromImage(class_labels)
+    path = write_seg_nrrd(tmp_path / "wm.seg.nrrd", labels, oblique_image, SEGMENTS)
+
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node)
+    segmentation = node.GetSegmentation()
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(len(SEGMENTS))]
+    assert names == [s.name for s in SEGMENTS]
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    np.testing.assert_array_equal(exported_labels(scene, node, volume), labels)
+
+    read = slicerio.read_segmentation(str(path))
+    assert [s["name"] for s in read["segments"]] == [s.name for s in SEGMENTS]
+    np.testing.assert_array_equal(np.transpose(read["voxels"], (2, 1, 0)), labels)
+
+    labels_back, segments_back = mrml.read_seg_nrrd(path)
+    assert segments_back == SEGMENTS
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(labels_back), labels)
+    np.testing.assert_allclose(labels_back.GetDirection(), oblique_image.GetDirection(),
+                               atol=1e-9)
+    np.testing.assert_allclose(labels_back.GetOrigin(), oblique_image.GetOrigin(), atol=1e-9)
+
+
+def test_result_folder_loads_into_new_nodes(scene, tmp_path, oblique_image, class_labels):
+    labels = sitk.GetArrayFromImage(class_labels)
+    row = lesion_row(oblique_image)
+    result = LesionResult("wm", oblique_image, (labels == 1).astype(np.uint16), labels, SEGMENTS,
+                          list(row), [row], {"lesion_count": 1})
+    write_result(result, tmp_path)
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+
+    nodes = mrml.load_result_folder(scene, tmp_path, volume, "FLAIR WM lesions")
+
+    assert nodes.segmentation.GetName() == "FLAIR WM lesions"
+    assert nodes.table.GetName() == "FLAIR WM lesions table"
+    assert nodes.summary["lesion_count"] == 1
+    assert '"lesion_count": 1' in nodes.table.GetAttribute(mrml.SUMMARY_ATTRIBUTE)
+    columns, rows = mrml.rows_from_table(nodes.table)
+    assert columns == list(row) and rows[0]["lesion_id"] == LESION_ID
+    np.testing.assert_allclose([rows[0][c] for c in mrml.CENTROID_COLUMNS],
+                               [row[c] for c in mrml.CENTROID_COLUMNS])
+    assert nodes.lesion_ids.GetHideFromEditors()
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(nodes.lesion_ids), labels == 1)
+    np.testing.assert_array_equal(exported_labels(scene, nodes.segmentation, volume), labels)
