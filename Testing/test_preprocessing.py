@@ -1,0 +1,106 @@
+"""Shared preprocessing: registration recovers a known motion; masks and normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from conftest import make_image
+from MSLesionAILib.errors import InputError
+from MSLesionAILib.preprocessing import (
+    bias_correct,
+    bring_to_reference,
+    foreground_mask,
+    register_rigid,
+    spacing_warning,
+    zscore,
+)
+
+
+def _head_phantom(size: int = 48, spacing_mm: float = 2.0) -> sitk.Image:
+    """Ellipsoids with distinct intensities: enough structure for mutual information."""
+    z, y, x = np.mgrid[:size, :size, :size] - size / 2
+    voxels = np.zeros((size,) * 3, np.float32)
+    voxels[(x / 18) ** 2 + (y / 15) ** 2 + (z / 13) ** 2 < 1] = 100
+    voxels[((x - 4) / 8) ** 2 + (y / 5) ** 2 + ((z + 2) / 6) ** 2 < 1] = 300
+    voxels[((x + 6) / 4) ** 2 + ((y - 6) / 6) ** 2 + (z / 4) ** 2 < 1] = 200
+    image = sitk.GetImageFromArray(ndimage.gaussian_filter(voxels, 1.0))
+    image.SetSpacing([spacing_mm] * 3)
+    image.SetOrigin([-size * spacing_mm / 2] * 3)
+    return image
+
+
+def test_rigid_registration_recovers_a_known_motion():
+    fixed = _head_phantom()
+    motion = sitk.Euler3DTransform((0, 0, 0), 0.0, 0.0, np.deg2rad(6), (4.0, -3.0, 2.0))
+    moving = sitk.Resample(fixed, fixed, motion, sitk.sitkLinear, 0.0)
+    found = register_rigid(moving, fixed)
+    # moving(x) = fixed(motion(x)), so the transform found maps fixed points to moving ones:
+    # the inverse of the motion.
+    for probe in ([10.0, -8.0, 6.0], [-12.0, 5.0, -4.0]):
+        np.testing.assert_allclose(found.TransformPoint(motion.TransformPoint(probe)), probe,
+                                   atol=1.0)
+
+
+def test_images_on_the_same_grid_are_returned_unchanged(oblique_image):
+    assert bring_to_reference(oblique_image, "--t1", oblique_image, "--flair") is oblique_image
+
+
+def test_non_overlapping_images_are_refused_before_registration(oblique_image):
+    far = make_image(origin=(900.0, 0.0, 0.0))
+    with pytest.raises(InputError, match="--t2: does not overlap --flair"):
+        bring_to_reference(far, "--t2", oblique_image, "--flair")
+
+
+def test_other_grid_is_resampled_onto_the_reference_without_registration():
+    reference = _head_phantom()
+    other = sitk.Resample(reference, [32] * 3, sitk.Transform(), sitk.sitkLinear,
+                          reference.GetOrigin(), [3.0] * 3, reference.GetDirection())
+    result = bring_to_reference(other, "--t1", reference, "--flair", register=False)
+    assert result.GetSize() == reference.GetSize()
+    assert result.GetSpacing() == reference.GetSpacing()
+
+
+def test_zscore_is_standard_inside_the_mask_and_zero_outside():
+    rng = np.random.default_rng(0)
+    voxels = rng.normal(500, 40, (20, 20, 20))
+    mask = np.zeros(voxels.shape, bool)
+    mask[5:15, 5:15, 5:15] = True
+    normalised = zscore(voxels, mask)
+    assert normalised.dtype == np.float32
+    assert abs(normalised[mask].mean()) < 0.05 and abs(normalised[mask].std() - 1) < 0.05
+    assert np.all(normalised[~mask] == 0)
+
+
+def test_foreground_is_the_largest_filled_component():
+    voxels = np.zeros((30, 30, 30), np.float32)
+    voxels[5:25, 5:25, 5:25] = 100
+    voxels[12:16, 12:16, 12:16] = 0      # a dark hole inside (ventricle-like)
+    voxels[0:2, 0:2, 0:2] = 100          # a small bright speck elsewhere
+    mask = foreground_mask(voxels)
+    assert mask[14, 14, 14] and mask[6, 6, 6] and not mask[0, 0, 0]
+    assert mask.sum() == 20 ** 3
+
+
+def test_bias_correction_flattens_a_smooth_field():
+    image = _head_phantom()
+    voxels = sitk.GetArrayFromImage(image)
+    mask = voxels > 50
+    ramp = np.exp(np.linspace(-0.3, 0.3, voxels.shape[2]))[None, None, :]
+    biased = sitk.GetImageFromArray((voxels * ramp).astype(np.float32))
+    biased.CopyInformation(image)
+    corrected = sitk.GetArrayFromImage(bias_correct(biased, mask, shrink=2))
+    plateau = mask & (np.abs(voxels - 100) < 5)
+
+    def spread(values):
+        return np.std(values[plateau]) / np.mean(values[plateau])
+
+    assert spread(corrected) < 0.5 * spread(voxels * ramp)
+
+
+def test_spacing_warning_only_when_far_from_the_model(oblique_image):
+    assert spacing_warning(oblique_image, "--flair", (1.0, 1.2, 2.5)) is None
+    message = spacing_warning(oblique_image, "--flair", (1.0, 1.0, 1.0))
+    assert message.startswith("--flair: spacing [1.0, 1.2, 2.5] mm is far from")
