@@ -1,0 +1,141 @@
+"""Run the `mslesionai` command line as a subprocess that reports progress and can be cancelled.
+
+Slicer stays responsive because the work happens in another process: a reader thread turns the
+process's ``MSLESIONAI-PROGRESS`` lines into a queue, which the module widget drains from a
+``qt.QTimer`` (no Qt here). Cancel stops the whole process tree: SIGTERM first (the command
+line then removes its partial output), SIGKILL after a grace period.
+
+The workflow takes any `Runner`, so tests and scripts can swap in a fake one.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from .progress import parse_progress_line
+
+LIBRARY_PARENT = Path(__file__).resolve().parent.parent
+CANCEL_GRACE_S = 5.0
+
+
+class Run(Protocol):
+    """A started job: poll it from a timer, or wait for it."""
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+
+    def progress(self) -> list[tuple[float, str]]:
+        """The (fraction, message) updates since the last call."""
+
+    def wait(self) -> int:
+        """Block until the job ends; its exit code."""
+
+    def cancel(self) -> None:
+        """Stop the job and everything it started."""
+
+    def error(self) -> str:
+        """What went wrong, in one line, when the exit code is not 0."""
+
+
+Runner = Callable[[Sequence[str]], Run]
+
+
+def python_executable() -> str:
+    """Slicer's own Python launcher inside Slicer (PythonSlicer), else this interpreter."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+def cli_command(args: Sequence[str]) -> list[str]:
+    """The full command line for ``mslesionai ARGS`` with machine-readable progress."""
+    return [python_executable(), "-m", "MSLesionAILib.cli", "--progress", "lines", *args]
+
+
+class ProcessRun:
+    """A subprocess whose output a reader thread parses; stderr is merged into stdout."""
+
+    def __init__(self, command: Sequence[str], cancel_grace_s: float = CANCEL_GRACE_S) -> None:
+        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        environment["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(LIBRARY_PARENT), environment.get("PYTHONPATH")) if p)
+        self.cancel_grace_s = cancel_grace_s
+        self.process = subprocess.Popen(
+            list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            encoding="utf-8", errors="replace", env=environment, **_new_process_group())
+        self.updates: queue.Queue[tuple[float, str]] = queue.Queue()
+        self.output: deque[str] = deque(maxlen=200)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            update = parse_progress_line(line)
+            if update is None:
+                self.output.append(line.rstrip("\n"))
+            else:
+                self.updates.put(update)
+
+    def poll(self) -> int | None:
+        code = self.process.poll()
+        if code is not None:
+            self.reader.join()  # the output is complete once the exit code is known
+        return code
+
+    def progress(self) -> list[tuple[float, str]]:
+        updates = []
+        while not self.updates.empty():
+            updates.append(self.updates.get_nowait())
+        return updates
+
+    def wait(self) -> int:
+        self.process.wait()
+        self.reader.join()
+        return self.process.returncode
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            _signal_tree(self.process, kill=False)
+            try:
+                self.process.wait(self.cancel_grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_tree(self.process, kill=True)  # what is left of the tree, the leader included
+        self.wait()
+
+    def error(self) -> str:
+        lines = [line for line in self.output if line.strip()]
+        errors = [line for line in lines if line.startswith("mslesionai:")]
+        return (errors or lines or [f"exit code {self.process.returncode}"])[-1]
+
+
+def run_cli(args: Sequence[str]) -> ProcessRun:
+    """The real `Runner`: ``mslesionai ARGS`` in a subprocess of Slicer's Python."""
+    return ProcessRun(cli_command(args))
+
+
+def _new_process_group() -> dict:
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def _signal_tree(process: subprocess.Popen, kill: bool) -> None:
+    """SIGTERM (or SIGKILL) to the process's whole group; ``taskkill /T`` on Windows."""
+    if sys.platform == "win32":
+        force = ["/F"] if kill else []
+        subprocess.run(["taskkill", "/T", *force, "/PID", str(process.pid)],
+                       capture_output=True, check=False)
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # the group is gone already

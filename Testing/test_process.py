@@ -1,0 +1,125 @@
+"""The subprocess runner with real processes: progress lines, errors, and cancel of a tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from MSLesionAILib.process import ProcessRun, cli_command, run_cli
+
+# A stand-in for a long `mslesionai` command: progress lines, an output folder written
+# atomically, SIGTERM turned into `Cancelled` as the command line does, optionally a child
+# process (a worker) and optionally deaf to SIGTERM.
+HELPER = textwrap.dedent("""
+    import signal, subprocess, sys, time
+    from MSLesionAILib.atomic import output_directory
+    from MSLesionAILib.errors import Cancelled
+    from MSLesionAILib.progress import Progress, line_sink
+
+    def cancelled(signal_number, frame):
+        raise Cancelled("cancelled")
+
+    out, steps, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "deaf" else cancelled)
+    if mode == "worker":
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print(f"worker {worker.pid}", flush=True)
+    if mode == "fail":
+        print("mslesionai: error: flair: file not found: x.nii.gz", file=sys.stderr)
+        sys.exit(2)
+    progress = Progress(line_sink())
+    try:
+        with output_directory(out) as partial:
+            (partial / "lesions.csv").write_text("lesion_id\\n")
+            print("not a progress line", flush=True)
+            for step in range(steps):
+                progress.update(step / steps, f"step {step}")
+                time.sleep(0.05)
+            progress.update(1.0, "done")
+    except Cancelled:
+        sys.exit(130)
+""")
+
+
+@pytest.fixture
+def helper(tmp_path: Path):
+    script = tmp_path / "fake_cli.py"
+    script.write_text(HELPER)
+
+    def start(mode: str = "normal", steps: int = 4, **options) -> ProcessRun:
+        return ProcessRun([sys.executable, str(script), str(tmp_path / "out"), str(steps), mode],
+                          **options)
+
+    return start
+
+
+def wait_for_output(run: ProcessRun, prefix: str, timeout_s: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = [line for line in run.output if line.startswith(prefix)]
+        if lines:
+            return lines[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no output line starting with {prefix!r}")
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_progress_lines_become_updates_and_other_lines_output(helper, tmp_path):
+    run = helper(steps=4)
+    assert run.wait() == 0
+    assert run.poll() == 0
+    assert run.progress() == [(0.0, "step 0"), (0.25, "step 1"), (0.5, "step 2"),
+                              (0.75, "step 3"), (1.0, "done")]
+    assert run.progress() == []
+    assert list(run.output) == ["not a progress line"]
+    assert (tmp_path / "out" / "lesions.csv").is_file()
+
+
+def test_failure_reports_the_command_line_error(helper):
+    run = helper("fail")
+    assert run.wait() == 2
+    assert run.error() == "mslesionai: error: flair: file not found: x.nii.gz"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_cancel_stops_the_process_tree_promptly_and_leaves_no_output(helper, tmp_path):
+    run = helper("worker", steps=1000)
+    worker = int(wait_for_output(run, "worker ").split()[1])
+    while not run.progress():
+        time.sleep(0.02)
+    started = time.monotonic()
+    run.cancel()
+    assert time.monotonic() - started < 2.0
+    assert run.poll() == 130
+    assert not process_exists(worker)
+    assert list(tmp_path.iterdir()) == [tmp_path / "fake_cli.py"]  # no output, no partial
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_cancel_kills_a_process_that_ignores_sigterm(helper):
+    run = helper("deaf", steps=1000, cancel_grace_s=0.3)
+    while not run.progress():
+        time.sleep(0.02)
+    run.cancel()
+    assert run.poll() == -9
+
+
+def test_real_command_line_runs_with_the_library_on_its_path():
+    assert cli_command(["models"])[1:] == ["-m", "MSLesionAILib.cli", "--progress", "lines",
+                                           "models"]
+    run = run_cli(["models", "--json"])
+    assert run.wait() == 0, run.error()
+    assert isinstance(json.loads("\n".join(run.output)), list)
