@@ -140,6 +140,31 @@ def test_table_has_typed_columns_from_values_and_from_csv_strings(scene):
         assert table.GetColumnUnitLabel("volume_ul") == "µL"
 
 
+def test_a_numeric_column_with_missing_values_is_double_with_nan(scene):
+    rows = [{"split_from": 3, "note": ""}, {"split_from": "", "note": "painted"}]
+    table = mrml.table_from_rows(scene, ["split_from", "note"], rows, "lesions")
+    assert table.GetTable().GetColumnByName("split_from").GetClassName() == "vtkDoubleArray"
+    values = mrml.rows_from_table(table)[1]
+    assert values[0] == {"split_from": 3.0, "note": ""} and np.isnan(values[1]["split_from"])
+
+
+def test_results_are_placed_beside_the_input_under_its_transform(scene, oblique_image):
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    hierarchy = scene.GetSubjectHierarchyNode()
+    patient = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), "patient")
+    hierarchy.CreateItem(patient, volume)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode")
+
+    mrml.place_beside([segmentation, table], volume)
+
+    assert segmentation.GetTransformNodeID() == transform.GetID()
+    for node in (segmentation, table):
+        assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) == patient
+
+
 def test_lesion_centroid_in_the_table_is_where_slicer_shows_the_lesion(scene, oblique_image):
     volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
     row = lesion_row(oblique_image)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from .results import Segment, ijk_to_ras_matrix, read_table_csv
 CENTROID_COLUMNS = ("centroid_r", "centroid_a", "centroid_s")
 COLUMN_UNITS = {"volume_ul": "µL", **dict.fromkeys(CENTROID_COLUMNS, "mm")}
 SUMMARY_ATTRIBUTE = "MSLesionAI.summary"
+SEGMENTATION_REFERENCE = "MSLesionAI.segmentation"
+LESION_IDS_REFERENCE = "MSLesionAI.lesionIds"
 
 # SNOMED CT codes of Slicer's "3D Slicer General Anatomy list" terminology for a brain lesion.
 LESION_TERMINOLOGY = ("Segmentation category and type - 3D Slicer General Anatomy list"
@@ -40,7 +42,7 @@ class ResultNodes:
     """The nodes one pipeline run created in the scene."""
 
     segmentation: Any   # vtkMRMLSegmentationNode, one segment per class
-    table: Any          # vtkMRMLTableNode, one row per lesion
+    table: Any          # vtkMRMLTableNode, one row per lesion; references the other two
     lesion_ids: Any     # vtkMRMLLabelMapVolumeNode (hidden): value k is the lesion of id k
     summary: dict[str, Any]
 
@@ -78,13 +80,34 @@ def volume_ijk_to_ras(volume_node: Any) -> np.ndarray:
 
 
 def volume_from_image(scene: Any, image: sitk.Image, name: str, labelmap: bool = False) -> Any:
-    """A new volume node (unique name) with the image's voxels and geometry."""
+    """A new volume node (unique name) with the image's voxels and geometry; no display node
+    (Slicer adds one when the volume is shown)."""
     node_class = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))
     node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_matrix(image)))
     node.SetAndObserveImageData(_vtk_image(sitk.GetArrayFromImage(image)))
-    node.CreateDefaultDisplayNodes()
     return node
+
+
+def set_volume_voxels(volume_node: Any, voxels_zyx: np.ndarray) -> None:
+    """Replace a volume node's voxels by an array of the same shape; geometry stays."""
+    volume_node.SetAndObserveImageData(_vtk_image(voxels_zyx))
+
+
+def place_beside(nodes: Sequence[Any], reference_node: Any) -> None:
+    """Put nodes in the same subject hierarchy folder, and under the same transform, as the
+    reference node (so results stay aligned with the input they were computed from)."""
+    hierarchy = reference_node.GetScene().GetSubjectHierarchyNode()
+    reference_item = hierarchy.GetItemByDataNode(reference_node)
+    parent = hierarchy.GetItemParent(reference_item) if reference_item else 0
+    for node in nodes:
+        if node.IsA("vtkMRMLTransformableNode"):
+            node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
+        item = hierarchy.GetItemByDataNode(node)
+        if item and parent:
+            hierarchy.SetItemParent(item, parent)
+        elif parent:
+            hierarchy.CreateItem(parent, node)
 
 
 # --- segmentations --------------------------------------------------------------------------
@@ -136,6 +159,21 @@ def segment_mask(segmentation_node: Any, segment_id: str, reference: sitk.Image)
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
         labelmap, grid, on_grid)
     return _array_from_vtk_image(on_grid) > 0
+
+
+def set_segment_masks(segmentation_node: Any, masks: dict[str, np.ndarray],
+                      geometry: sitk.Image) -> None:
+    """Replace segments' voxels (segment ID → boolean array on the geometry's grid).
+
+    The masks are meant not to overlap; the segments then end up sharing one labelmap again.
+    """
+    import slicer
+
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    for segment_id, mask in masks.items():
+        logic.SetBinaryLabelmapToSegment(_oriented_image(mask.astype(np.uint8), geometry),
+                                         segmentation_node, segment_id, logic.MODE_REPLACE)
+    segmentation_node.GetSegmentation().CollapseBinaryLabelmaps(False)
 
 
 def segment_ids(segmentation_node: Any) -> list[str]:
@@ -196,24 +234,33 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
                        name: str) -> ResultNodes:
     """New nodes for the files `results.write_result` wrote: segmentation, table, lesion ids.
 
-    The summary is kept as JSON in the segmentation and table nodes' attribute
-    `SUMMARY_ATTRIBUTE`; the lesion-id labelmap is hidden (it serves "update table").
+    Every file is read before the first node is made, so a bad folder leaves the scene as it
+    was. The summary is kept as JSON in the table's `SUMMARY_ATTRIBUTE`; the lesion-id
+    labelmap is hidden (it serves "update table"); the table references the other two.
     """
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
     files = summary["files"]
     labels, segments = read_seg_nrrd(folder / files["segmentation"])
-    segmentation = segmentation_from_labelmap(scene, labels, segments, name, reference_volume)
-    table_rows = read_table_csv(folder / files["table"])
-    columns = list(table_rows[0]) if table_rows else _csv_header(folder / files["table"])
-    table = table_from_rows(scene, columns, table_rows, f"{name} table")
-    lesion_ids = volume_from_image(scene, sitk.ReadImage(str(folder / files["lesions"])),
-                                   f"{name} lesion ids", labelmap=True)
-    lesion_ids.SetHideFromEditors(True)
-    result = ResultNodes(segmentation, table, lesion_ids, summary)
-    for node in (segmentation, table):
-        node.SetAttribute(SUMMARY_ATTRIBUTE, json.dumps(summary))
-    return result
+    columns, rows = _csv_header(folder / files["table"]), read_table_csv(folder / files["table"])
+    ids_image = sitk.ReadImage(str(folder / files["lesions"]))
+
+    nodes = ResultNodes(
+        segmentation_from_labelmap(scene, labels, segments, name, reference_volume),
+        table_from_rows(scene, columns, rows, f"{name} table"),
+        volume_from_image(scene, ids_image, f"{name} lesion ids", labelmap=True), summary)
+    nodes.lesion_ids.SetHideFromEditors(True)
+    nodes.table.SetAttribute(SUMMARY_ATTRIBUTE, json.dumps(summary))
+    nodes.table.SetNodeReferenceID(SEGMENTATION_REFERENCE, nodes.segmentation.GetID())
+    nodes.table.SetNodeReferenceID(LESION_IDS_REFERENCE, nodes.lesion_ids.GetID())
+    return nodes
+
+
+def result_nodes(table_node: Any) -> ResultNodes:
+    """The result a lesion table belongs to (see `load_result_folder`)."""
+    return ResultNodes(table_node.GetNodeReference(SEGMENTATION_REFERENCE), table_node,
+                       table_node.GetNodeReference(LESION_IDS_REFERENCE),
+                       json.loads(table_node.GetAttribute(SUMMARY_ATTRIBUTE) or "{}"))
 
 
 def read_seg_nrrd(path: str | Path) -> tuple[sitk.Image, list[Segment]]:
@@ -291,17 +338,29 @@ def _typed_array(name: str, values: Sequence[Any]) -> Any:
     return array
 
 
-def _column_type(values: Sequence[Any]) -> tuple[type, Any]:
-    """The narrowest of int, float, str that parses every value, with its VTK array class."""
+def _column_type(values: Sequence[Any]) -> tuple[Callable[[str], Any], Any]:
+    """The narrowest of int, double, string that holds every value, with its VTK array class.
+
+    Empty values ("") are missing: a numeric column with missing values is double (NaN).
+    """
     import vtk
 
-    for parse, array_class in ((int, vtk.vtkIntArray), (float, vtk.vtkDoubleArray)):
-        try:
-            [parse(str(value)) for value in values]
-        except ValueError:
-            continue
-        return parse, array_class
+    texts = [str(value) for value in values]
+    present = [text for text in texts if text != ""]
+    if len(present) == len(texts) and _all_parse(int, present):
+        return int, vtk.vtkIntArray
+    if _all_parse(float, present):
+        return lambda text: float(text or "nan"), vtk.vtkDoubleArray
     return str, vtk.vtkStringArray
+
+
+def _all_parse(parse: Callable[[str], Any], texts: Sequence[str]) -> bool:
+    try:
+        for text in texts:
+            parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _array_values(array: Any) -> list[Any]:

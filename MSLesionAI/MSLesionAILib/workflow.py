@@ -1,0 +1,278 @@
+"""What each module's logic does, with MRML only (no Qt): run a pipeline on volume nodes and
+turn its files into new nodes; then the editing loop on those nodes.
+
+A run: `start` exports the input nodes to a temporary folder, starts ``mslesionai TASK …``
+through an injectable `Runner`, and returns a `Job`; the widget polls the job from a timer,
+scripts and tests call `Job.finish`. Nothing in the scene changes before `Job.finish` loads
+the results into new nodes, so a cancelled or failed run leaves the scene as it was, and input
+nodes are only read.
+
+Editing: after the user edits a result segmentation, `update_table` recomputes the lesion table
+(lesions keep their ids where they are still there); after the user edits a lesion's class in
+the table (rim status, cortical class), `apply_table_classes` moves it between segments.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import mrml
+from .errors import Cancelled, InputError, MSLesionAIError
+from .labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
+from .lesions import label_components, lesion_measures
+from .process import Run, Runner, run_cli
+
+TASK_ATTRIBUTE = "MSLesionAI.task"
+EXIT_CANCELLED = 130
+CHRONIC_ACTIVE_PRL_COUNT = 4
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between the three modules' runs and tables."""
+
+    name: str                       # the CLI subcommand, e.g. "wm"
+    title: str                      # in result node names: "FLAIR WM lesions"
+    reference_input: str            # the input whose grid the results are on
+    class_segments: dict[str, str]  # lesion class (a `class_column` value) → segment name
+    class_column: str | None = None  # None: a single lesion class
+    count_column: str | None = None  # the column the summary line counts by
+    connectivity: int = 18
+
+    @property
+    def lesion_segments(self) -> tuple[str, ...]:
+        return tuple(self.class_segments.values())
+
+
+WM = Task("wm", "WM lesions", "flair", {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
+CORTICAL = Task("cortical", "cortical lesions", "mp2rage",
+                {value: name for value, (name, _) in CORTICAL_SEGMENTS.items()},
+                class_column="class", count_column="class")
+RIM = Task("rim", "rim lesions", "phase",
+           {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
+           class_column="rim_positive", count_column="rim_positive", connectivity=6)
+TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
+
+
+# --- running a pipeline ---------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """A pipeline run in progress; its results become nodes only in `finish`."""
+
+    task: Task
+    reference: Any  # the reference input volume node
+    run: Run
+    folder: Path    # temporary: exported inputs and the command's output
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"{self.reference.GetName()} {self.task.title}"
+
+    def finish(self) -> mrml.ResultNodes:
+        """Wait for the run, then load its results as new nodes beside the reference input."""
+        try:
+            code = self.run.wait()
+            if code == EXIT_CANCELLED:
+                raise Cancelled(f"{self.task.name}: cancelled")
+            if code != 0:
+                raise MSLesionAIError(f"{self.task.name}: {self.run.error()}")
+            nodes = mrml.load_result_folder(self.reference.GetScene(), self.folder / "out",
+                                            self.reference, self.name)
+        finally:
+            self.discard()
+        nodes.table.SetAttribute(TASK_ATTRIBUTE, self.task.name)
+        mrml.place_beside(nodes.nodes(), self.reference)
+        _show_only_lesions(self.task, nodes.segmentation)
+        return nodes
+
+    def cancel(self) -> None:
+        self.run.cancel()
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = None,
+          runner: Runner = run_cli) -> Job:
+    """Export the input nodes (CLI option name → volume or segmentation node, or None) and
+    start ``mslesionai TASK``; ``options`` become ``--name value`` (True: a bare flag)."""
+    reference = inputs.get(task.reference_input)
+    if reference is None:
+        raise InputError(f"{task.reference_input}: required; select a volume")
+    folder = Path(tempfile.mkdtemp(prefix=f"mslesionai-{task.name}-"))
+    try:
+        reference_image = mrml.image_from_volume(reference)
+        args = [task.name, "--out", str(folder / "out")]
+        for option, node in inputs.items():
+            if node is not None:
+                path = folder / f"{option}.nrrd"
+                sitk.WriteImage(_input_image(node, reference_image), str(path))
+                args += [f"--{option}", str(path)]
+        return Job(task, reference, runner(args + option_arguments(options or {})), folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def run(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = None,
+        runner: Runner = run_cli) -> mrml.ResultNodes:
+    """`start` and `Job.finish`: for scripts and self-tests."""
+    return start(task, inputs, options, runner).finish()
+
+
+def option_arguments(options: dict[str, Any]) -> list[str]:
+    args = []
+    for name, value in options.items():
+        if value is True:
+            args.append(f"--{name}")
+        elif value not in (None, False, ""):
+            args += [f"--{name}", str(value)]
+    return args
+
+
+def _input_image(node: Any, reference: sitk.Image) -> sitk.Image:
+    """A volume node as it is; a segmentation node as a binary mask of its lesion segments (all
+    segments when none is named "… lesion") on the reference grid."""
+    if not node.IsA("vtkMRMLSegmentationNode"):
+        return mrml.image_from_volume(node)
+    names = {sid: node.GetSegmentation().GetSegment(sid).GetName()
+             for sid in mrml.segment_ids(node)}
+    chosen = [sid for sid, name in names.items() if name.endswith("lesion")] or list(names)
+    mask = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
+    for segment_id in chosen:
+        mask[mrml.segment_mask(node, segment_id, reference)] = 1
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(reference)
+    return image
+
+
+def _show_only_lesions(task: Task, segmentation_node: Any) -> None:
+    display = segmentation_node.GetDisplayNode()
+    for segment_id in mrml.segment_ids(segmentation_node):
+        name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
+        display.SetSegmentVisibility(segment_id, name in task.lesion_segments)
+
+
+# --- the editing loop -----------------------------------------------------------------------
+
+def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
+    """Recompute the lesion table from the (edited) segmentation.
+
+    Lesions are the connected components of the lesion segments. A component keeps the id of
+    the previous lesion it overlaps most (so unchanged lesions keep id and values); a new
+    lesion gets a new id. Measured columns are recomputed, the class column follows the
+    segment holding most of the lesion, other columns are kept for kept ids and empty for new
+    lesions.
+    """
+    grid = mrml.image_from_volume(nodes.lesion_ids)
+    classes = lesion_classes(task, nodes.segmentation, grid)
+    components = label_components(classes > 0, task.connectivity)
+    ids = keep_lesion_ids(components, sitk.GetArrayFromImage(grid))
+    columns, previous_rows = mrml.rows_from_table(nodes.table)
+    previous = {row["lesion_id"]: row for row in previous_rows}
+    class_values = list(task.class_segments)
+    rows = []
+    for measured, class_index in zip(lesion_measures(ids, grid), _majority(ids, classes),
+                                     strict=True):
+        row = {**previous.get(measured["lesion_id"], dict.fromkeys(columns, "")), **measured}
+        if task.class_column:
+            row[task.class_column] = class_values[class_index - 1]
+        rows.append({column: row[column] for column in columns})
+    mrml.fill_table(nodes.table, columns, rows)
+    mrml.set_volume_voxels(nodes.lesion_ids, ids.astype(np.uint32))
+
+
+def apply_table_classes(task: Task, nodes: mrml.ResultNodes) -> None:
+    """Move each lesion of the table into the segment of its (edited) class column value."""
+    if task.class_column is None:
+        return
+    grid = mrml.image_from_volume(nodes.lesion_ids)
+    ids = sitk.GetArrayFromImage(grid)
+    class_values = list(task.class_segments)
+    target = np.zeros(int(ids.max(initial=0)) + 1, np.int64)  # lesion id → class index
+    for row in mrml.rows_from_table(nodes.table)[1]:
+        value = str(row[task.class_column])
+        if value not in task.class_segments:
+            raise InputError(f"lesion {row['lesion_id']}: {task.class_column} '{value}' is not "
+                             f"one of {', '.join(class_values)}")
+        if row["lesion_id"] < len(target):
+            target[row["lesion_id"]] = class_values.index(value) + 1
+    classes = lesion_classes(task, nodes.segmentation, grid)
+    classes = np.where(target[ids] > 0, target[ids], classes)
+    mrml.set_segment_masks(
+        nodes.segmentation,
+        {_segment_id_by_name(nodes.segmentation, name): classes == index
+         for index, name in enumerate(task.lesion_segments, start=1)}, grid)
+
+
+def lesion_classes(task: Task, segmentation_node: Any, grid: sitk.Image) -> np.ndarray:
+    """Per voxel, the 1-based index of the lesion segment holding it (0: none)."""
+    classes = np.zeros(sitk.GetArrayViewFromImage(grid).shape, np.uint8)
+    for index, name in enumerate(task.lesion_segments, start=1):
+        segment_id = _segment_id_by_name(segmentation_node, name)
+        classes[mrml.segment_mask(segmentation_node, segment_id, grid)] = index
+    return classes
+
+
+def keep_lesion_ids(components: np.ndarray, previous_ids: np.ndarray) -> np.ndarray:
+    """Ids for new components (1..n): each previous id goes to the component that overlaps it
+    most, largest overlaps first; components left over get ids above every previous id."""
+    both = (components > 0) & (previous_ids > 0)
+    pairs, overlaps = np.unique(np.stack([components[both], previous_ids[both]]), axis=1,
+                                return_counts=True)
+    new_id = np.zeros(int(components.max(initial=0)) + 1, np.int64)
+    used = set()
+    for index in np.argsort(-overlaps, kind="stable"):
+        component, previous = (int(v) for v in pairs[:, index])
+        if not new_id[component] and previous not in used:
+            new_id[component] = previous
+            used.add(previous)
+    next_id = int(previous_ids.max(initial=0)) + 1
+    for component in range(1, len(new_id)):
+        if not new_id[component]:
+            new_id[component], next_id = next_id, next_id + 1
+    return new_id[components]
+
+
+def _majority(ids: np.ndarray, classes: np.ndarray) -> list[int]:
+    """For each lesion id present (ascending), the class most of its voxels have."""
+    voxels = ids > 0
+    counts = np.zeros((int(ids.max(initial=0)) + 1, int(classes.max(initial=0)) + 1), np.int64)
+    np.add.at(counts, (ids[voxels], classes[voxels]), 1)
+    return [int(np.argmax(counts[i])) for i in np.flatnonzero(counts.sum(axis=1))]
+
+
+def _segment_id_by_name(segmentation_node: Any, name: str) -> str:
+    segment_id = segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(name)
+    if not segment_id:
+        raise InputError(f"{segmentation_node.GetName()}: has no segment named '{name}'")
+    return segment_id
+
+
+# --- what the panel shows -------------------------------------------------------------------
+
+def summary_line(task: Task, table_node: Any) -> str:
+    """Lesion count, total volume, counts by the task's count column (from the table, so it
+    stays right after edits); for rim lesions, the PRL count and the chronic-active flag."""
+    columns, rows = mrml.rows_from_table(table_node)
+    total_ul = sum(row["volume_ul"] for row in rows) if "volume_ul" in columns else 0.0
+    parts = [f"{len(rows)} lesions, {total_ul:.1f} µL"]
+    if task.count_column in columns:
+        counts = Counter(task.class_segments.get(str(row[task.count_column]),
+                                                 str(row[task.count_column])) for row in rows)
+        parts.append(", ".join(f"{label}: {count}" for label, count in sorted(counts.items())))
+    if task is RIM:
+        prl_count = sum(str(row["rim_positive"]) == "1" for row in rows)
+        chronic = "" if prl_count >= CHRONIC_ACTIVE_PRL_COUNT else "not "
+        parts.append(f"{prl_count} PRL ({chronic}chronic active: ≥ {CHRONIC_ACTIVE_PRL_COUNT})")
+    return "; ".join(parts)
