@@ -1,0 +1,254 @@
+"""The rim pipeline: every candidate white-matter lesion gets P(paramagnetic rim) from a RimNet
+or Deep-PRL bundle, a rim+/rim− call at the bundle's operating point, and the patient a PRL
+count and the "≥ 4 PRL" (chronic active) flag.
+
+Everything happens in the phase image's space: the other contrasts and the lesion mask are
+resampled onto its grid, candidates are found there, and patches are sampled around their
+centres of mass in physical space (`rim_patches`). Without a lesion mask the white-matter
+pipeline segments the lesions first; with ``point_ras`` only the lesion under that point is
+classified, or a patch centred on the point when no lesion is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..bundles import ModelBundle
+from ..errors import InputError
+from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like
+from ..labels import RIM_SEGMENTS
+from ..lesions import lesion_measures
+from ..networks import load_network
+from ..networks.rimnet import rim_probability
+from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning
+from ..progress import Progress
+from ..results import LesionResult, Segment
+from ..rim_candidates import MIN_VOLUME_UL, Candidates, find_candidates
+from ..rim_patches import PatchSpec, make_patches
+from ..timing import StageTimer
+
+COLUMNS = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "centroid_s",
+           "rim_probability", "rim_positive", "split_from", "note"]
+CHRONIC_ACTIVE_MIN_PRL = 4
+RIM_POSITIVE_VALUE, RIM_NEGATIVE_VALUE = 1, 2
+NO_LESION_AT_POINT = "no lesion at point"
+WRAP_JUMP_FRACTION = 0.002
+BATCH_SIZE = 64
+
+
+@dataclass
+class RimInputs:
+    """The user's images; ``images`` holds the contrasts besides phase (flair, mp2rage, t2star)."""
+
+    phase: sitk.Image
+    images: dict[str, sitk.Image] = field(default_factory=dict)
+    lesion_mask: sitk.Image | None = None
+    brain_mask: sitk.Image | None = None
+    point_ras: tuple[float, float, float] | None = None
+
+
+def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progress: Progress,
+        operating_point: float | None = None, wm_bundle: ModelBundle | None = None,
+        register: bool = False) -> LesionResult:
+    """Classify the candidate lesions (or the lesion / patch at ``inputs.point_ras``)."""
+    timer, warnings = StageTimer(), []
+    phase = inputs.phase
+    with timer.stage("preprocessing"):
+        images = _model_images(inputs, bundle, register)
+        brain = _brain_mask(inputs, images)
+        warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
+        spec = PatchSpec.from_metadata(bundle.metadata["patches"])
+        warning = spacing_warning(phase, "phase", (spec.spacing_mm,) * 3, tolerance=1.0)
+        warnings += [warning] if warning else []
+    progress.update(0.1, "lesion mask")
+    with timer.stage("lesion mask"):
+        mask = _lesion_mask(inputs, phase, device, progress.sub(0.1, 0.6), wm_bundle, warnings)
+    with timer.stage("candidates"):
+        spacing_zyx = phase.GetSpacing()[::-1]
+        candidates = find_candidates(mask, spacing_zyx) if mask is not None else Candidates(
+            np.zeros(phase.GetSize()[::-1], np.int32))
+        rows = _candidate_rows(candidates, phase)
+        if inputs.point_ras is not None:
+            candidates, rows = _at_point(inputs.point_ras, candidates, rows, phase, brain)
+    progress.update(0.7, f"classifying {len(rows)} candidates")
+    threshold = (operating_point if operating_point is not None
+                 else bundle.metadata["operating_point"]["threshold"])
+    with timer.stage("classification"):
+        centres_lps = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
+                                           for r in rows]).reshape(-1, 3))
+        lesion_voxels = mask > 0 if mask is not None else np.zeros(images.shape[1:], bool)
+        patches = make_patches(images, lesion_voxels, phase, centres_lps, spec)
+        probabilities = classify(load_network(bundle, device), patches, device,
+                                 bundle.metadata.get("test_time_flips", [[]]))
+    for row, probability in zip(rows, probabilities, strict=True):
+        row["rim_probability"] = round(float(probability), 4)
+        row["rim_positive"] = int(probability >= threshold)
+    progress.update(1.0, "done")
+    result = _result(phase, candidates, rows, bundle, threshold, timer, warnings)
+    if inputs.point_ras is not None:
+        result.summary["point"] = {"ras": list(inputs.point_ras),
+                                   "lesion_id": rows[0]["lesion_id"], "note": rows[0]["note"]}
+    return result
+
+
+def classify(network: torch.nn.Module, patches: np.ndarray, device: torch.device,
+             flips: list[list[int]]) -> np.ndarray:
+    """P(rim+) per patch, averaged over the test-time flips (lists of patch axes 0-2)."""
+    if len(patches) == 0:
+        return np.zeros(0)
+    network.eval()
+    total = torch.zeros(len(patches))
+    with torch.inference_mode():
+        for start in range(0, len(patches), BATCH_SIZE):
+            batch = torch.from_numpy(patches[start:start + BATCH_SIZE]).to(device)
+            for axes in flips:
+                flipped = torch.flip(batch, [a + 2 for a in axes]) if axes else batch
+                total[start:start + len(batch)] += rim_probability(network(flipped)).cpu()
+    return (total / len(flips)).numpy()
+
+
+def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
+    """A warning when the phase looks wrapped: many jumps of about its full range (≈ 2π)
+    between neighbouring brain voxels, which an unwrapped (smooth) phase does not have."""
+    inside = phase_zyx[brain]
+    if inside.size == 0:
+        return []
+    low, high = np.percentile(inside, [0.1, 99.9])
+    jumps = pairs = 0
+    for axis in range(3):
+        both = np.logical_and(np.take(brain, range(1, brain.shape[axis]), axis),
+                              np.take(brain, range(brain.shape[axis] - 1), axis))
+        step = np.abs(np.diff(phase_zyx.astype(np.float32), axis=axis))[both]
+        jumps += np.count_nonzero(step > 0.6 * (high - low))
+        pairs += step.size
+    if pairs and jumps / pairs > WRAP_JUMP_FRACTION:
+        return [f"phase: {jumps / pairs:.1%} of neighbouring brain voxels differ by about the "
+                f"whole phase range ({high - low:.2f}); the phase looks wrapped, and the model "
+                "expects unwrapped phase: rim probabilities may be unreliable"]
+    return []
+
+
+def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.ndarray:
+    """The bundle's image inputs, in its channel order, on the phase grid (C, z, y, x)."""
+    volumes = []
+    for name in bundle.input_names:
+        if name == "phase":
+            image = inputs.phase
+        elif name in inputs.images:
+            image = bring_to_reference(inputs.images[name], f"--{name}", inputs.phase,
+                                       "--phase", register=register)
+        else:
+            raise InputError(f"--{name}: model {bundle.id} needs it and it was not given")
+        volumes.append(sitk.GetArrayFromImage(image).astype(np.float32))
+    return np.stack(volumes)
+
+
+def _brain_mask(inputs: RimInputs, images: np.ndarray) -> np.ndarray:
+    """The brain on the phase grid: the given mask, else the foreground of the structural
+    image (the first non-phase model input)."""
+    if inputs.brain_mask is not None:
+        check_overlap(inputs.brain_mask, "--brain-mask", inputs.phase, "--phase")
+        mask = resample_like(inputs.brain_mask, inputs.phase, "nearest")
+        return sitk.GetArrayFromImage(mask) > 0
+    return foreground_mask(images[-1] if len(images) > 1 else np.abs(images[0]))
+
+
+def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, progress: Progress,
+                 wm_bundle: ModelBundle | None, warnings: list[str]) -> np.ndarray | None:
+    """The lesion labelmap on the phase grid: the user's, or the white-matter pipeline's.
+    None in click-to-classify mode without a mask."""
+    mask = inputs.lesion_mask
+    if mask is None and inputs.point_ras is not None:
+        return None
+    if mask is None:
+        mask = _segment_wm_lesions(inputs, device, progress, wm_bundle, warnings)
+    else:
+        check_overlap(mask, "--lesion-mask", phase, "--phase")
+    return sitk.GetArrayFromImage(resample_like(mask, phase, "nearest"))
+
+
+def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progress,
+                        wm_bundle: ModelBundle | None, warnings: list[str]) -> sitk.Image:
+    from . import wm  # imported here: rim runs without the WM module when given a mask
+
+    if "flair" not in inputs.images or wm_bundle is None:
+        raise InputError("--lesion-mask: not given, and segmenting the white-matter lesions "
+                         "first needs --flair and an installed white-matter model")
+    result = wm.run(inputs.images["flair"], bundle=wm_bundle, device=device, progress=progress)
+    warnings += [f"white-matter lesions segmented by model {wm_bundle.id}"]
+    image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
+    image.CopyInformation(result.reference)
+    return image
+
+
+def _candidate_rows(candidates: Candidates, phase: sitk.Image) -> list[dict[str, Any]]:
+    rows = lesion_measures(candidates.lesion_ids, phase)
+    for row in rows:
+        row["split_from"] = candidates.split_from.get(row["lesion_id"], "")
+        row["note"] = "large" if row["lesion_id"] in candidates.large else ""
+    return rows
+
+
+def _at_point(point_ras: tuple[float, float, float], candidates: Candidates,
+              rows: list[dict[str, Any]], phase: sitk.Image,
+              brain: np.ndarray) -> tuple[Candidates, list[dict[str, Any]]]:
+    """Keep only the candidate under the point; else a lesion-free row at the point if it is
+    inside the brain; else refuse."""
+    index = np.round(ras_to_index_zyx(phase, np.array(point_ras))).astype(int)
+    inside_image = bool(np.all(index >= 0) and np.all(index < brain.shape))
+    lesion_id = int(candidates.lesion_ids[tuple(index)]) if inside_image else 0
+    if lesion_id:
+        kept = np.where(candidates.lesion_ids == lesion_id, candidates.lesion_ids, 0)
+        return (Candidates(kept, candidates.split_from, candidates.too_small,
+                           [i for i in candidates.large if i == lesion_id]),
+                [r for r in rows if r["lesion_id"] == lesion_id])
+    if not (inside_image and brain[tuple(index)]):
+        raise InputError(f"--point: {', '.join(f'{v:g}' for v in point_ras)} (RAS) is outside "
+                         "every candidate lesion and outside the brain")
+    row = {"lesion_id": 0, "volume_ul": 0.0, "voxels": 0, "centroid_r": point_ras[0],
+           "centroid_a": point_ras[1], "centroid_s": point_ras[2], "split_from": "",
+           "note": NO_LESION_AT_POINT}
+    return Candidates(np.zeros_like(candidates.lesion_ids), {}, candidates.too_small, []), [row]
+
+
+def _result(phase: sitk.Image, candidates: Candidates, rows: list[dict[str, Any]],
+            bundle: ModelBundle, threshold: float, timer: StageTimer,
+            warnings: list[str]) -> LesionResult:
+    positive = np.zeros(candidates.count + 1, bool)
+    for row in rows:
+        positive[row["lesion_id"]] = bool(row["rim_positive"]) and row["lesion_id"] > 0
+    ids = candidates.lesion_ids
+    class_labels = np.where(ids > 0, np.where(positive[ids], RIM_POSITIVE_VALUE,
+                                              RIM_NEGATIVE_VALUE), 0).astype(np.uint8)
+    # .seg.nrrd headers are ASCII: "rim−" (U+2212) is written "rim-".
+    segments = [Segment(RIM_POSITIVE_VALUE if rim else RIM_NEGATIVE_VALUE,
+                        name.replace("\u2212", "-"), color)
+                for rim, (name, color) in sorted(RIM_SEGMENTS.items(), reverse=True)]
+    prl_count = sum(row["rim_positive"] for row in rows)
+    summary = {
+        "task": "rim",
+        "prl_count": prl_count,
+        "chronic_active": prl_count >= CHRONIC_ACTIVE_MIN_PRL,
+        "candidates": len(rows),
+        "excluded": {"too_small": candidates.too_small, "min_volume_ul": MIN_VOLUME_UL},
+        "large": candidates.large,
+        "split": _split_summary(candidates),
+        "model": {**bundle.describe(), "architecture": bundle.metadata["architecture"]},
+        "operating_point": {**bundle.metadata["operating_point"], "threshold": threshold},
+        "timings_s": timer.as_dict(),
+        "warnings": warnings,
+    }
+    return LesionResult("rim", phase, ids, class_labels, segments, COLUMNS, rows, summary)
+
+
+def _split_summary(candidates: Candidates) -> list[dict[str, Any]]:
+    """Which component was split into which candidates."""
+    into: dict[int, list[int]] = {}
+    for lesion_id, source in sorted(candidates.split_from.items()):
+        into.setdefault(source, []).append(lesion_id)
+    return [{"component": source, "into": ids} for source, ids in into.items()]

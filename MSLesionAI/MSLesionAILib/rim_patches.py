@@ -1,0 +1,130 @@
+"""Patches around rim-lesion candidates, sampled in physical space.
+
+A patch is a cube of ``size_vox``³ voxels of ``spacing_mm`` on a grid aligned with the patient
+axes (L, P, S), centred on a lesion's centre of mass, whatever the image's own spacing and
+direction: oblique or anisotropic images give the same patches as the model was trained on.
+Numpy order inside a patch is (S, P, L), like an axial ITK image's (z, y, x). Training samples
+the same grids through random affine maps (rotation, scaling) as augmentation, and stores
+patches a few voxels larger than the model's so that the centre can be shifted cheaply.
+
+Intensities are scaled per patch and channel from robust extremes (percentiles) to [-1, 1]
+(RimNet) or [0, 1] (Deep-PRL); a mask channel (Deep-PRL) is the candidate mask dilated in the
+patch grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+MASK_CHANNEL = "lesion_mask"
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """How a bundle's patches are made (stored as ``metadata["patches"]``)."""
+
+    size_vox: int = 28
+    spacing_mm: float = 0.75
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    mask_dilation_vox: int = 0
+
+    @classmethod
+    def from_metadata(cls, metadata: dict) -> PatchSpec:
+        values = dict(metadata)
+        for key in ("value_range", "clip_percentiles"):
+            values[key] = tuple(values[key])
+        return cls(**values)
+
+    def to_metadata(self) -> dict:
+        return asdict(self)
+
+
+def lps_to_index_zyx(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
+    """Physical LPS points (..., 3) to continuous voxel indices in numpy (z, y, x) order."""
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    index_to_lps = direction * np.array(image.GetSpacing())
+    index_xyz = (np.asarray(points_lps) - np.array(image.GetOrigin())) @ np.linalg.inv(
+        index_to_lps).T
+    return index_xyz[..., ::-1]
+
+
+def grid_offsets_mm(size_vox: int, spacing_mm: float) -> np.ndarray:
+    """(size, size, size, 3) LPS offsets of a patch's voxel centres from the patch centre."""
+    axis = (np.arange(size_vox) - (size_vox - 1) / 2.0) * spacing_mm
+    s, p, lat = np.meshgrid(axis, axis, axis, indexing="ij")
+    return np.stack([lat, p, s], axis=-1)
+
+
+def sample_patches(volumes: np.ndarray, image: sitk.Image, centres_lps: np.ndarray,
+                   size_vox: int, spacing_mm: float,
+                   affines: np.ndarray | None = None, order: int = 1) -> np.ndarray:
+    """Patches (N, C, s, s, s) of ``volumes`` (C, z, y, x, on ``image``'s grid) at each centre.
+
+    ``affines`` (N, 3, 3), when given, map each patch's offsets (rotation, scaling) before
+    sampling. Outside the image, the nearest edge value is used.
+    """
+    centres_lps = np.atleast_2d(np.asarray(centres_lps, dtype=float))
+    offsets = grid_offsets_mm(size_vox, spacing_mm).reshape(-1, 3)
+    if affines is None:
+        points = centres_lps[:, None, :] + offsets[None]
+    else:
+        points = centres_lps[:, None, :] + np.einsum("nij,kj->nki", affines, offsets)
+    index = lps_to_index_zyx(image, points).reshape(-1, 3).T
+    patches = np.stack([ndimage.map_coordinates(volume, index, order=order, mode="nearest")
+                        for volume in volumes])
+    return patches.reshape(len(volumes), len(centres_lps), *(size_vox,) * 3).swapaxes(0, 1)
+
+
+def scale_patches(patches: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    """Each patch and channel linearly from its robust extremes to ``spec.value_range``."""
+    if len(patches) == 0:
+        return patches.astype(np.float32)
+    low, high = np.percentile(patches, spec.clip_percentiles, axis=(2, 3, 4), keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    unit = np.clip((patches - low) / span, 0.0, 1.0)
+    out_low, out_high = spec.value_range
+    return (out_low + unit * (out_high - out_low)).astype(np.float32)
+
+
+def mask_channel(mask_patches: np.ndarray, dilation_vox: int) -> np.ndarray:
+    """Sampled lesion-mask patches (N, s, s, s) as a binary channel dilated in the patch grid."""
+    binary = mask_patches > 0.5
+    if dilation_vox > 0:
+        structure = ndimage.generate_binary_structure(4, 1)
+        structure[0] = structure[2] = False
+        binary = ndimage.binary_dilation(binary, structure, iterations=dilation_vox)
+    return binary.astype(np.float32)[:, None]
+
+
+def make_patches(images: np.ndarray, lesion_mask: np.ndarray | None, reference: sitk.Image,
+                 centres_lps: np.ndarray, spec: PatchSpec, size_vox: int | None = None,
+                 affines: np.ndarray | None = None) -> np.ndarray:
+    """Model-ready patches (N, C, s, s, s): the scaled image channels, then the dilated mask
+    channel when the spec asks for one (``spec.mask_dilation_vox`` > 0).
+
+    ``images`` (C, z, y, x) and ``lesion_mask`` (z, y, x) lie on ``reference``'s grid;
+    ``size_vox`` overrides the spec's size (training stores larger patches).
+    """
+    size_vox = size_vox or spec.size_vox
+    patches = scale_patches(sample_patches(images, reference, centres_lps, size_vox,
+                                           spec.spacing_mm, affines), spec)
+    if spec.mask_dilation_vox <= 0:
+        return patches
+    mask = sample_patches(lesion_mask[None].astype(np.float32), reference, centres_lps,
+                          size_vox, spec.spacing_mm, affines)[:, 0]
+    return np.concatenate([patches, mask_channel(mask, spec.mask_dilation_vox)], axis=1)
+
+
+def centre_crop(patches: np.ndarray, size_vox: int,
+                shift_vox: Sequence[int] = (0, 0, 0)) -> np.ndarray:
+    """The ``size_vox``³ crop of larger patches, its centre moved by ``shift_vox`` (z, y, x)."""
+    starts = [(edge - size_vox) // 2 + shift
+              for edge, shift in zip(patches.shape[-3:], shift_vox, strict=True)]
+    return patches[..., starts[0]:starts[0] + size_vox, starts[1]:starts[1] + size_vox,
+                   starts[2]:starts[2] + size_vox]

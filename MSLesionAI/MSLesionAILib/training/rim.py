@@ -1,0 +1,146 @@
+"""`mslesionai train rim`: train a RimNet or Deep-PRL bundle on phantom rim cases.
+
+Validation cases (``--validation``, or a seeded fifth of the ``--data`` cases) never train the
+network; they choose the operating point: the threshold giving 95 % specificity, as RimNet.
+Test cases must be others again (see `rim_benchmark`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.losses import FocalLoss
+
+from ..bundles import write_bundle
+from ..devices import DEVICE_CHOICES, choose_device
+from ..errors import InputError
+from ..metrics.rim import TARGET_SPECIFICITY, rim_metrics, threshold_at_specificity
+from ..networks import build_network
+from ..pipelines.rim import classify
+from ..progress import Progress
+from ..rim_patches import PatchSpec
+from ._loop import fit, seed_everything, training_record
+from .rim_data import Batches, PatchSet, case_folders, load_patch_set
+
+TEST_TIME_FLIPS = [[], [0], [1], [2]]
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # RimNet: phase (main branch) + FLAIR, [-1, 1], ±2-voxel shifts, 2-class cross-entropy.
+    "rimnet": {"inputs": ["phase", "flair"], "value_range": (-1.0, 1.0),
+               "mask_dilation_vox": 0, "shift_vox": (2, 2), "outputs": 2},
+    # Deep-PRL: MP2RAGE + phase + dilated mask, [0, 1], positives shifted ±5, focal loss.
+    "deep_prl": {"inputs": ["mp2rage", "phase"], "value_range": (0.0, 1.0),
+                 "mask_dilation_vox": 2, "shift_vox": (2, 5), "outputs": 1},
+}
+FOCAL_GAMMA, FOCAL_ALPHA = 2.0, 0.2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rim", help="train a rim-lesion classifier bundle")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
+    parser.add_argument("--data", nargs="+", required=True, type=Path,
+                        help="phantom rim case folders or dataset folders (training)")
+    parser.add_argument("--validation", nargs="+", type=Path,
+                        help="validation cases (default: a seeded fifth of --data)")
+    parser.add_argument("--out", required=True, type=Path, help="new bundle folder")
+    parser.add_argument("--id", help="bundle id (default: the folder's name)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--spacing-mm", type=float, default=0.75,
+                        help="isotropic spacing of the patch grid")
+    parser.add_argument("--copies", type=int, nargs=2, default=(1, 4), metavar=("NEG", "POS"),
+                        help="extra randomly rotated/scaled copies per rim− and rim+ lesion")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    rng = seed_everything(args.seed)
+    config = ARCHITECTURES[args.arch]
+    training_cases, validation_cases = split_cases(args.data, args.validation, rng)
+    spec = PatchSpec(spacing_mm=args.spacing_mm, value_range=config["value_range"],
+                     mask_dilation_vox=config["mask_dilation_vox"])
+    stored_size = spec.size_vox + 2 * max(config["shift_vox"])
+    train = load_patch_set(training_cases, config["inputs"], spec, stored_size,
+                           tuple(args.copies), args.seed, progress.sub(0.0, 0.15))
+    validation = load_patch_set(validation_cases, config["inputs"], spec, spec.size_vox, (0, 0),
+                                args.seed, progress.sub(0.15, 0.2))
+    network_args = {"outputs": config["outputs"], "patch_size": spec.size_vox}
+    network = build_network(args.arch, **network_args).to(memory_format=torch.channels_last_3d)
+    batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
+                      config["shift_vox"], 0.5, "class" if config["outputs"] == 2 else "logit",
+                      rng)
+    device = choose_device(args.device)
+    history = fit(network, batches, loss_function(config["outputs"]), args.steps,
+                  args.learning_rate, device, progress.sub(0.2, 0.95))
+    scores = classify(network, validation.patches.astype(np.float32), device, TEST_TIME_FLIPS)
+    threshold = threshold_at_specificity(validation.labels, scores, TARGET_SPECIFICITY)
+    metadata = bundle_metadata(args, config, spec, network_args, threshold,
+                               rim_metrics(validation.labels, scores, scores >= threshold))
+    metadata["training"] = training_record(
+        args.seed, {"training_cases": [str(c) for c in training_cases],
+                    "validation_cases": [str(c) for c in validation_cases],
+                    **counts("training", train), **counts("validation", validation)},
+        {k: v for k, v in vars(args).items() if k not in ("func", "data", "validation", "out")},
+        time.perf_counter() - started, history)
+    write_bundle(args.out, metadata, network.state_dict())
+    progress.update(1.0, "bundle written")
+    print(f"rim {args.arch}: validation ROC AUC {metadata['validation']['roc_auc']:.3f}, "
+          f"threshold {threshold:.3f}; bundle in {args.out}")
+    return 0
+
+
+def split_cases(data: list[Path], validation: list[Path] | None,
+                rng: np.random.Generator) -> tuple[list[Path], list[Path]]:
+    """Training and validation case folders, disjoint."""
+    cases = case_folders(data)
+    if validation:
+        held_out = case_folders(validation)
+    else:
+        order = rng.permutation(len(cases))
+        held_out = [cases[i] for i in sorted(order[:max(1, len(cases) // 5)])]
+    training = [c for c in cases if c.resolve() not in {h.resolve() for h in held_out}]
+    if not training:
+        raise InputError("--data: no training case is left after holding out validation cases")
+    return training, held_out
+
+
+def loss_function(outputs: int) -> torch.nn.Module:
+    """Cross-entropy for two-class logits (RimNet); focal loss γ=2, α=0.2 for one (Deep-PRL)."""
+    if outputs == 2:
+        return torch.nn.CrossEntropyLoss()
+    return FocalLoss(gamma=FOCAL_GAMMA, alpha=FOCAL_ALPHA, use_softmax=False)
+
+
+def counts(name: str, data: PatchSet) -> dict[str, int]:
+    return {f"{name}_lesions": int(np.count_nonzero(data.original)),
+            f"{name}_rim_positive": int(np.count_nonzero(data.labels[data.original])),
+            f"{name}_patches": len(data)}
+
+
+def bundle_metadata(args: argparse.Namespace, config: dict[str, Any], spec: PatchSpec,
+                    network_args: dict[str, Any], threshold: float,
+                    validation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": args.id or args.out.name,
+        "version": "1.0.0",
+        "task": "rim",
+        "architecture": args.arch,
+        "network": network_args,
+        "inputs": [{"name": name, "required": True} for name in config["inputs"]],
+        "classes": ["rim−", "rim+"],
+        "patches": spec.to_metadata(),
+        "test_time_flips": TEST_TIME_FLIPS,
+        "operating_point": {"threshold": threshold, "target_specificity": TARGET_SPECIFICITY,
+                            "chosen_on": "validation cases"},
+        "validation": validation,
+    }

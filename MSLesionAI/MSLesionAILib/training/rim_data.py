@@ -1,0 +1,162 @@
+"""Rim training data: lesion patches from phantom rim cases, extracted once and kept in memory.
+
+Each truth lesion of at least 12.3 µL becomes a patch centred on its centre of mass in the
+phase grid, in the bundle's channel order, stored a few voxels larger than the model's patch
+so that batches can shift the centre. Extra copies are sampled through random rotations and
+scalings of the patch grid (physical-space affine augmentation); rim+ lesions get more copies,
+as RimNet's and Deep-PRL's positives did. `Batches` then draws balanced, augmented batches:
+centre shifts, flips and axis permutations (90° rotations), thick-slice blur, noise, contrast.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from ..errors import InputError
+from ..geometry import ras_to_lps, resample_like, same_grid
+from ..imageio import read_image
+from ..lesions import lesion_measures, min_voxels_for_volume
+from ..progress import Progress
+from ..rim_candidates import MIN_VOLUME_UL
+from ..rim_patches import PatchSpec, centre_crop, make_patches
+
+MAX_SCALE_CHANGE = 0.15
+
+
+@dataclass
+class PatchSet:
+    """Stored patches (N, C, S, S, S, float16), rim labels (N,) and each patch's case index."""
+
+    patches: np.ndarray
+    labels: np.ndarray
+    cases: np.ndarray
+    original: np.ndarray  # True for the unaugmented copy of each lesion
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def case_folders(folders: Iterable[str | Path]) -> list[Path]:
+    """The phantom case folders (with ``case.json``) in or under each folder, sorted."""
+    cases: list[Path] = []
+    for folder in map(Path, folders):
+        found = [folder] if (folder / "case.json").is_file() else sorted(
+            p.parent for p in folder.glob("*/case.json"))
+        if not found:
+            raise InputError(f"--data: no phantom case (folder with case.json) in {folder}")
+        cases += found
+    return cases
+
+
+def read_case(folder: Path, inputs: list[str]) -> tuple[sitk.Image, np.ndarray, np.ndarray,
+                                                         dict[int, int]]:
+    """The phase image, the inputs (C, z, y, x) and truth lesion ids on its grid, and the rim
+    truth by lesion id."""
+    phase = read_image(folder / "phase.nii.gz", f"{folder.name}/phase")
+    volumes = []
+    for name in inputs:
+        image = read_image(folder / f"{name}.nii.gz", f"{folder.name}/{name}")
+        image = image if same_grid(image, phase) else resample_like(image, phase)
+        volumes.append(sitk.GetArrayFromImage(image).astype(np.float32))
+    truth = read_image(folder / "truth" / "wm_lesions.nii.gz", f"{folder.name}/truth")
+    truth = truth if same_grid(truth, phase) else resample_like(truth, phase, "nearest")
+    with open(folder / "truth" / "lesions.csv", newline="") as stream:
+        rim = {int(row["lesion_id"]): int(row["rim"]) for row in csv.DictReader(stream)}
+    return phase, np.stack(volumes), sitk.GetArrayFromImage(truth).astype(np.int32), rim
+
+
+def random_affines(count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 3, 3) random rotations times per-axis scalings of up to ±15 %."""
+    rotations = Rotation.random(count, random_state=rng).as_matrix()
+    scales = rng.uniform(1 - MAX_SCALE_CHANGE, 1 + MAX_SCALE_CHANGE, (count, 1, 3))
+    return rotations * scales
+
+
+def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_vox: int,
+                 copies: tuple[int, int], rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches, labels and "original" flags of one case's truth lesions ≥ 12.3 µL;
+    ``copies`` = (extra copies per rim− lesion, per rim+ lesion)."""
+    phase, images, truth, rim = read_case(folder, inputs)
+    min_voxels = min_voxels_for_volume(MIN_VOLUME_UL, phase.GetSpacing()[::-1])
+    rows = [r for r in lesion_measures(truth, phase) if r["voxels"] >= min_voxels]
+    labels = np.array([rim.get(r["lesion_id"], 0) for r in rows], dtype=np.uint8)
+    centres = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
+                                   for r in rows]).reshape(-1, 3))
+    extra = np.where(labels == 1, copies[1], copies[0])
+    repeat = np.repeat(np.arange(len(rows)), 1 + extra)
+    original = np.concatenate([[True] + [False] * int(n) for n in extra]).astype(bool)
+    affines = np.repeat(np.eye(3)[None], len(repeat), axis=0)
+    affines[~original] = random_affines(int(np.count_nonzero(~original)), rng)
+    patches = make_patches(images, truth > 0, phase, centres[repeat], spec, stored_size_vox,
+                           affines)
+    return patches.astype(np.float16), labels[repeat], original
+
+
+def load_patch_set(folders: list[Path], inputs: list[str], spec: PatchSpec,
+                   stored_size_vox: int, copies: tuple[int, int], seed: int,
+                   progress: Progress) -> PatchSet:
+    """Every case's patches, extracted once (``copies`` = (0, 0) for evaluation data)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for index, folder in enumerate(folders):
+        progress.update(index / len(folders), f"patches of {folder.name}")
+        parts.append(case_patches(folder, inputs, spec, stored_size_vox, copies, rng))
+    patches, labels, original = (np.concatenate(p) for p in zip(*parts, strict=True))
+    cases = np.concatenate([np.full(len(p[1]), i) for i, p in enumerate(parts)])
+    progress.update(1.0, f"{len(labels)} patches, {int(labels.sum())} rim+")
+    return PatchSet(patches, labels, cases, original)
+
+
+class Batches:
+    """Balanced, augmented training batches drawn from a `PatchSet`.
+
+    ``image_channels`` get intensity augmentation; any later channel (the lesion mask) is only
+    moved with the patch. Positives may be shifted further than negatives (Deep-PRL: ±5).
+    """
+
+    def __init__(self, data: PatchSet, size_vox: int, image_channels: int, batch_size: int,
+                 shift_vox: tuple[int, int], positive_fraction: float, target: str,
+                 rng: np.random.Generator) -> None:
+        self.data, self.size_vox, self.image_channels = data, size_vox, image_channels
+        self.batch_size, self.shift_vox = batch_size, shift_vox
+        self.positive_fraction, self.target, self.rng = positive_fraction, target, rng
+        self.by_label = [np.flatnonzero(data.labels == label) for label in (0, 1)]
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positives = self.rng.binomial(self.batch_size, self.positive_fraction)
+        chosen = np.concatenate([self.rng.choice(self.by_label[1], positives),
+                                 self.rng.choice(self.by_label[0], self.batch_size - positives)])
+        patches = np.stack([self._augment(self.data.patches[i], self.data.labels[i])
+                            for i in chosen])
+        labels = torch.from_numpy(self.data.labels[chosen].astype(np.int64))
+        targets = labels if self.target == "class" else labels[:, None].float()
+        return torch.from_numpy(patches), targets
+
+    def _augment(self, stored: np.ndarray, label: int) -> np.ndarray:
+        rng, limit = self.rng, self.shift_vox[int(label)]
+        patch = centre_crop(stored, self.size_vox, rng.integers(-limit, limit + 1, 3))
+        patch = np.flip(patch, tuple(1 + np.flatnonzero(rng.random(3) < 0.5)))
+        patch = np.transpose(patch, (0, *(1 + rng.permutation(3)))).astype(np.float32)
+        images = patch[:self.image_channels]
+        if rng.random() < 0.5:  # thick slices along a random axis (anisotropic voxels)
+            axis = 1 + int(rng.integers(3))
+            images = ndimage.gaussian_filter1d(images, rng.uniform(0.5, 2.0), axis=axis)
+        low, high = images.min(axis=(1, 2, 3), keepdims=True), images.max(axis=(1, 2, 3),
+                                                                           keepdims=True)
+        gamma = np.exp(rng.normal(0.0, 0.25, (len(images), 1, 1, 1)))
+        unit = ((images - low) / np.maximum(high - low, 1e-6)) ** gamma
+        images = low + unit * (high - low)
+        images = images + rng.normal(0.0, rng.uniform(0.0, 0.08)) * rng.standard_normal(
+            images.shape)
+        return np.ascontiguousarray(np.concatenate([images, patch[self.image_channels:]]),
+                                    dtype=np.float32)

@@ -1,0 +1,177 @@
+"""The rim pipeline end to end through the command line, and a training smoke run, on a tiny
+synthetic case (three lesions, one with a paramagnetic rim on phase)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MSLesionAILib.bundles import list_bundles, load_bundle
+from MSLesionAILib.cli import main
+from MSLesionAILib.geometry import index_zyx_to_ras
+from MSLesionAILib.networks import load_network
+from MSLesionAILib.pipelines.rim import COLUMNS, phase_warnings
+
+SIZE = 48
+LESIONS_ZYX = {1: ((24, 24, 14), 4.0, 1), 2: ((24, 24, 32), 3.5, 0), 3: ((14, 30, 24), 3.0, 0)}
+
+
+def _image(voxels: np.ndarray, path: Path) -> sitk.Image:
+    image = sitk.GetImageFromArray(voxels)
+    image.SetSpacing((0.8, 0.8, 0.8))
+    image.SetOrigin((-20.0, 15.0, -10.0))
+    sitk.WriteImage(image, str(path))
+    return image
+
+
+def make_case(folder: Path, seed: int = 0) -> Path:
+    """A tiny "brain" with three lesions; lesion 1 has a positive phase rim."""
+    rng = np.random.default_rng(seed)
+    (folder / "truth").mkdir(parents=True)
+    z, y, x = np.mgrid[:SIZE, :SIZE, :SIZE]
+    brain = (z - 24) ** 2 + (y - 24) ** 2 + (x - 24) ** 2 < 21**2
+    lesions = np.zeros((SIZE,) * 3, np.uint16)
+    phase = rng.normal(0, 0.02, lesions.shape)
+    for lesion_id, (centre, radius, rim) in LESIONS_ZYX.items():
+        distance = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
+        lesions[distance <= radius] = lesion_id
+        if rim:
+            phase += 0.3 * np.exp(-((distance - radius) ** 2) / 1.5)
+    flair = np.where(brain, 1.0, 0.0) + 0.8 * (lesions > 0) + rng.normal(0, 0.03, lesions.shape)
+    for name, voxels in (("phase", phase), ("flair", flair), ("mp2rage", 1.0 - 0.5 * flair)):
+        _image((voxels * brain).astype(np.float32), folder / f"{name}.nii.gz")
+    _image(brain.astype(np.uint8), folder / "brainmask.nii.gz")
+    _image(lesions, folder / "truth" / "wm_lesions.nii.gz")
+    with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+        stream.write("lesion_id,family,type,rim\n")
+        for lesion_id, (_, _, rim) in LESIONS_ZYX.items():
+            stream.write(f"{lesion_id},wm,wm,{rim}\n")
+    (folder / "case.json").write_text(json.dumps({"seed": seed}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_case(tmp_path_factory.mktemp("rim") / "case")
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rim_train")
+    train, validation = make_case(root / "train", 1), make_case(root / "validation", 2)
+    out = root / "bundle"
+    code = main(["--progress", "none", "train", "rim", "--arch", "deep_prl", "--data",
+                 str(train), "--validation", str(validation), "--out", str(out),
+                 "--steps", "2", "--batch-size", "4", "--copies", "0", "1"])
+    assert code == 0
+    return out
+
+
+def test_training_smoke_writes_a_loadable_bundle(trained_bundle: Path) -> None:
+    bundle = load_bundle(trained_bundle)
+    assert bundle.task == "rim" and bundle.metadata["architecture"] == "deep_prl"
+    assert 0.0 <= bundle.metadata["operating_point"]["threshold"] <= 1.0
+    assert bundle.metadata["training"]["data"]["validation_rim_positive"] == 1
+    load_network(bundle, __import__("torch").device("cpu"))
+
+
+def _shipped_rim_bundle() -> Path:
+    bundles = [b for b in list_bundles() if b.task == "rim"]
+    if not bundles:
+        pytest.skip("no shipped rim bundle yet")
+    return bundles[0].path
+
+
+def _rim(case: Path, out: Path, *extra: str, bundle: Path | None = None) -> int:
+    return main(["--progress", "none", "rim", "--phase", str(case / "phase.nii.gz"),
+                 "--flair", str(case / "flair.nii.gz"), "--mp2rage",
+                 str(case / "mp2rage.nii.gz"), "--out", str(out), "--device", "cpu",
+                 "--model", str(bundle or _shipped_rim_bundle()), *extra])
+
+
+def _point(point_ras: np.ndarray) -> str:
+    """``--point=R,A,S``: the ``=`` keeps a negative R from reading as an option."""
+    return "--point=" + ",".join(f"{v:.2f}" for v in point_ras)
+
+
+def _table(out: Path) -> list[dict[str, str]]:
+    with open(out / "lesions.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_lesion_mask_gives_one_row_per_candidate(case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz")) == 0
+    rows, summary = _table(out), json.loads((out / "summary.json").read_text())
+    assert list(rows[0]) == COLUMNS and len(rows) == 3 == summary["candidates"]
+    ids = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "rim_lesions.nii.gz")))
+    assert sorted(np.unique(ids[ids > 0]).tolist()) == [int(r["lesion_id"]) for r in rows]
+    assert summary["prl_count"] == sum(int(r["rim_positive"]) for r in rows)
+    assert summary["chronic_active"] is False
+    assert (out / "rim.seg.nrrd").is_file()
+
+
+def test_empty_mask_gives_an_empty_table(case: Path, tmp_path: Path) -> None:
+    mask = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")) * 0
+    sitk.WriteImage(mask, str(tmp_path / "empty.nii.gz"))
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(tmp_path / "empty.nii.gz")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert _table(out) == [] and summary["prl_count"] == 0 and summary["candidates"] == 0
+
+
+def test_point_inside_a_lesion_classifies_that_lesion(case: Path, tmp_path: Path) -> None:
+    reference = sitk.ReadImage(str(case / "phase.nii.gz"))
+    point = index_zyx_to_ras(reference, np.array(LESIONS_ZYX[2][0], float))[0]
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz"),
+                _point(point)) == 0
+    rows = _table(out)
+    assert len(rows) == 1 and rows[0]["note"] == ""
+    assert abs(float(rows[0]["centroid_r"]) - point[0]) < 0.5
+
+
+def test_point_without_lesion_inside_brain_is_flagged(case: Path, tmp_path: Path) -> None:
+    reference = sitk.ReadImage(str(case / "phase.nii.gz"))
+    point = index_zyx_to_ras(reference, np.array([34.0, 16.0, 24.0]))[0]
+    out = tmp_path / "out"
+    assert _rim(case, out, _point(point),
+                "--brain-mask", str(case / "brainmask.nii.gz")) == 0
+    rows = _table(out)
+    assert len(rows) == 1 and rows[0]["note"] == "no lesion at point"
+    assert json.loads((out / "summary.json").read_text())["point"]["lesion_id"] == 0
+
+
+def test_point_outside_lesions_and_brain_is_an_error(case: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    reference = sitk.ReadImage(str(case / "phase.nii.gz"))
+    point = index_zyx_to_ras(reference, np.array([1.0, 1.0, 1.0]))[0]
+    code = _rim(case, tmp_path / "out", _point(point),
+                "--brain-mask", str(case / "brainmask.nii.gz"))
+    assert code == 2 and "outside the brain" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_mask_not_overlapping_phase_is_refused(case: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    mask = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz"))
+    mask.SetOrigin((500.0, 500.0, 500.0))
+    sitk.WriteImage(mask, str(tmp_path / "far.nii.gz"))
+    code = _rim(case, tmp_path / "out", "--lesion-mask", str(tmp_path / "far.nii.gz"))
+    error = capsys.readouterr().err
+    assert code == 2 and "--lesion-mask" in error and "does not overlap" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_wrapped_phase_is_noticed() -> None:
+    z, y, x = np.mgrid[:32, :32, :32]
+    smooth = 0.4 * (x + 0.5 * y) - 6.0
+    brain = np.ones(smooth.shape, bool)
+    assert phase_warnings(smooth, brain) == []
+    wrapped = np.angle(np.exp(1j * smooth))
+    assert "wrapped" in phase_warnings(wrapped, brain)[0]
