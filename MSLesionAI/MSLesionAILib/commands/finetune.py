@@ -1,0 +1,44 @@
+"""`mslesionai finetune cortical`: adapt a shipped model to a new site with a few annotated
+cases (CLAIMS's domain adaptation), writing a new bundle that ``--model`` can select."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..bundles import find_bundle
+from ..progress import Progress
+from ..training import cortical as trainer
+from ..training.cortical_data import case_folders
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune a model on annotated cases")
+    tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    cortical = tasks.add_parser("cortical", help="CLAIMS cortical lesion model")
+    cortical.add_argument("--cases", nargs="+", required=True, type=Path,
+                          help="annotated case folders, or folders of them (mp2rage.nii.gz, "
+                               "truth/cortical_lesions.nii.gz, truth/lesions.csv)")
+    cortical.add_argument("--from", dest="parent", default=None,
+                          help="bundle id or folder to start from (default: the shipped one)")
+    trainer.add_training_options(cortical, steps=300,
+                                 learning_rate=trainer.FINETUNE_LEARNING_RATE)
+    cortical.add_argument("--id", default=None,
+                          help="id of the new bundle (default: the parent's id + -finetuned)")
+    cortical.set_defaults(func=run_cortical)
+
+
+def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
+    parent = find_bundle(args.parent, "cortical")
+    folders = case_folders(args.cases)
+    if args.eval:
+        trainer.record_metrics(parent, "before fine-tuning (not stored)",
+                               trainer.evaluate_bundle(parent, case_folders(args.eval)),
+                               store=False)
+    bundle = trainer.finetune(parent, folders, args, progress)
+    print(f"fine-tuned {parent.id} v{parent.metadata['version']} on {len(folders)} cases: "
+          f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
+    if args.eval:
+        trainer.record_metrics(bundle, "held_out_new_site",
+                               trainer.evaluate_bundle(bundle, case_folders(args.eval)))
+    return 0

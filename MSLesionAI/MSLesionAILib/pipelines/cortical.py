@@ -1,0 +1,287 @@
+"""CLAIMS: cortical lesions on 7 T MP2RAGE (optionally with T2*), in two classes.
+
+Inputs → optional contrasts registered to the MP2RAGE → every contrast resampled onto an
+axis-aligned grid at the bundle's spacing → z-score of the non-zero voxels → Gaussian-blended
+sliding-window U-Net → class probabilities resampled back onto the MP2RAGE's own grid →
+lesions scored as CLAIMS's code does, p(leukocortical) + 0.5 · p(intracortical/subpial) ≥ 0.5,
+split into components, each classed by the majority of its voxels. Components that touch the
+white-matter lesion mask, when one is given, are kept but flagged and not counted as cortical
+(CLAIMS does not count them as false positives either: leukocortical and juxtacortical are hard
+to tell apart).
+
+`working_grid` and `model_channels` are also the training data's preprocessing, so training and
+inference replay the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..bundles import ModelBundle
+from ..devices import choose_device
+from ..errors import InputError
+from ..geometry import corners_lps, resample_like
+from ..imageio import array_to_image, load_image, read_image
+from ..inference import predict_sliding_window
+from ..labels import (
+    CORTICAL_CLASSES,
+    CORTICAL_SEGMENTS,
+    INTRACORTICAL_SUBPIAL,
+    LEUKOCORTICAL,
+    WM_LESION_SEGMENT,
+)
+from ..lesions import label_components, lesion_measures
+from ..networks import load_network
+from ..preprocessing import bring_to_reference, zscore
+from ..progress import Progress
+from ..results import LesionResult, Segment
+from ..timing import StageTimer
+
+MIN_VOLUME_CHOICES_UL = (1, 3, 6, 9, 15)
+COARSEST_RELIABLE_SPACING_MM = 1.2
+CONNECTIVITY = 18
+COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
+           "centroid_s", "probability", "overlaps_wm_lesion"]
+# Label values in the .seg.nrrd: the two CLAIMS classes, then lesions flagged as white matter.
+CLASS_VALUES = {name: value for value, name in enumerate(CORTICAL_CLASSES, start=1)}
+WM_OVERLAP_VALUE = len(CORTICAL_CLASSES) + 1
+
+
+@dataclass(frozen=True)
+class CorticalInputs:
+    """Image files; only the MP2RAGE (uniform image) is required."""
+
+    mp2rage: Path
+    t2star_gre: Path | None = None
+    t2star_epi: Path | None = None
+    wm_lesions: Path | None = None
+
+    def contrasts(self) -> dict[str, Path]:
+        """The intensity images given, by bundle input name."""
+        named = {"mp2rage": self.mp2rage, "t2star_gre": self.t2star_gre,
+                 "t2star_epi": self.t2star_epi}
+        return {name: Path(path) for name, path in named.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class CorticalOptions:
+    min_volume_ul: float = 1.0
+    device: str = "auto"
+
+
+@dataclass
+class CorticalLesions:
+    """Post-processed lesions: an instance map (ids 1..n) and, per id (index id - 1), the class
+    and whether the lesion touches the white-matter lesion mask."""
+
+    lesion_ids: np.ndarray
+    classes: list[str]
+    overlaps_wm: list[bool]
+
+
+def load_mask(path: Path, name: str) -> sitk.Image:
+    """A 3D label image; unlike intensity images it may be empty (no lesions)."""
+    mask = read_image(path, name)
+    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{name}: expected a 3D label image, got {mask.GetDimension()}D "
+                         f"with {mask.GetNumberOfComponentsPerPixel()} component(s) per voxel")
+    return mask
+
+
+def load_contrasts(inputs: CorticalInputs) -> tuple[dict[str, sitk.Image], sitk.Image | None]:
+    """Every given image read, checked and brought onto the MP2RAGE's grid (T2* rigidly
+    registered; the WM-lesion mask only resampled, nearest neighbour). Images that do not
+    overlap the MP2RAGE are refused before any long work."""
+    mp2rage = load_image(inputs.mp2rage, "--mp2rage")
+    images = {"mp2rage": mp2rage}
+    for name, path in inputs.contrasts().items():
+        if name != "mp2rage":
+            option = "--" + name.replace("_", "-")
+            images[name] = bring_to_reference(load_image(path, option), option, mp2rage,
+                                              "--mp2rage")
+    wm_mask = None
+    if inputs.wm_lesions is not None:
+        wm_mask = bring_to_reference(load_mask(inputs.wm_lesions, "--wm-lesions"),
+                                     "--wm-lesions", mp2rage, "--mp2rage",
+                                     register=False, interpolation="nearest")
+    return images, wm_mask
+
+
+def working_grid(reference: sitk.Image, spacing_mm: tuple[float, float, float]) -> sitk.Image:
+    """An axis-aligned grid (identity direction) at ``spacing_mm`` (x, y, z) that covers the
+    reference's whole physical box, so oblique and anisotropic inputs reach the network the
+    way its training cases did."""
+    corners = corners_lps(reference)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    spacing = np.asarray(spacing_mm, dtype=float)
+    size = np.maximum(np.ceil((high - low) / spacing - 1e-6), 1).astype(int)
+    grid = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
+    grid.SetSpacing(spacing.tolist())
+    grid.SetOrigin((low + spacing / 2).tolist())
+    return grid
+
+
+def model_channels(images: dict[str, sitk.Image], input_names: list[str],
+                   grid: sitk.Image) -> np.ndarray:
+    """(C, z, y, x) float32 network input on ``grid``: each contrast linearly resampled and
+    z-scored over its non-zero voxels; a contrast not given is a channel of zeros (the
+    network was trained with such inputs dropped)."""
+    channels = []
+    for name in input_names:
+        if name not in images:
+            channels.append(np.zeros(grid.GetSize()[::-1], np.float32))
+            continue
+        voxels = sitk.GetArrayFromImage(
+            resample_like(sitk.Cast(images[name], sitk.sitkFloat32), grid))
+        channels.append(zscore(voxels, voxels != 0))
+    return np.stack(channels)
+
+
+def class_probabilities(network: torch.nn.Module, channels: np.ndarray, bundle: ModelBundle,
+                        device: torch.device, warnings: list[str],
+                        progress: Progress) -> np.ndarray:
+    """Softmax probabilities (classes, z, y, x) on the working grid."""
+    inference = bundle.metadata["inference"]
+    logits = predict_sliding_window(network, torch.from_numpy(channels)[None],
+                                    inference["roi_size"], device, warnings, progress,
+                                    batch_size=inference.get("batch_size", 1),
+                                    overlap=inference["overlap"])
+    return torch.softmax(logits.float(), dim=1)[0].numpy()
+
+
+def to_reference(probabilities: np.ndarray, grid: sitk.Image,
+                 reference: sitk.Image) -> np.ndarray:
+    """The lesion-class probabilities (classes 1.., z, y, x) resampled onto the reference grid;
+    0 where the reference lies outside the working grid."""
+    return np.stack([sitk.GetArrayFromImage(resample_like(array_to_image(p, grid), reference))
+                     for p in probabilities[1:]])
+
+
+def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
+                 spacing_mm_zyx: tuple[float, ...], min_volume_ul: float = 1.0,
+                 threshold: float = 0.5, intracortical_weight: float = 0.5,
+                 wm_mask: np.ndarray | None = None) -> CorticalLesions:
+    """CLAIMS's post-processing of the two class-probability maps (numpy z, y, x).
+
+    A voxel is lesion when p(leukocortical) + ``intracortical_weight`` · p(intracortical/
+    subpial) ≥ ``threshold``; components smaller than ``min_volume_ul`` are dropped; each
+    lesion takes the class most of its voxels prefer (a tie goes to intracortical/subpial).
+    """
+    score = leukocortical + intracortical_weight * intracortical_subpial
+    lesion_ids = label_components(score >= threshold, CONNECTIVITY, min_volume_ul,
+                                  spacing_mm_zyx)
+    count = int(lesion_ids.max(initial=0))
+    inside = lesion_ids > 0
+    ids = lesion_ids[inside]
+    voxels = np.bincount(ids, minlength=count + 1)
+    leuko_votes = np.bincount(ids, weights=leukocortical[inside] > intracortical_subpial[inside],
+                              minlength=count + 1)
+    classes = [LEUKOCORTICAL if 2 * leuko_votes[i] > voxels[i] else INTRACORTICAL_SUBPIAL
+               for i in range(1, count + 1)]
+    touching = np.zeros(count + 1, bool)
+    if wm_mask is not None:
+        touching[np.unique(lesion_ids[inside & (wm_mask != 0)])] = True
+    return CorticalLesions(lesion_ids, classes, touching[1:].tolist())
+
+
+def segments(with_wm_overlap: bool) -> list[Segment]:
+    """The .seg.nrrd's segments: the two CLAIMS classes (and flagged lesions, when flagged)."""
+    result = [Segment(CLASS_VALUES[name], *CORTICAL_SEGMENTS[name]) for name in CORTICAL_CLASSES]
+    if with_wm_overlap:
+        result.append(Segment(WM_OVERLAP_VALUE, *WM_LESION_SEGMENT))
+    return result
+
+
+def class_labelmap(lesions: CorticalLesions) -> np.ndarray:
+    """Segment label per voxel: the lesion's class value, or `WM_OVERLAP_VALUE` if flagged."""
+    value_of_id = np.zeros(len(lesions.classes) + 1, np.uint8)
+    for index, (name, flagged) in enumerate(zip(lesions.classes, lesions.overlaps_wm,
+                                                strict=True), start=1):
+        value_of_id[index] = WM_OVERLAP_VALUE if flagged else CLASS_VALUES[name]
+    return value_of_id[lesions.lesion_ids]
+
+
+def lesion_rows(lesions: CorticalLesions, reference: sitk.Image,
+                lesion_probability: np.ndarray) -> list[dict[str, Any]]:
+    """The lesion table: measures in RAS, class, mean lesion probability, WM-overlap flag."""
+    rows = lesion_measures(lesions.lesion_ids, reference, probability=lesion_probability)
+    for row in rows:
+        index = row["lesion_id"] - 1
+        row["class"] = lesions.classes[index]
+        row["overlaps_wm_lesion"] = int(lesions.overlaps_wm[index])
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and volumes per class; lesions touching white-matter lesions counted apart."""
+    cortical = [row for row in rows if not row["overlaps_wm_lesion"]]
+    counts = {name: sum(row["class"] == name for row in cortical) for name in CORTICAL_CLASSES}
+    volumes = {name: round(sum(row["volume_ul"] for row in cortical if row["class"] == name), 3)
+               for name in CORTICAL_CLASSES}
+    return {"counts": {**counts, "cortical_total": len(cortical),
+                       "overlapping_wm_lesions": len(rows) - len(cortical)},
+            "volumes_ul": {**volumes, "cortical_total": round(sum(volumes.values()), 3)}}
+
+
+def input_warnings(images: dict[str, sitk.Image], bundle: ModelBundle) -> list[str]:
+    """Resolution and unused-contrast warnings for summary.json."""
+    warnings = []
+    spacing = np.array(images["mp2rage"].GetSpacing())
+    if spacing.max() > COARSEST_RELIABLE_SPACING_MM:
+        warnings.append(
+            f"--mp2rage: voxel size {np.round(spacing, 2).tolist()} mm is coarser than "
+            f"{COARSEST_RELIABLE_SPACING_MM} mm; cortical lesion detection drops steeply with "
+            "resolution (CLAIMS), treat these results with caution")
+    for name in images:
+        if name not in bundle.input_names:
+            warnings.append(f"--{name.replace('_', '-')}: not used by model {bundle.id} "
+                            f"(inputs: {', '.join(bundle.input_names)}); ignored")
+    return warnings
+
+
+def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
+        progress: Progress) -> LesionResult:
+    """The whole pipeline; the result is in the MP2RAGE's geometry."""
+    timer = StageTimer()
+    with timer.stage("loading"):
+        images, wm_mask_image = load_contrasts(inputs)
+        device = choose_device(options.device)
+        network = load_network(bundle, device)
+    reference = images["mp2rage"]
+    warnings = input_warnings(images, bundle)
+    progress.update(0.1, "inputs loaded")
+    with timer.stage("preprocessing"):
+        grid = working_grid(reference, tuple(bundle.metadata["spacing_mm"]))
+        channels = model_channels(images, bundle.input_names, grid)
+    with timer.stage("inference"):
+        probabilities = class_probabilities(network, channels, bundle, device, warnings,
+                                            progress.sub(0.15, 0.9))
+    with timer.stage("postprocessing"):
+        leuko, intra = to_reference(probabilities, grid, reference)
+        wm_mask = None if wm_mask_image is None else sitk.GetArrayFromImage(wm_mask_image)
+        post = bundle.metadata["postprocessing"]
+        lesions = find_lesions(leuko, intra, reference.GetSpacing()[::-1], options.min_volume_ul,
+                               post["threshold"], post["intracortical_weight"], wm_mask)
+        rows = lesion_rows(lesions, reference, leuko + intra)
+    progress.update(1.0, f"{len(rows)} lesions")
+    summary = {
+        "pipeline": "cortical",
+        **summarise(rows),
+        "min_volume_ul": options.min_volume_ul,
+        "inputs": {name: str(path) for name, path in inputs.contrasts().items()}
+        | ({"wm_lesions": str(inputs.wm_lesions)} if inputs.wm_lesions else {}),
+        "mp2rage_spacing_mm": list(reference.GetSpacing()),
+        "model_spacing_mm": bundle.metadata["spacing_mm"],
+        "model": bundle.describe(),
+        "device": str(device),
+        "timings_s": timer.as_dict(),
+        "warnings": warnings,
+    }
+    return LesionResult("cortical", reference, lesions.lesion_ids, class_labelmap(lesions),
+                        segments(wm_mask is not None), COLUMNS, rows, summary)

@@ -1,0 +1,221 @@
+"""`mslesionai train cortical`: train CLAIMS's U-Net on annotated cortical cases; fine-tuning.
+
+The bundle's metadata is the plan (inputs, spacing, normalisation, patch, classes, scoring) and
+the training data go through the pipeline's own preprocessing, so inference replays what
+training saw. The loss is CLAIMS's: focal loss (γ = 2) over background, leukocortical and
+intracortical/subpial, with white-matter lesion voxels weighted 0. Fine-tuning (CLAIMS's domain
+adaptation) retrains every layer from a bundle's weights with a smaller learning rate and writes
+a new bundle whose version is bumped and whose parent is recorded. With ``--eval``, held-out
+cases go through the whole pipeline and CLAIMS's metrics are printed and stored in the bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.losses import FocalLoss
+
+from ..bundles import METADATA_NAME, ModelBundle, write_bundle
+from ..imageio import read_image
+from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
+from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
+from ..networks import build_network, load_network
+from ..pipelines import cortical as pipeline
+from ..progress import Progress
+from ..results import read_table_csv
+from ._loop import fit, seed_everything, training_record
+from .cortical_data import PatchSampler, case_folders, case_inputs, load_case
+
+NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
+                 "t2star_gre": ["*t2star*", "*T2star*", "*T2s*", "*gre*", "*GRE*"]}
+SPACING_MM = (0.5, 0.5, 0.5)
+FINETUNE_LEARNING_RATE = 0.5e-4     # CLAIMS's domain adaptation
+
+
+class MaskedFocalLoss:
+    """Softmax focal loss per voxel, weighted: targets (B, 2, …) hold the class labels and the
+    voxel weights; the loss is the weighted mean, so weight-0 voxels contribute nothing."""
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma,
+                               reduction="none")
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        labels, weights = targets[:, :1], targets[:, 1:]
+        per_voxel = self.focal(logits, labels.long()).sum(dim=1, keepdim=True)
+        return (per_voxel * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def add_training_options(parser: argparse.ArgumentParser, steps: int,
+                         learning_rate: float) -> None:
+    """Options shared by training and fine-tuning."""
+    parser.add_argument("--out", required=True, type=Path, help="new bundle folder")
+    parser.add_argument("--eval", nargs="*", default=[], type=Path,
+                        help="held-out case or dataset folders, measured after training")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--patch-size", type=int, default=48,
+                        help="training patch side in voxels (CLAIMS: 96; a multiple of 8)")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("cortical", help="cortical lesions, two classes (CLAIMS)")
+    parser.add_argument("--data", nargs="+", required=True, type=Path,
+                        help="case or dataset folders (mp2rage.nii.gz, truth/ per case)")
+    add_training_options(parser, steps=1500, learning_rate=0.5e-3)
+    parser.add_argument("--id", default="cortical-claims")
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--t2star", action="store_true",
+                        help="add the optional T2* GRE input (trained with sequence dropout)")
+    parser.set_defaults(func=run)
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything inference must know, before any weights exist."""
+    inputs = ["mp2rage", "t2star_gre"] if args.t2star else ["mp2rage"]
+    return {
+        "id": args.id, "version": args.version, "task": "cortical",
+        "architecture": "claims_unet",
+        "title": "Cortical lesions, leukocortical and intracortical/subpial (CLAIMS, 7 T)",
+        "network": {"in_channels": len(inputs), "out_channels": 1 + len(CORTICAL_CLASSES),
+                    "features": [16, 32, 64, 128]},
+        "inputs": [{"name": name, "required": name == "mp2rage",
+                    "name_patterns": NAME_PATTERNS[name]} for name in inputs],
+        "classes": ["background", *CORTICAL_CLASSES],
+        "spacing_mm": list(SPACING_MM),
+        "orientation": "axis-aligned LPS grid over the MP2RAGE's field of view",
+        "normalisation": {"method": "zscore", "mask": "non-zero voxels",
+                          "clip_percentiles": [0.5, 99.5], "missing_contrast": "zeros"},
+        "patch_size": [args.patch_size] * 3,
+        "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "batch_size": 1,
+                      "blending": "gaussian"},
+        "postprocessing": {"threshold": 0.5, "intracortical_weight": 0.5,
+                           "connectivity": pipeline.CONNECTIVITY,
+                           "min_volume_choices_ul": list(pipeline.MIN_VOLUME_CHOICES_UL)},
+    }
+
+
+def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: list[Path],
+                  args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    """Fit ``network`` on the case folders; the ``training`` record of the bundle."""
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    started = time.time()
+    names = [spec["name"] for spec in metadata["inputs"]]
+    cases = [load_case(folder, names, tuple(metadata["spacing_mm"])) for folder in folders]
+    progress.update(0.05, f"{len(cases)} cases loaded")
+    sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed)
+    history = fit(network, sampler, MaskedFocalLoss(), args.steps, args.learning_rate,
+                  torch.device("cpu"), progress.sub(0.05, 1.0))
+    data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
+            "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
+    settings = {"steps": args.steps, "batch_size": args.batch_size,
+                "patch_size": args.patch_size, "learning_rate": args.learning_rate,
+                "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
+                "optimiser": "Adam, polynomial decay"}
+    return training_record(args.seed, data, settings, time.time() - started, history)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    metadata = plan(args)
+    folders = case_folders(args.data)
+    network = build_network(metadata["architecture"], **metadata["network"])
+    record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9))
+    bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
+    print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
+    if args.eval:
+        record_metrics(bundle, "held_out", evaluate_bundle(bundle, case_folders(args.eval)))
+    return 0
+
+
+def bumped_version(version: str) -> str:
+    """``1.0.0`` → ``1.1.0``: a fine-tuned model is a new minor version of its parent."""
+    parts = version.split(".")
+    if len(parts) < 2 or not parts[1].isdigit():
+        return f"{version}.1"
+    return ".".join([parts[0], str(int(parts[1]) + 1), *["0"] * len(parts[2:])])
+
+
+def finetune(parent: ModelBundle, folders: list[Path], args: argparse.Namespace,
+             progress: Progress) -> ModelBundle:
+    """Retrain all layers of ``parent`` on a new site's cases; a new, versioned bundle."""
+    network = load_network(parent, torch.device("cpu"))
+    record = train_network(network, parent.metadata, folders, args, progress)
+    base_id = parent.metadata.get("parent", {}).get("id", parent.id)
+    metadata = {key: value for key, value in parent.metadata.items()
+                if key not in ("files", "metrics")}
+    metadata.update({"id": args.id or f"{base_id}-finetuned",
+                     "version": bumped_version(parent.metadata["version"]),
+                     "parent": {"id": parent.id, "version": parent.metadata["version"],
+                                "sha256": parent.weights_sha256},
+                     "fine_tuning": record})
+    return write_bundle(args.out, metadata, network.state_dict())
+
+
+def truth_case(folder: Path, prediction: Any) -> CorticalCase:
+    """A case's truth (on the MP2RAGE's grid) with a pipeline result, for the metrics."""
+    truth_ids = sitk.GetArrayFromImage(read_image(folder / "truth" / "cortical_lesions.nii.gz",
+                                                  "truth"))
+    wm_path = folder / "truth" / "wm_lesions.nii.gz"
+    types = {int(row["lesion_id"]): row["type"]
+             for row in read_table_csv(folder / "truth" / "lesions.csv")
+             if row["family"] == CORTICAL_FAMILY and row["type"] in CORTICAL_TYPES}
+    return CorticalCase(
+        truth_ids=truth_ids, truth_types=types, pred_ids=prediction.lesion_ids,
+        pred_classes={row["lesion_id"]: row["class"] for row in prediction.rows},
+        spacing_mm=prediction.reference.GetSpacing()[::-1],
+        wm_mask=sitk.GetArrayFromImage(read_image(wm_path, "wm")) if wm_path.is_file() else None,
+        name=folder.name)
+
+
+def evaluate_bundle(bundle: ModelBundle, folders: list[Path],
+                    progress: Progress | None = None) -> list[dict[str, Any]]:
+    """CLAIMS's metrics of the whole pipeline on annotated cases, per minimum lesion volume
+    (the pipeline keeps everything ≥ 1 µL; the metrics apply the larger minimums)."""
+    progress = progress or Progress()
+    cases, seconds = [], []
+    for number, folder in enumerate(folders):
+        started = time.time()
+        result = pipeline.run(case_inputs(folder, bundle.input_names), bundle,
+                              pipeline.CorticalOptions(device="cpu"),
+                              progress.sub(number / len(folders), (number + 1) / len(folders)))
+        seconds.append(time.time() - started)
+        cases.append(truth_case(folder, result))
+    metrics = evaluate_cortical(cases, MIN_VOLUMES_UL)
+    for entry in metrics:
+        entry["median_seconds_per_case"] = float(np.median(seconds))
+    return metrics
+
+
+def headline(metrics: list[dict[str, Any]]) -> str:
+    """One line per minimum volume: the figures CLAIMS reports."""
+    keys = ("ltpr", "lfpr", "median_case_ltpr", "median_case_lfpr", "ltpr_leukocortical",
+            "ltpr_intracortical", "ltpr_subpial", "classification_accuracy", "kappa",
+            "median_dice", "count_ccc")
+    return "\n".join(f"≥{m['min_volume_ul']:g} µL: truth {m['truth_lesions']} pred "
+                     f"{m['pred_lesions']} " + " ".join(f"{k} {m.get(k, float('nan')):.3f}"
+                                                        for k in keys) for m in metrics)
+
+
+def record_metrics(bundle: ModelBundle, name: str, metrics: list[dict[str, Any]],
+                   store: bool = True) -> None:
+    """Print the figures and store them (without per-case rows, NaN as null) in the bundle's
+    metadata; the checksum covers the weights, so the metadata may grow."""
+    print(f"{bundle.id} v{bundle.metadata['version']} on {name}:\n{headline(metrics)}")
+    if not store:
+        return
+    compact = [{k: None if isinstance(v, float) and np.isnan(v) else v
+                for k, v in m.items() if k != "per_case"} for m in metrics]
+    metadata = {**bundle.metadata,
+                "metrics": {**bundle.metadata.get("metrics", {}), name: compact}}
+    (bundle.path / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")

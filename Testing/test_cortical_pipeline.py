@@ -1,0 +1,193 @@
+"""The cortical pipeline end to end on a tiny oblique case: geometry, files, refusals,
+fine-tuning; and the shipped bundle through the command line on a cropped phantom."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MSLesionAILib.bundles import find_bundle, list_bundles, load_bundle, write_bundle
+from MSLesionAILib.cli import EXIT_ERROR, main
+from MSLesionAILib.geometry import index_zyx_to_ras
+from MSLesionAILib.networks import build_network, load_network
+from MSLesionAILib.pipelines import cortical
+
+SIZE_ZYX = (20, 28, 24)
+SPACING_XYZ = (0.6, 0.6, 0.7)
+LESION_CENTRES_ZYX = {1: (6, 9, 8), 2: (13, 18, 15)}     # truth ids 1, 2
+WM_CENTRE_ZYX = (10, 20, 6)
+
+
+def oblique_direction(angle_deg: float = 25.0) -> tuple[float, ...]:
+    a = np.deg2rad(angle_deg)
+    rotation = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    return tuple(rotation.ravel())
+
+
+def image_like(voxels: np.ndarray, origin=(12.0, -30.0, 40.0)) -> sitk.Image:
+    image = sitk.GetImageFromArray(voxels)
+    image.SetSpacing(SPACING_XYZ)
+    image.SetOrigin(origin)
+    image.SetDirection(oblique_direction())
+    return image
+
+
+def ball(centre_zyx, radius=2.0) -> np.ndarray:
+    z, y, x = np.ogrid[tuple(slice(0, s) for s in SIZE_ZYX)]
+    return ((z - centre_zyx[0]) ** 2 + (y - centre_zyx[1]) ** 2
+            + (x - centre_zyx[2]) ** 2) <= radius ** 2
+
+
+def write_case(folder: Path, seed: int = 0) -> Path:
+    """A tiny 'cortex' block with two dark cortical lesions and one white-matter lesion."""
+    rng = np.random.default_rng(seed)
+    mp2rage = rng.normal(100, 3, SIZE_ZYX).astype(np.float32)
+    ids = np.zeros(SIZE_ZYX, np.uint16)
+    for lesion_id, centre in LESION_CENTRES_ZYX.items():
+        ids[ball(centre)] = lesion_id
+        mp2rage[ball(centre)] -= 40
+    wm = ball(WM_CENTRE_ZYX).astype(np.uint8)
+    mp2rage[wm > 0] -= 40
+    (folder / "truth").mkdir(parents=True)
+    sitk.WriteImage(image_like(mp2rage), str(folder / "mp2rage.nii.gz"))
+    sitk.WriteImage(image_like(ids), str(folder / "truth" / "cortical_lesions.nii.gz"))
+    sitk.WriteImage(image_like(wm), str(folder / "truth" / "wm_lesions.nii.gz"))
+    with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["lesion_id", "family", "type", "volume_ul"])
+        writer.writerow([1, "cortical", "leukocortical", 8.0])
+        writer.writerow([2, "cortical", "subpial", 8.0])
+        writer.writerow([1, "wm", "", 8.0])
+    return folder
+
+
+def tiny_bundle(folder: Path, background_bias: float = 0.0) -> Path:
+    metadata = {
+        "id": "cortical-tiny", "version": "1.0.0", "task": "cortical",
+        "architecture": "claims_unet",
+        "network": {"in_channels": 1, "out_channels": 3, "features": [4, 4, 8, 8]},
+        "inputs": [{"name": "mp2rage", "required": True}],
+        "classes": ["background", "leukocortical", "intracortical_subpial"],
+        "spacing_mm": [0.8, 0.8, 0.8], "patch_size": [16, 16, 16],
+        "inference": {"roi_size": [16, 16, 16], "overlap": 0.25, "batch_size": 2},
+        "postprocessing": {"threshold": 0.5, "intracortical_weight": 0.5},
+    }
+    torch.manual_seed(0)
+    network = build_network("claims_unet", **metadata["network"])
+    with torch.no_grad():
+        network.head.bias[:] = torch.tensor([background_bias, 0.0, 0.0])
+    write_bundle(folder, metadata, network.state_dict())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory) -> Path:
+    return write_case(tmp_path_factory.mktemp("cortical") / "case_000")
+
+
+def dark_voxels_are_lesions(network, channels, bundle, device, warnings, progress):
+    """Stands in for the network: voxels much darker than the tissue are leukocortical."""
+    lesion = (channels[0] < -2.5) & (channels[0] != 0)
+    return np.stack([~lesion, lesion, np.zeros_like(lesion)]).astype(np.float32)
+
+
+def test_outputs_are_in_the_oblique_mp2rage_geometry(case, tmp_path, monkeypatch):
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_are_lesions)
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
+    out = tmp_path / "out"
+    assert main(["cortical", "--mp2rage", str(case / "mp2rage.nii.gz"), "--out", str(out),
+                 "--model", str(bundle.path), "--device", "cpu",
+                 "--wm-lesions", str(case / "truth" / "wm_lesions.nii.gz")]) == 0
+    mp2rage = sitk.ReadImage(str(case / "mp2rage.nii.gz"))
+    labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
+    assert labelmap.GetSize() == mp2rage.GetSize()
+    assert np.allclose(labelmap.GetDirection(), mp2rage.GetDirection(), atol=1e-6)
+    assert np.allclose(labelmap.GetOrigin(), mp2rage.GetOrigin(), atol=1e-4)
+    with open(out / "lesions.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0])[:8] == ["lesion_id", "class", "volume_ul", "voxels", "centroid_r",
+                                 "centroid_a", "centroid_s", "probability"]
+    cortical_rows = [r for r in rows if r["overlaps_wm_lesion"] == "0"]
+    assert len(rows) == 3 and len(cortical_rows) == 2
+    found = np.array([[float(r[k]) for k in ("centroid_r", "centroid_a", "centroid_s")]
+                      for r in cortical_rows])
+    for centre in LESION_CENTRES_ZYX.values():
+        expected = index_zyx_to_ras(mp2rage, np.array([centre]))[0]
+        assert np.linalg.norm(found - expected, axis=1).min() < 0.6
+    ids = sitk.GetArrayFromImage(labelmap)
+    assert set(np.unique(ids)) == {0, 1, 2, 3}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["cortical_total"] == 2
+    assert summary["counts"]["overlapping_wm_lesions"] == 1
+    assert summary["model"]["id"] == "cortical-tiny" and summary["warnings"] == []
+    assert (out / "cortical.seg.nrrd").is_file()
+
+
+def test_no_lesions_gives_an_empty_table(case, tmp_path):
+    bundle = tiny_bundle(tmp_path / "bundle", background_bias=50.0)
+    out = tmp_path / "out"
+    assert main(["cortical", "--mp2rage", str(case / "mp2rage.nii.gz"), "--out", str(out),
+                 "--model", str(bundle), "--device", "cpu", "--min-volume-ul", "3"]) == 0
+    with open(out / "lesions.csv", newline="") as stream:
+        assert list(csv.DictReader(stream)) == []
+    assert json.loads((out / "summary.json").read_text())["counts"]["cortical_total"] == 0
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))).any()
+
+
+def test_t2star_that_does_not_overlap_is_refused_in_one_line(case, tmp_path, capsys):
+    far_away = image_like(np.ones(SIZE_ZYX, np.float32) + np.arange(SIZE_ZYX[2]),
+                          origin=(500.0, 500.0, 500.0))
+    sitk.WriteImage(far_away, str(tmp_path / "t2star.nii.gz"))
+    code = main(["cortical", "--mp2rage", str(case / "mp2rage.nii.gz"), "--t2star-gre",
+                 str(tmp_path / "t2star.nii.gz"), "--out", str(tmp_path / "out"),
+                 "--model", str(tiny_bundle(tmp_path / "bundle"))])
+    error = capsys.readouterr().err.strip()
+    assert code == EXIT_ERROR and not (tmp_path / "out").exists()
+    assert len(error.splitlines()) == 1 and "--t2star-gre: does not overlap" in error
+
+
+def test_coarse_mp2rage_is_processed_with_a_warning(case, tmp_path):
+    coarse = sitk.ReadImage(str(case / "mp2rage.nii.gz"))
+    coarse.SetSpacing((1.0, 1.0, 1.5))
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle", background_bias=50.0))
+    warnings = cortical.input_warnings({"mp2rage": coarse}, bundle)
+    assert len(warnings) == 1 and "coarser than 1.2 mm" in warnings[0]
+
+
+def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path):
+    parent = tiny_bundle(tmp_path / "parent")
+    out = tmp_path / "finetuned"
+    assert main(["finetune", "cortical", "--cases", str(case.parent), "--from", str(parent),
+                 "--out", str(out), "--steps", "2", "--patch-size", "16",
+                 "--batch-size", "1", "--threads", "1"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.metadata["version"] == "1.1.0" and bundle.id == "cortical-tiny-finetuned"
+    assert bundle.metadata["parent"]["id"] == "cortical-tiny"
+    assert bundle.metadata["parent"]["sha256"] == load_bundle(parent).weights_sha256
+    assert bundle.weights_sha256 != load_bundle(parent).weights_sha256
+    assert find_bundle(str(out), "cortical").id == bundle.id
+    load_network(bundle, torch.device("cpu"))
+
+
+SHIPPED = [b for b in list_bundles() if b.task == "cortical"]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no cortical bundle shipped yet")
+def test_shipped_bundle_runs_on_a_cropped_phantom(tmp_path):
+    phantom = pytest.importorskip("MSLesionAILib.phantom")
+    case = phantom.generate_case(7, kind="cortical", crop_mm=24.0)
+    folder = tmp_path / "case"
+    phantom.write_case(case, folder)
+    out = tmp_path / "out"
+    assert main(["cortical", "--mp2rage", str(folder / "mp2rage.nii.gz"), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["id"] == SHIPPED[0].id
+    labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
+    assert labelmap.GetSize() == sitk.ReadImage(str(folder / "mp2rage.nii.gz")).GetSize()

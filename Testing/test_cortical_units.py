@@ -1,0 +1,140 @@
+"""CLAIMS building blocks on tiny arrays: the U-Net, the masked focal loss, post-processing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from MSLesionAILib.labels import INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
+from MSLesionAILib.networks import build_network
+from MSLesionAILib.pipelines.cortical import (
+    WM_OVERLAP_VALUE,
+    CorticalLesions,
+    class_labelmap,
+    find_lesions,
+    summarise,
+)
+from MSLesionAILib.training.cortical import MaskedFocalLoss, bumped_version
+from MSLesionAILib.training.cortical_data import crop
+
+SPACING_MM = (0.5, 0.5, 0.5)   # 8 voxels per µL
+
+
+def test_unet_has_four_levels_and_keeps_the_patch_shape():
+    network = build_network("claims_unet", in_channels=2, out_channels=3)
+    convolutions = [m for m in network.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert sorted({c.out_channels for c in convolutions}) == [3, 16, 32, 64, 128]
+    logits = network(torch.zeros(2, 2, 24, 16, 32))
+    assert logits.shape == (2, 3, 24, 16, 32)
+
+
+def test_focal_loss_ignores_white_matter_lesion_voxels():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 3, 8, 8, 8, generator=generator)
+    labels = torch.randint(0, 3, (1, 1, 8, 8, 8), generator=generator).float()
+    weights = torch.ones(1, 1, 8, 8, 8)
+    weights[..., :4] = 0                          # "white-matter lesion" half
+    loss = MaskedFocalLoss()
+    reference = loss(logits, torch.cat([labels, weights], 1))
+    changed = logits.clone()
+    changed[..., :4] = 100 * torch.randn(1, 3, 8, 8, 4, generator=generator)
+    changed_labels = labels.clone()
+    changed_labels[..., :4] = 2 - changed_labels[..., :4]
+    assert loss(changed, torch.cat([changed_labels, weights], 1)) == pytest.approx(
+        float(reference), rel=1e-6)
+    changed[..., 4:] += 5 * torch.randn(1, 3, 8, 8, 4, generator=generator)
+    assert float(loss(changed, torch.cat([labels, weights], 1))) != pytest.approx(
+        float(reference), rel=1e-3)
+
+
+def test_focal_loss_gradients_are_zero_on_weighted_out_voxels():
+    logits = torch.randn(1, 3, 4, 4, 4, requires_grad=True)
+    targets = torch.cat([torch.ones(1, 1, 4, 4, 4), torch.ones(1, 1, 4, 4, 4)], 1)
+    targets[:, 1, 0] = 0
+    MaskedFocalLoss()(logits, targets).backward()
+    assert torch.all(logits.grad[:, :, 0] == 0)
+    assert torch.any(logits.grad[:, :, 1:] != 0)
+
+
+def blob(shape, centre, radius):
+    z, y, x = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius ** 2
+
+
+def two_lesion_maps():
+    """Lesion A mostly leukocortical, lesion B mostly intracortical/subpial (both ~ 4 µL)."""
+    shape = (24, 24, 24)
+    leuko, intra = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    a, b = blob(shape, (6, 6, 6), 2), blob(shape, (16, 16, 16), 2)
+    leuko[a], intra[a] = 0.7, 0.2
+    leuko[a & (np.arange(24)[None, None, :] == 4)] = 0.1       # a few voxels vote the other way
+    intra[a & (np.arange(24)[None, None, :] == 4)] = 0.85
+    leuko[b], intra[b] = 0.3, 0.6                          # score 0.6 ≥ 0.5
+    return leuko, intra, a, b
+
+
+def test_lesions_are_scored_as_claims_and_classed_by_majority():
+    leuko, intra, a, b = two_lesion_maps()
+    lesions = find_lesions(leuko, intra, SPACING_MM)
+    assert lesions.lesion_ids.max() == 2
+    class_of = {tuple(np.argwhere(lesions.lesion_ids == i).mean(0).round()): c
+                for i, c in enumerate(lesions.classes, start=1)}
+    assert class_of[(6.0, 6.0, 6.0)] == LEUKOCORTICAL
+    assert class_of[(16.0, 16.0, 16.0)] == INTRACORTICAL_SUBPIAL
+    assert lesions.overlaps_wm == [False, False]
+
+
+def test_intracortical_probability_counts_half():
+    shape = (12, 12, 12)
+    only_intra = np.zeros(shape, np.float32)
+    only_intra[blob(shape, (6, 6, 6), 2)] = 0.9            # 0.5 · 0.9 = 0.45 < 0.5
+    assert find_lesions(np.zeros(shape, np.float32), only_intra, SPACING_MM).classes == []
+
+
+def test_lesions_touching_white_matter_lesions_are_flagged_and_not_counted():
+    leuko, intra, a, b = two_lesion_maps()
+    wm = np.zeros(a.shape, np.uint8)
+    wm[16, 16, 18] = 1                                      # touches lesion B's edge
+    lesions = find_lesions(leuko, intra, SPACING_MM, wm_mask=wm)
+    flagged = [c for c, f in zip(lesions.classes, lesions.overlaps_wm, strict=True) if f]
+    assert flagged == [INTRACORTICAL_SUBPIAL]
+    labelmap = class_labelmap(lesions)
+    assert np.all(labelmap[b] == WM_OVERLAP_VALUE) and np.all(labelmap[a] == 1)
+    rows = [{"class": c, "volume_ul": 4.0, "overlaps_wm_lesion": int(f)}
+            for c, f in zip(lesions.classes, lesions.overlaps_wm, strict=True)]
+    counts = summarise(rows)["counts"]
+    assert counts == {LEUKOCORTICAL: 1, INTRACORTICAL_SUBPIAL: 0, "cortical_total": 1,
+                      "overlapping_wm_lesions": 1}
+
+
+@pytest.mark.parametrize(("min_volume_ul", "kept"), [(1, 2), (3, 1), (6, 0)])
+def test_minimum_volume_drops_small_lesions(min_volume_ul, kept):
+    shape = (20, 20, 20)
+    leuko = np.zeros(shape, np.float32)
+    leuko[2:5, 2:5, 2:4] = 0.9          # 18 voxels = 2.25 µL
+    leuko[10:14, 10:14, 10:13] = 0.9
+    leuko[10, 10, 10] = 0.0             # 47 voxels = 5.875 µL, just under 6 µL
+    lesions = find_lesions(leuko, np.zeros(shape, np.float32), SPACING_MM, min_volume_ul)
+    assert len(lesions.classes) == kept
+
+
+def test_no_lesions_is_an_empty_result():
+    zeros = np.zeros((10, 10, 10), np.float32)
+    lesions = find_lesions(zeros, zeros, SPACING_MM, wm_mask=np.ones_like(zeros))
+    assert lesions.classes == [] and not lesions.lesion_ids.any()
+    assert summarise([])["counts"]["cortical_total"] == 0
+    assert class_labelmap(CorticalLesions(lesions.lesion_ids, [], [])).max() == 0
+
+
+def test_crop_pads_outside_the_volume():
+    volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(1, 4, 5, 6) + 1
+    cube = crop(volume, np.array([0, 0, 0]), 4)
+    assert cube.shape == (1, 4, 4, 4)
+    assert cube[0, 2, 2, 2] == volume[0, 0, 0, 0] and cube[0, 0, 0, 0] == 0
+
+
+def test_fine_tuned_versions_are_bumped():
+    assert bumped_version("1.0.0") == "1.1.0"
+    assert bumped_version("1.1.0") == "1.2.0"
+    assert bumped_version("3") == "3.1"
