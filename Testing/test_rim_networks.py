@@ -1,0 +1,53 @@
+"""RimNet and Deep-PRL shapes, the focal loss, and the operating point taken on scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from MSLesionAILib.metrics.rim import threshold_at_specificity
+from MSLesionAILib.networks import build_network
+from MSLesionAILib.networks.rimnet import rim_probability
+from MSLesionAILib.training.rim import loss_function
+
+
+def test_rimnet_two_branches_two_logits() -> None:
+    network = build_network("rimnet").eval()
+    logits = network(torch.randn(3, 2, 28, 28, 28))
+    assert logits.shape == (3, 2)
+    assert torch.all((rim_probability(logits) > 0) & (rim_probability(logits) < 1))
+    # The FLAIR channel matters (the second branch is wired in).
+    other = network(torch.cat([torch.randn(3, 1, 28, 28, 28), torch.zeros(3, 1, 28, 28, 28)],
+                              dim=1))
+    assert other.shape == (3, 2)
+
+
+def test_deep_prl_uses_the_mask_channel() -> None:
+    torch.manual_seed(0)
+    network = build_network("deep_prl").eval()
+    images = torch.randn(2, 2, 28, 28, 28)
+    mask = torch.zeros(2, 1, 28, 28, 28)
+    with torch.no_grad():
+        without = network(torch.cat([images, mask], dim=1))
+        mask[:, :, 10:18, 10:18, 10:18] = 1
+        with_mask = network(torch.cat([images, mask], dim=1))
+    assert without.shape == (2, 1) and not torch.allclose(without, with_mask)
+
+
+def test_focal_loss_matches_the_formula() -> None:
+    loss = loss_function(outputs=1)(torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [0.0]]))
+    p = 1 / (1 + math.exp(-2.0))
+    expected = (0.2 * 0.5**2 * math.log(2) + 0.8 * p**2 * -math.log(1 - p)) / 2
+    assert math.isclose(float(loss), expected, rel_tol=1e-5)
+
+
+def test_operating_point_gives_95_percent_specificity_on_validation_scores() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(200, int), np.ones(20, int)]
+    scores = np.r_[rng.uniform(0, 0.8, 200), rng.uniform(0.5, 1.0, 20)]
+    threshold = threshold_at_specificity(labels, scores, 0.95)
+    negatives = scores[labels == 0]
+    assert np.mean(negatives < threshold) >= 0.95
+    assert np.mean(negatives < np.max(negatives[negatives < threshold])) < 0.95
