@@ -1,0 +1,93 @@
+"""Read pipeline result folders (the files `results.write_result` wrote) for the report.
+
+The lesion table is the source of the report's counts and volumes: it is the one file every
+pipeline writes with fixed columns, and the one the user edits ("Update table" in Slicer).
+The summary adds what the table cannot know (inputs, model, candidates, warnings).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..results import read_table_csv
+
+TASKS = ("wm", "cortical", "rim")
+
+
+@dataclass
+class PipelineResult:
+    """One pipeline's result folder: its table rows (strings, as in the CSV) and input images."""
+
+    task: str
+    folder: Path
+    rows: list[dict[str, str]]
+    summary: dict[str, Any]
+    lesions_path: Path
+    images: dict[str, Path] = field(default_factory=dict)
+    missing_images: dict[str, Path] = field(default_factory=dict)
+
+
+def read_result_folder(folder: str | Path, images: dict[str, Path] | None = None) -> PipelineResult:
+    """Read one result folder; ``images`` (contrast → path) override the summary's inputs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder of pipeline results")
+    summary = _read_summary(folder)
+    files = summary.get("files", {})
+    lesions_path = folder / files.get("lesions", _find_lesions_file(folder).name)
+    task = lesions_path.name.removesuffix("_lesions.nii.gz")
+    if task not in TASKS:
+        raise InputError(f"{folder}: unknown result type {task!r} (expected one of {TASKS})")
+    table_path = folder / files.get("table", "lesions.csv")
+    if not table_path.exists():
+        raise InputError(f"{folder}: no lesion table ({table_path.name})")
+    found, missing = _resolve_images({**summary.get("inputs", {}), **(images or {})}, folder)
+    return PipelineResult(task, folder, read_table_csv(table_path), summary, lesions_path,
+                          found, missing)
+
+
+def read_patient(folders: list[str | Path],
+                 images: dict[str, Path] | None = None) -> list[PipelineResult]:
+    """One patient's result folders, in the report's order (wm, cortical, rim)."""
+    results = [read_result_folder(folder, images) for folder in folders]
+    return sorted(results, key=lambda result: TASKS.index(result.task))
+
+
+def _read_summary(folder: Path) -> dict[str, Any]:
+    path = folder / "summary.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from error
+
+
+def _find_lesions_file(folder: Path) -> Path:
+    candidates = sorted(folder.glob("*_lesions.nii.gz"))
+    if len(candidates) != 1:
+        raise InputError(f"{folder}: expected one *_lesions.nii.gz labelmap, found "
+                         f"{len(candidates)}")
+    return candidates[0]
+
+
+def _resolve_images(paths: dict[str, Any],
+                    folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Split input images into those that exist and those that do not; a relative path is
+    tried against the result folder first, then the working directory."""
+    found, missing = {}, {}
+    for contrast, value in paths.items():
+        if not value:
+            continue
+        path = Path(value)
+        candidates = [path] if path.is_absolute() else [folder / path, path]
+        existing = next((candidate for candidate in candidates if candidate.exists()), None)
+        if existing is None:
+            missing[contrast] = path
+        else:
+            found[contrast] = existing.resolve()
+    return found, missing
