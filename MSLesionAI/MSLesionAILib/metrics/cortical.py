@@ -38,7 +38,7 @@ from ..labels import (
 )
 from ..lesions import lesion_sizes, min_voxels_for_volume, remove_small_lesions
 from .agreement import cohen_kappa, lins_ccc
-from .overlap import dice, overlap_table, ratio, volume_difference
+from .overlap import dice, finite_statistic, overlap_table, ratio, volume_difference
 
 MIN_VOLUMES_UL = (1.0, 3.0, 6.0, 9.0, 15.0)
 MIN_LESION_VOXELS = 3
@@ -131,13 +131,13 @@ def _summarise(matches: list[_CaseMatch], cases: Sequence[CorticalCase],
         "detected": sum(detected), "false_positives": false_positives,
         "ltpr": ratio(sum(detected), len(types), float("nan")),
         "lfpr": ratio(false_positives, pred_count, float("nan")),
-        "median_case_ltpr": _nanmedian([m.rates["ltpr"] for m in matches]),
-        "median_case_lfpr": _nanmedian([m.rates["lfpr"] for m in matches]),
+        "median_case_ltpr": finite_statistic([m.rates["ltpr"] for m in matches]),
+        "median_case_lfpr": finite_statistic([m.rates["lfpr"] for m in matches]),
         **{f"ltpr_{kind}": ratio(sum(d for t, d in zip(types, detected, strict=True)
                                      if t == kind), types.count(kind), float("nan"))
            for kind in CORTICAL_TYPES},
-        "median_dice": _nanmedian([m.dice for m in with_lesions]),
-        "median_volume_difference": _nanmedian([m.volume_difference for m in with_lesions]),
+        "median_dice": finite_statistic([m.dice for m in with_lesions]),
+        "median_volume_difference": finite_statistic([m.volume_difference for m in with_lesions]),
         "count_ccc": lins_ccc([len(m.truth_types) for m in matches],
                               [m.pred_count for m in matches]),
         "per_case": [{"name": case.name, "truth_lesions": len(m.truth_types),
@@ -159,7 +159,3 @@ def _classification(matches: list[_CaseMatch]) -> dict[str, float]:
             "kappa": cohen_kappa(truth + [NOT_FOUND] * len(false_positives),
                                  pred + false_positives)}
 
-
-def _nanmedian(values: list[float]) -> float:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.median(finite)) if finite else float("nan")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 
 
 def ratio(numerator: float, denominator: float, if_empty: float) -> float:
     """numerator / denominator, or ``if_empty`` when there is nothing to count (denominator 0)."""
     return float(numerator / denominator) if denominator else float(if_empty)
+
+
+def finite_statistic(values: Iterable[float],
+                     statistic: Callable[[np.ndarray], float] = np.median) -> float:
+    """``statistic`` (default the median) of the values that are not NaN; NaN if none are."""
+    finite = np.array([v for v in values if not np.isnan(v)], dtype=float)
+    return float(statistic(finite)) if len(finite) else float("nan")
 
 
 def dice(truth_mask: np.ndarray, pred_mask: np.ndarray) -> float:

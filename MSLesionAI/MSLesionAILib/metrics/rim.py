@@ -17,14 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
 from .overlap import overlap_table, ratio
 
@@ -76,13 +68,29 @@ def operating_point(labels: Sequence[int], predicted: Sequence[int]) -> dict[str
             "accuracy": ratio(tp + tn, len(labels), nan)}
 
 
+def ranking_curves(labels: Sequence[int], scores: Sequence[float]) -> dict[str, np.ndarray]:
+    """ROC and precision-recall points, one per distinct score taken as the threshold (from the
+    highest down; tied scores move together), the ROC curve starting at (0, 0)."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=float)
+    thresholds, first = np.unique(-scores, return_inverse=True)
+    true_positives = np.cumsum(np.bincount(first, weights=labels, minlength=len(thresholds)))
+    called = np.cumsum(np.bincount(first, minlength=len(thresholds)))
+    n_positive, n_negative = labels.sum(), (~labels).sum()
+    return {"threshold": -thresholds,
+            "tpr": np.concatenate([[0.0], true_positives / max(n_positive, 1)]),
+            "fpr": np.concatenate([[0.0], (called - true_positives) / max(n_negative, 1)]),
+            "precision": true_positives / called}
+
+
 def ranking_metrics(labels: Sequence[int], scores: Sequence[float]) -> dict[str, float]:
-    """ROC AUC and PR AUC (average precision); NaN unless both classes are present."""
-    labels = np.asarray(labels, dtype=int)
-    if len(np.unique(labels)) < 2:
+    """ROC AUC (trapezoids: a tied pair counts half) and PR AUC as average precision
+    (Σ Δrecall · precision, no interpolation); NaN unless both classes are present."""
+    if len(np.unique(np.asarray(labels, dtype=bool))) < 2:
         return {"roc_auc": float("nan"), "pr_auc": float("nan")}
-    return {"roc_auc": float(roc_auc_score(labels, scores)),
-            "pr_auc": float(average_precision_score(labels, scores))}
+    curves = ranking_curves(labels, scores)
+    tpr, fpr = curves["tpr"], curves["fpr"]
+    return {"roc_auc": float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)),
+            "pr_auc": float(np.sum(np.diff(tpr) * curves["precision"]))}
 
 
 def patient_accuracy(truth_counts: Sequence[int], pred_counts: Sequence[int],
@@ -103,15 +111,17 @@ def rim_metrics(labels: Sequence[int], scores: Sequence[float],
 def plot_curves(labels: Sequence[int], scores: Sequence[float], path: str | Path,
                 threshold: float | None = None, title: str = "rim lesions") -> Path:
     """ROC and precision-recall curves side by side as a PNG (Agg; no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported only to plot
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(10, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     roc_axes, pr_axes = figure.subplots(1, 2)
-    fpr, tpr, _ = roc_curve(labels, scores)
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    areas = ranking_metrics(labels, scores)
-    roc_axes.plot(fpr, tpr, label=f"AUC {areas['roc_auc']:.3f}")
+    curves, areas = ranking_curves(labels, scores), ranking_metrics(labels, scores)
+    roc_axes.plot(curves["fpr"], curves["tpr"], label=f"AUC {areas['roc_auc']:.3f}")
     roc_axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    pr_axes.step(recall, precision, where="post", label=f"AP {areas['pr_auc']:.3f}")
+    pr_axes.step(curves["tpr"][1:], curves["precision"], where="pre",
+                 label=f"AP {areas['pr_auc']:.3f}")
     if threshold is not None:
         point = operating_point(labels, np.asarray(scores) >= threshold)
         roc_axes.plot(1 - point["specificity"], point["sensitivity"], "o", color="red",

@@ -1,0 +1,226 @@
+"""`mslesionai evaluate`: score pipeline outputs against a truth, with the papers' metrics.
+
+``--pred`` is a pipeline output folder (or a labelmap file); ``--truth`` a phantom case folder
+(its ``truth/`` subfolder: ``wm_lesions.nii.gz``, ``cortical_lesions.nii.gz``, ``lesions.csv``)
+or, for ``--task wm``, a lesion mask file. Several cases: give as many ``--pred`` as ``--truth``,
+paired in order; per-patient statistics (medians, CCC, the ≥ 4 PRL rule) then have meaning.
+
+- wm: Dice, volumes, MSSEG-2016 lesion-wise sensitivity / precision / F1 (`metrics.msseg`);
+- cortical: CLAIMS's metrics at each minimum lesion volume (`metrics.cortical`);
+- rim: lesion-wise ROC/PR AUC and the operating point, patient-wise ≥ 4 rule (`metrics.rim`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..geometry import resample_like, same_grid
+from ..imageio import read_image
+from ..labels import CORTICAL_FAMILY, WM_FAMILY
+from ..lesions import label_components
+from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
+from ..metrics.msseg import CONNECTIVITY, wm_metrics
+from ..metrics.overlap import finite_statistic
+from ..metrics.rim import candidate_truth, patient_accuracy, plot_curves, rim_metrics
+from ..progress import Progress
+from ..results import read_table_csv
+
+PRED_FILES = {"wm": "wm_lesions.nii.gz", "cortical": "cortical_lesions.nii.gz",
+              "rim": "rim_lesions.nii.gz"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a pipeline's output against a truth (Dice, lesion detection, AUC)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=tuple(PRED_FILES), required=True)
+    parser.add_argument("--pred", type=Path, nargs="+", required=True,
+                        help="pipeline output folder(s) or labelmap file(s)")
+    parser.add_argument("--truth", type=Path, nargs="+", required=True,
+                        help="phantom case folder(s), or lesion mask file(s) for --task wm")
+    parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=CONNECTIVITY,
+                        help="lesion connectivity for MSSEG (default 18, as DeepSCAN)")
+    parser.add_argument("--min-volume", type=float, nargs="+", default=list(MIN_VOLUMES_UL),
+                        metavar="UL", help="cortical: minimum lesion volumes in µL")
+    parser.add_argument("--threshold", type=float,
+                        help="rim: call rim+ at rim_probability ≥ this instead of rim_positive")
+    parser.add_argument("--curves", type=Path, help="rim: write the ROC/PR curves to this PNG")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    if len(args.pred) != len(args.truth):
+        raise InputError(f"--pred: {len(args.pred)} given but --truth: {len(args.truth)}; "
+                         "give one prediction per truth, paired in order")
+    pairs = list(zip(args.pred, args.truth, strict=True))
+    report = {"wm": _evaluate_wm, "cortical": _evaluate_cortical, "rim": _evaluate_rim}[
+        args.task](pairs, args, progress)
+    report = {"task": args.task, "pred": [str(p) for p in args.pred],
+              "truth": [str(t) for t in args.truth], **report}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    progress.update(1.0, "evaluated")
+    return 0
+
+
+def _evaluate_wm(pairs: list, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    cases = []
+    for index, (pred_path, truth_path) in enumerate(pairs):
+        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
+        truth_file = truth_path
+        if truth_path.is_dir():
+            truth_file = _truth_folder(truth_path) / "wm_lesions.nii.gz"
+        truth, pred = _read_pair(truth_file, _pred_file(pred_path, "wm"))
+        spacing_mm = truth.GetSpacing()[::-1]
+        cases.append({"case": str(truth_path), **wm_metrics(_array(truth), _array(pred),
+                                                            spacing_mm, args.connectivity)})
+    columns = ["dice", "volume_difference", "truth_lesions", "pred_lesions", "sensitivity",
+               "precision", "f1", "ltpr", "lfpr"]
+    mean = {key: finite_statistic((case[key] for case in cases), np.mean) for key in columns}
+    rows = [[Path(case["case"]).name, *(case[key] for key in columns)] for case in cases]
+    if len(cases) > 1:
+        rows.append(["mean", *mean.values()])
+    _print_table(["case", *columns], rows)
+    return {"connectivity": args.connectivity, "cases": cases, "mean": mean}
+
+
+def _evaluate_cortical(pairs: list, args: argparse.Namespace,
+                       progress: Progress) -> dict[str, Any]:
+    cases = []
+    for index, (pred_path, truth_path) in enumerate(pairs):
+        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
+        cases.append(_cortical_case(pred_path, truth_path))
+    results = evaluate_cortical(cases, args.min_volume)
+    keys = [k for k in results[0] if k not in ("min_volume_ul", "per_case")]
+    _print_table(["min volume (µL)", *(f"{r['min_volume_ul']:g}" for r in results)],
+                 [[key, *(r[key] for r in results)] for key in keys])
+    return {"by_min_volume": results}
+
+
+def _cortical_case(pred_path: Path, truth_path: Path) -> CorticalCase:
+    folder = _truth_folder(truth_path)
+    truth, pred = _read_pair(folder / "cortical_lesions.nii.gz",
+                             _pred_file(pred_path, "cortical"))
+    types = {int(row["lesion_id"]): row["type"] for row in _read_csv(folder / "lesions.csv")
+             if row["family"] == CORTICAL_FAMILY}
+    pred_ids = _instances(_array(pred))
+    pred_table = pred_path / "lesions.csv" if pred_path.is_dir() else None
+    classes = ({int(row["lesion_id"]): row["class"] for row in _read_csv(pred_table)}
+               if pred_table is not None and pred_table.exists() else None)
+    wm_file = folder / "wm_lesions.nii.gz"
+    wm_mask = None
+    if wm_file.exists():
+        wm_mask = _array(resample_like(read_image(wm_file, "truth WM lesions"), truth,
+                                       "nearest")) != 0
+    truth_ids = _array(truth).astype(np.int64)
+    missing = set(np.unique(truth_ids[truth_ids != 0]).tolist()) - set(types)
+    if missing:
+        raise InputError(f"--truth: {folder / 'lesions.csv'} has no cortical row for lesion "
+                         f"id(s) {sorted(missing)[:5]}")
+    return CorticalCase(truth_ids, types, pred_ids, classes, truth.GetSpacing()[::-1], wm_mask,
+                        name=truth_path.name)
+
+
+def _evaluate_rim(pairs: list, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    labels, scores, calls, truth_counts, pred_counts, missed = [], [], [], [], [], 0
+    for index, (pred_path, truth_path) in enumerate(pairs):
+        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
+        folder = _truth_folder(truth_path)
+        truth, pred = _read_pair(folder / "wm_lesions.nii.gz", _pred_file(pred_path, "rim"))
+        truth_rim = {int(row["lesion_id"]): int(row["rim"])
+                     for row in _read_csv(folder / "lesions.csv") if row["family"] == WM_FAMILY}
+        candidate_labels, missed_ids = candidate_truth(_array(pred).astype(np.int64),
+                                                       _array(truth).astype(np.int64), truth_rim)
+        rows = _read_csv(pred_path / "lesions.csv" if pred_path.is_dir() else pred_path)
+        case_scores = [float(row["rim_probability"]) for row in rows]
+        case_calls = ([int(s >= args.threshold) for s in case_scores] if args.threshold is not None
+                      else [int(row["rim_positive"]) for row in rows])
+        labels += [candidate_labels.get(int(row["lesion_id"]), 0) for row in rows]
+        scores += case_scores
+        calls += case_calls
+        truth_counts.append(sum(truth_rim.values()))
+        pred_counts.append(sum(case_calls))
+        missed += len(missed_ids)
+    result = {**rim_metrics(labels, scores, calls), "missed_rim_positive": missed,
+              "patient_accuracy": patient_accuracy(truth_counts, pred_counts),
+              "truth_prl_counts": truth_counts, "pred_prl_counts": pred_counts,
+              "threshold": args.threshold}
+    if args.curves and 0 < sum(labels) < len(labels):
+        result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
+    _print_table(["metric", "value"], [[key, value] for key, value in result.items()])
+    return result
+
+
+def _truth_folder(truth_path: Path) -> Path:
+    """A phantom case's ``truth/`` subfolder, or the folder itself when it holds the files."""
+    if not truth_path.is_dir():
+        raise InputError(f"--truth: {truth_path} is not a case folder (with truth/lesions.csv)")
+    return truth_path / "truth" if (truth_path / "truth").is_dir() else truth_path
+
+
+def _pred_file(pred_path: Path, task: str) -> Path:
+    return pred_path / PRED_FILES[task] if pred_path.is_dir() else pred_path
+
+
+def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Image]:
+    truth = read_image(truth_file, "--truth")
+    pred = read_image(pred_file, "--pred")
+    if not same_grid(truth, pred):
+        raise InputError(f"--pred: {pred_file} is not on the grid of the truth {truth_file} "
+                         f"(size {pred.GetSize()} vs {truth.GetSize()}, spacing "
+                         f"{np.round(pred.GetSpacing(), 3).tolist()} vs "
+                         f"{np.round(truth.GetSpacing(), 3).tolist()}); resample it first")
+    return truth, pred
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        raise InputError(f"lesion table not found: {path}")
+    return read_table_csv(path)
+
+
+def _array(image: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(image)
+
+
+def _instances(labelmap: np.ndarray) -> np.ndarray:
+    """Instance ids as given; a binary mask (only 0 and 1) is split into 18-connected lesions."""
+    if labelmap.max(initial=0) <= 1:
+        return label_components(labelmap)
+    return labelmap.astype(np.int64)
+
+
+def _print_table(header: list[str], rows: list[list[Any]]) -> None:
+    cells = [header] + [[_format(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN becomes null (JSON has no NaN); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
