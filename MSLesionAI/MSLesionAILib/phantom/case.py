@@ -1,0 +1,151 @@
+"""One phantom case: draw everything from a seed, in stages, and write the case folder.
+
+Each stage draws from its own random stream (spawned from the seed), so a case is the same
+byte for byte on every run, and changing one stage's draws leaves the others unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .. import __version__
+from ..atomic import output_directory
+from ..errors import InputError
+from ..imageio import array_to_image, write_image
+from ..progress import Progress
+from . import artefacts
+from .anatomy import case_anatomy
+from .contrasts import draw_texture, draw_tissue_values, synthesize
+from .grid import draw_geometry
+from .lesions import draw_wm_load, place_wm_lesions
+from .template import template_anatomy
+
+GENERATOR_VERSION = f"{__version__}+phantom.1"
+KINDS = ("wm", "rim", "cortical", "all")
+MODES = ("realistic", "randomised")
+KIND_CONTRASTS = {
+    "wm": ("flair", "t1", "t2"),
+    "rim": ("flair", "t1", "mp2rage", "t2star", "phase"),
+    "cortical": ("mp2rage", "t2star"),
+    "all": ("flair", "t1", "t2", "mp2rage", "t2star", "phase"),
+}
+# The contrast the truth is drawn for; the others are slightly misregistered to it.
+REFERENCE_CONTRAST = {"wm": "flair", "rim": "phase", "cortical": "mp2rage", "all": "flair"}
+TABLE_COLUMNS = ["lesion_id", "family", "type", "rim", "volume_ul", "centroid_r", "centroid_a",
+                 "centroid_s", "confluent_group"]
+_STAGES = ("geometry", "anatomy", "wm_lesions", "cortical_lesions", "rim", "contrasts",
+           "scanner")
+
+
+@dataclass
+class PhantomCase:
+    """A generated case: images by contrast name, truth images, lesion table, parameters."""
+
+    seed: int
+    kind: str
+    mode: str
+    images: dict[str, sitk.Image]
+    brainmask: sitk.Image
+    truth: dict[str, sitk.Image]
+    lesions: list[dict]
+    parameters: dict = field(default_factory=dict)
+
+
+def generate_case(seed: int, kind: str = "all", *, mode: str = "realistic",
+                  spacing_mm: float | tuple[float, float, float] | None = None,
+                  crop_mm: float | None = None, wm_lesion_count: int | None = None,
+                  progress: Progress | None = None) -> PhantomCase:
+    """Generate the case of ``seed``.
+
+    ``spacing_mm``: voxel size (x, y, z) or one isotropic value; drawn per kind when None.
+    ``crop_mm``: edge of a cubic field of view (cortical cases default to 64 mm); None or 0
+    keeps the whole brain. ``wm_lesion_count`` forces the number of white-matter lesions
+    planned (before those that do not fit are dropped).
+    """
+    _check_options(kind, mode)
+    progress = progress or Progress()
+    streams = dict(zip(_STAGES, (np.random.default_rng(s) for s in
+                                 np.random.SeedSequence(seed).spawn(len(_STAGES))), strict=True))
+    template = template_anatomy()
+    progress.update(0.05, "anatomy")
+    atrophy = float(streams["anatomy"].uniform(0.0, 1.0))
+    geometry = draw_geometry(streams["geometry"], template, kind, mode, spacing_mm, crop_mm,
+                             atrophy=0.05 + 0.25 * atrophy)
+    anatomy = case_anatomy(geometry, template, cortical_thinning=0.4 * atrophy)
+    progress.update(0.3, "white-matter lesions")
+    brain_ul = float(anatomy.brain.sum() * np.prod(anatomy.spacing_zyx_mm))
+    count = (draw_wm_load(streams["wm_lesions"], mode, brain_ul) if wm_lesion_count is None
+             else wm_lesion_count)
+    wm = place_wm_lesions(streams["wm_lesions"], anatomy, count, mode)
+    progress.update(0.5, "contrasts")
+    contrasts = KIND_CONTRASTS[kind]
+    values = draw_tissue_values(streams["contrasts"], mode, contrasts)
+    empty = np.zeros_like(wm.fraction)
+    texture = draw_texture(anatomy, streams["contrasts"])
+    brain = anatomy.brain.astype(np.uint8)
+    skull_stripped = bool(streams["scanner"].random() < (0.7 if mode == "realistic" else 0.5))
+    images, scanners = {}, {}
+    for index, contrast in enumerate(c for c in contrasts if c != "phase"):
+        progress.update(0.5 + 0.45 * index / len(contrasts), contrast)
+        scanner = artefacts.draw_scanner(streams["scanner"], mode)
+        image = synthesize(anatomy, values[contrast], wm.fraction, empty, empty, texture)
+        if contrast == "flair":
+            scanner["flair"] = artefacts.flair_artefacts(image, anatomy, streams["scanner"], mode)
+        image = artefacts.bias_and_blur(image, anatomy, scanner, streams["scanner"])
+        if contrast != REFERENCE_CONTRAST[kind]:
+            image = artefacts.misregister(image, anatomy.grid, scanner, streams["scanner"])
+        voxels = artefacts.store(image, brain, scanner, skull_stripped, streams["scanner"])
+        images[contrast] = array_to_image(voxels, anatomy.grid)
+        scanners[contrast] = scanner
+    truth = {"wm_lesions": array_to_image(wm.labels, anatomy.grid),
+             "cortical_lesions": array_to_image(np.zeros_like(wm.labels), anatomy.grid),
+             "tissue": array_to_image(anatomy.tissue, anatomy.grid)}
+    parameters = {"seed": seed, "generator_version": GENERATOR_VERSION, "kind": kind,
+                  "mode": mode, "atrophy": atrophy, "geometry": geometry.parameters,
+                  "planned_wm_lesions": count, "tissue_values": values, "scanner": scanners,
+                  "skull_stripped": skull_stripped,
+                  "lesions": wm.rows}
+    progress.update(1.0, "case generated")
+    return PhantomCase(seed=seed, kind=kind, mode=mode, images=images,
+                       brainmask=array_to_image(brain, anatomy.grid), truth=truth,
+                       lesions=[{k: row[k] for k in TABLE_COLUMNS} for row in wm.rows],
+                       parameters=parameters)
+
+
+def _check_options(kind: str, mode: str) -> None:
+    if kind not in KINDS:
+        raise InputError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+    if mode not in MODES:
+        raise InputError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
+
+
+def write_case(case: PhantomCase, out_dir: str | Path) -> Path:
+    """Write the case folder (see docs/phantom.md); refuses an existing non-empty folder."""
+    out_dir = Path(out_dir)
+    with output_directory(out_dir) as folder:
+        for name, image in case.images.items():
+            write_image(image, folder / f"{name}.nii.gz")
+        write_image(case.brainmask, folder / "brainmask.nii.gz")
+        for name, image in case.truth.items():
+            write_image(image, folder / "truth" / f"{name}.nii.gz")
+        with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=TABLE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(case.lesions)
+        (folder / "case.json").write_text(
+            json.dumps(case.parameters, indent=2, default=_json_default) + "\n")
+    return out_dir
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
