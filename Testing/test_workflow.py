@@ -170,6 +170,7 @@ def test_module_flow_creates_result_nodes_matching_the_files(scene, task):
         np.testing.assert_array_equal(mask, result.class_labels == segment.value)
         visible = nodes.segmentation.GetDisplayNode().GetSegmentVisibility(segment_id)
         assert visible == (segment.name in task.lesion_segments)
+    assert workflow.table_mismatches(task, nodes) == []
     columns, rows = mrml.rows_from_table(nodes.table)
     assert columns == result.columns
     assert [row["lesion_id"] for row in rows] == [1, 2, 3]
@@ -228,6 +229,20 @@ def test_a_failed_run_reports_the_command_line_error_and_adds_nothing(scene):
     assert scene_state(scene) == state
 
 
+def test_inputs_are_auto_selected_by_volume_name(scene):
+    names = ["3D FLAIR", "T1 MPRAGE", "T2 TSE", "brain mask", "phase unwrapped", "T2star GRE"]
+    volumes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in names]
+
+    def chosen(task):
+        return {option: node.GetName()
+                for option, node in workflow.match_inputs(task, volumes).items()}
+
+    assert chosen(workflow.WM) == {"flair": "3D FLAIR", "t1": "T1 MPRAGE", "t2": "T2 TSE",
+                                   "brain-mask": "brain mask"}
+    assert chosen(workflow.RIM) == {"phase": "phase unwrapped", "flair": "3D FLAIR",
+                                    "t2star": "T2star GRE"}
+
+
 def test_missing_reference_input_is_refused_before_anything_runs(scene):
     runner = FakeRunner(workflow.RIM)
     with pytest.raises(MSLesionAIError, match="phase: required"):
@@ -258,7 +273,10 @@ def test_update_table_after_deleting_painting_and_splitting_lesions(scene):
         classes[2:6, 3:9, 5] = 0          # lesion 1 split in two (x = 3..4 | 6..7)
 
     edit(nodes, task, change)
+    assert workflow.table_mismatches(task, nodes) == [
+        "the lesion segments differ from the lesions of the table"]
     workflow.update_table(task, nodes)
+    assert workflow.table_mismatches(task, nodes) == []
 
     _, after = mrml.rows_from_table(nodes.table)
     by_id = {row["lesion_id"]: row for row in after}

@@ -14,6 +14,7 @@ the table (rim status, cortical class), `apply_table_classes` moves it between s
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -41,22 +42,33 @@ class Task:
 
     name: str                       # the CLI subcommand, e.g. "wm"
     title: str                      # in result node names: "FLAIR WM lesions"
-    reference_input: str            # the input whose grid the results are on
+    input_patterns: dict[str, str]  # volume inputs (CLI options) → volume name regex
     class_segments: dict[str, str]  # lesion class (a `class_column` value) → segment name
     class_column: str | None = None  # None: a single lesion class
     count_column: str | None = None  # the column the summary line counts by
     connectivity: int = 18
 
     @property
+    def reference_input(self) -> str:
+        """The first input: the results are on its grid."""
+        return next(iter(self.input_patterns))
+
+    @property
     def lesion_segments(self) -> tuple[str, ...]:
         return tuple(self.class_segments.values())
 
 
-WM = Task("wm", "WM lesions", "flair", {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
-CORTICAL = Task("cortical", "cortical lesions", "mp2rage",
+T2STAR = r"t2\*|t2.?star|swi|gre"
+WM = Task("wm", "WM lesions",
+          {"flair": "flair", "t1": r"t1|mprage", "t2": r"t2(?!\*|.?star)", "brain-mask": "mask"},
+          {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
+CORTICAL = Task("cortical", "cortical lesions",
+                {"mp2rage": r"mp2rage|uni", "t2star-epi": "epi", "t2star-gre": T2STAR},
                 {value: name for value, (name, _) in CORTICAL_SEGMENTS.items()},
                 class_column="class", count_column="class")
-RIM = Task("rim", "rim lesions", "phase",
+RIM = Task("rim", "rim lesions",
+           {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": r"mp2rage|uni",
+            "t2star": T2STAR + "|mag"},
            {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
            class_column="rim_positive", count_column="rim_positive", connectivity=6)
 TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
@@ -128,6 +140,18 @@ def run(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = Non
         runner: Runner = run_cli) -> mrml.ResultNodes:
     """`start` and `Job.finish`: for scripts and self-tests."""
     return start(task, inputs, options, runner).finish()
+
+
+def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
+    """Volumes auto-selected by name: each input (in order) takes the first volume not taken
+    yet whose name matches its pattern (case-insensitive)."""
+    chosen: dict[str, Any] = {}
+    for option, pattern in task.input_patterns.items():
+        for node in volume_nodes:
+            if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
+                chosen[option] = node
+                break
+    return chosen
 
 
 def option_arguments(options: dict[str, Any]) -> list[str]:
@@ -213,6 +237,29 @@ def apply_table_classes(task: Task, nodes: mrml.ResultNodes) -> None:
         nodes.segmentation,
         {_segment_id_by_name(nodes.segmentation, name): classes == index
          for index, name in enumerate(task.lesion_segments, start=1)}, grid)
+
+
+def table_mismatches(task: Task, nodes: mrml.ResultNodes) -> list[str]:
+    """Where the lesion table and the segmentation disagree; empty when they agree, as they must
+    after a run or `update_table` (after the user's edits, a non-empty answer means "update the
+    table")."""
+    grid = mrml.image_from_volume(nodes.lesion_ids)
+    ids = sitk.GetArrayFromImage(grid)
+    classes = lesion_classes(task, nodes.segmentation, grid)
+    rows = mrml.rows_from_table(nodes.table)[1]
+    voxels = np.bincount(ids.ravel())
+    problems = []
+    listed = sorted(row["lesion_id"] for row in rows)
+    present = [int(i) for i in np.flatnonzero(voxels[1:]) + 1]
+    if listed != present:
+        problems.append(f"the table lists lesions {listed}, the lesion labelmap has {present}")
+    if not np.array_equal(ids > 0, classes > 0):
+        problems.append("the lesion segments differ from the lesions of the table")
+    problems += [f"lesion {row['lesion_id']}: the table says {row['voxels']} voxels, "
+                 f"the labelmap has {voxels[row['lesion_id']]}"
+                 for row in rows if "voxels" in row and row["lesion_id"] in present
+                 and row["voxels"] != voxels[row["lesion_id"]]]
+    return problems
 
 
 def lesion_classes(task: Task, segmentation_node: Any, grid: sitk.Image) -> np.ndarray:
