@@ -204,7 +204,8 @@ def _print_table(header: list[str], rows: list[list[Any]]) -> None:
     cells = [header] + [[_format(value) for value in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print("  ".join(cell.ljust(width)
+                        for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _format(value: Any) -> str:

@@ -24,7 +24,7 @@ Rules, per case and per minimum lesion volume (1, 3, 6, 9, 15 µL by default):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,7 @@ class _CaseMatch:
     pred_count: int
     dice: float
     volume_difference: float
-    rates: dict[str, float] = field(default_factory=dict)
+    rates: dict[str, float]
 
 
 def match_case(case: CorticalCase, min_volume_ul: float) -> _CaseMatch:
@@ -81,34 +81,38 @@ def match_case(case: CorticalCase, min_volume_ul: float) -> _CaseMatch:
     pred = remove_small_lesions(case.pred_ids, min_voxels)
     table = overlap_table(truth, pred)
     truth_present = np.flatnonzero(lesion_sizes(truth))
-    pred_sizes = lesion_sizes(pred)
-    hits_truth = table[1:, :].sum(axis=0) > 0
-    in_wm = np.zeros(table.shape[1], dtype=bool)
-    if case.wm_mask is not None:
-        in_wm[np.unique(pred[case.wm_mask != 0])] = True
-    counted = (pred_sizes > 0) & (hits_truth | ~in_wm)
-    counted[0] = False
-    false_positives = np.flatnonzero(counted & ~hits_truth)
-    classes = case.pred_classes or {}
+    counted = _counted_predictions(pred, table, case.wm_mask)
+    false_positives = np.flatnonzero(counted & (table[1:].sum(axis=0) == 0))
     overlaps = table[truth_present]
     overlaps[:, 0] = 0                       # column 0 is "outside every predicted lesion"
-    best_pred = overlaps.argmax(axis=1)
     detected = overlaps.sum(axis=1) > 0
+    classes = case.pred_classes or {}
     truth_mask, pred_mask = truth != 0, counted[pred]
     voxel_ul = float(np.prod(case.spacing_mm))
-    match = _CaseMatch(
+    return _CaseMatch(
         truth_types=[case.truth_types[int(i)] for i in truth_present],
         truth_detected=detected.tolist(),
         truth_pred_classes=[classes.get(int(j), NOT_FOUND) if hit else NOT_FOUND
-                            for j, hit in zip(best_pred, detected, strict=True)],
+                            for j, hit in zip(overlaps.argmax(axis=1), detected, strict=True)],
         false_positive_classes=[classes.get(int(j), NOT_FOUND) for j in false_positives],
         pred_count=int(np.count_nonzero(counted)),
         dice=dice(truth_mask, pred_mask) if len(truth_present) else float("nan"),
         volume_difference=volume_difference(np.count_nonzero(truth_mask) * voxel_ul,
-                                            np.count_nonzero(pred_mask) * voxel_ul))
-    match.rates = {"ltpr": ratio(sum(match.truth_detected), len(truth_present), float("nan")),
-                   "lfpr": ratio(len(false_positives), match.pred_count, float("nan"))}
-    return match
+                                            np.count_nonzero(pred_mask) * voxel_ul),
+        rates={"ltpr": ratio(np.count_nonzero(detected), len(truth_present), float("nan")),
+               "lfpr": ratio(len(false_positives), np.count_nonzero(counted), float("nan"))})
+
+
+def _counted_predictions(pred: np.ndarray, table: np.ndarray,
+                         wm_mask: np.ndarray | None) -> np.ndarray:
+    """By predicted id: present, and touching a truth lesion or else no white-matter lesion."""
+    hits_truth = table[1:].sum(axis=0) > 0
+    in_wm = np.zeros(table.shape[1], dtype=bool)
+    if wm_mask is not None:
+        in_wm[np.unique(pred[wm_mask != 0])] = True
+    counted = (lesion_sizes(pred) > 0) & (hits_truth | ~in_wm)
+    counted[0] = False
+    return counted
 
 
 def evaluate_cortical(cases: Sequence[CorticalCase],

@@ -127,9 +127,11 @@ def plot_curves(labels: Sequence[int], scores: Sequence[float], path: str | Path
         roc_axes.plot(1 - point["specificity"], point["sensitivity"], "o", color="red",
                       label=f"threshold {threshold:.3g}")
         pr_axes.plot(point["sensitivity"], point["ppv"], "o", color="red")
-    for axes, (x_label, y_label) in ((roc_axes, ("1 − specificity", "sensitivity")),
-                                     (pr_axes, ("recall (sensitivity)", "precision (PPV)"))):
-        axes.set(xlabel=x_label, ylabel=y_label, xlim=(0, 1), ylim=(0, 1.02), title=title)
+    for axes, curve, x_label, y_label in (
+            (roc_axes, "ROC", "1 − specificity", "sensitivity"),
+            (pr_axes, "precision-recall", "recall (sensitivity)", "precision (PPV)")):
+        axes.set(xlabel=x_label, ylabel=y_label, xlim=(0, 1), ylim=(0, 1.02),
+                 title=f"{title}: {curve}")
         axes.legend(loc="lower right" if axes is roc_axes else "lower left")
     figure.tight_layout()
     figure.savefig(path)
