@@ -101,11 +101,12 @@ def classify(network: torch.nn.Module, patches: np.ndarray, device: torch.device
     """P(rim+) per patch, averaged over the test-time flips (lists of patch axes 0-2)."""
     if len(patches) == 0:
         return np.zeros(0)
-    network.eval()
+    network.eval().to(memory_format=torch.channels_last_3d)  # faster 3D convolutions on CPU
     total = torch.zeros(len(patches))
     with torch.inference_mode():
         for start in range(0, len(patches), BATCH_SIZE):
-            batch = torch.from_numpy(patches[start:start + BATCH_SIZE]).to(device)
+            batch = torch.from_numpy(patches[start:start + BATCH_SIZE]).to(
+                device, memory_format=torch.channels_last_3d)
             for axes in flips:
                 flipped = torch.flip(batch, [a + 2 for a in axes]) if axes else batch
                 total[start:start + len(batch)] += rim_probability(network(flipped)).cpu()

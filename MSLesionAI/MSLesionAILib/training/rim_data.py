@@ -5,7 +5,11 @@ phase grid, in the bundle's channel order, stored a few voxels larger than the m
 so that batches can shift the centre. Extra copies are sampled through random rotations and
 scalings of the patch grid (physical-space affine augmentation); rim+ lesions get more copies,
 as RimNet's and Deep-PRL's positives did. `Batches` then draws balanced, augmented batches:
-centre shifts, flips and axis permutations (90° rotations), thick-slice blur, noise, contrast.
+centre shifts, flips, 90° rotations, thick-slice blur, noise, contrast.
+
+Phase around a paramagnetic rim is dipolar along B0, the scanner's head-foot (S) axis, which
+is patch axis 0. So rotations turn only about that axis; flips (which keep the dipole's
+pattern) may be along any axis.
 """
 
 from __future__ import annotations
@@ -75,8 +79,10 @@ def read_case(folder: Path, inputs: list[str]) -> tuple[sitk.Image, np.ndarray, 
 
 
 def random_affines(count: int, rng: np.random.Generator) -> np.ndarray:
-    """(count, 3, 3) random rotations times per-axis scalings of up to ±15 %."""
-    rotations = Rotation.random(count, random_state=rng).as_matrix()
+    """(count, 3, 3) random rotations about the S (B0) axis times per-axis scalings of up to
+    ±15 %, acting on LPS offsets."""
+    angles = rng.uniform(0.0, 2 * np.pi, count)
+    rotations = Rotation.from_rotvec(angles[:, None] * np.array([0.0, 0.0, 1.0])).as_matrix()
     scales = rng.uniform(1 - MAX_SCALE_CHANGE, 1 + MAX_SCALE_CHANGE, (count, 1, 3))
     return rotations * scales
 
@@ -146,7 +152,9 @@ class Batches:
         rng, limit = self.rng, self.shift_vox[int(label)]
         patch = centre_crop(stored, self.size_vox, rng.integers(-limit, limit + 1, 3))
         patch = np.flip(patch, tuple(1 + np.flatnonzero(rng.random(3) < 0.5)))
-        patch = np.transpose(patch, (0, *(1 + rng.permutation(3)))).astype(np.float32)
+        if rng.random() < 0.5:  # a 90° rotation about the S axis (with the flips)
+            patch = np.swapaxes(patch, 2, 3)
+        patch = patch.astype(np.float32)
         images = patch[:self.image_channels]
         if rng.random() < 0.5:  # thick slices along a random axis (anisotropic voxels)
             axis = 1 + int(rng.integers(3))
