@@ -147,3 +147,10 @@ def test_rim_operating_point_threshold_and_curves(tmp_path, capsys):
     code, report, _ = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
                                "--truth", case, "--threshold", 0.5)
     assert report["sensitivity"] == 1.0 and report["pred_prl_counts"] == [2]
+
+
+def test_rim_needs_an_output_folder(tmp_path, capsys):
+    pred, case = rim_case(tmp_path, [0.9, 0.2, 0.6], [1, 0, 0])
+    with pytest.raises(InputError, match="not a rim output folder"):
+        evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred / "rim_lesions.nii.gz",
+                 "--truth", case)

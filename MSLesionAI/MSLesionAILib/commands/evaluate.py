@@ -132,26 +132,16 @@ def _cortical_case(pred_path: Path, truth_path: Path) -> CorticalCase:
 
 
 def _evaluate_rim(pairs: list, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    labels, scores, calls, truth_counts, pred_counts, missed = [], [], [], [], [], 0
+    cases = []
     for index, (pred_path, truth_path) in enumerate(pairs):
         progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
-        folder = _truth_folder(truth_path)
-        truth, pred = _read_pair(folder / "wm_lesions.nii.gz", _pred_file(pred_path, "rim"))
-        truth_rim = {int(row["lesion_id"]): int(row["rim"])
-                     for row in _read_csv(folder / "lesions.csv") if row["family"] == WM_FAMILY}
-        candidate_labels, missed_ids = candidate_truth(_array(pred).astype(np.int64),
-                                                       _array(truth).astype(np.int64), truth_rim)
-        rows = _read_csv(pred_path / "lesions.csv" if pred_path.is_dir() else pred_path)
-        case_scores = [float(row["rim_probability"]) for row in rows]
-        case_calls = ([int(s >= args.threshold) for s in case_scores] if args.threshold is not None
-                      else [int(row["rim_positive"]) for row in rows])
-        labels += [candidate_labels.get(int(row["lesion_id"]), 0) for row in rows]
-        scores += case_scores
-        calls += case_calls
-        truth_counts.append(sum(truth_rim.values()))
-        pred_counts.append(sum(case_calls))
-        missed += len(missed_ids)
-    result = {**rim_metrics(labels, scores, calls), "missed_rim_positive": missed,
+        cases.append(_rim_case(pred_path, truth_path, args.threshold))
+    labels, scores, calls = ([v for case in cases for v in case[key]]
+                             for key in ("labels", "scores", "calls"))
+    truth_counts = [case["truth_prl_count"] for case in cases]
+    pred_counts = [sum(case["calls"]) for case in cases]
+    result = {**rim_metrics(labels, scores, calls),
+              "missed_rim_positive": sum(case["missed"] for case in cases),
               "patient_accuracy": patient_accuracy(truth_counts, pred_counts),
               "truth_prl_counts": truth_counts, "pred_prl_counts": pred_counts,
               "threshold": args.threshold}
@@ -159,6 +149,26 @@ def _evaluate_rim(pairs: list, args: argparse.Namespace, progress: Progress) -> 
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
     _print_table(["metric", "value"], [[key, value] for key, value in result.items()])
     return result
+
+
+def _rim_case(pred_path: Path, truth_path: Path, threshold: float | None) -> dict[str, Any]:
+    """One case's candidates: truth labels, scores, rim+ calls; its truth PRL count, misses."""
+    if not pred_path.is_dir():
+        raise InputError(f"--pred: {pred_path} is not a rim output folder "
+                         "(rim_lesions.nii.gz and lesions.csv with rim_probability, rim_positive)")
+    folder = _truth_folder(truth_path)
+    truth, pred = _read_pair(folder / "wm_lesions.nii.gz", pred_path / PRED_FILES["rim"])
+    truth_rim = {int(row["lesion_id"]): int(row["rim"])
+                 for row in _read_csv(folder / "lesions.csv") if row["family"] == WM_FAMILY}
+    candidate_labels, missed = candidate_truth(_array(pred).astype(np.int64),
+                                               _array(truth).astype(np.int64), truth_rim)
+    rows = _read_csv(pred_path / "lesions.csv")
+    scores = [float(row["rim_probability"]) for row in rows]
+    calls = ([int(score >= threshold) for score in scores] if threshold is not None
+             else [int(row["rim_positive"]) for row in rows])
+    return {"labels": [candidate_labels.get(int(row["lesion_id"]), 0) for row in rows],
+            "scores": scores, "calls": calls, "truth_prl_count": sum(truth_rim.values()),
+            "missed": len(missed)}
 
 
 def _truth_folder(truth_path: Path) -> Path:
