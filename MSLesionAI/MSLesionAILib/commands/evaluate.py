@@ -61,11 +61,15 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if len(args.pred) != len(args.truth):
         raise InputError(f"--pred: {len(args.pred)} given but --truth: {len(args.truth)}; "
                          "give one prediction per truth, paired in order")
-    pairs = list(zip(args.pred, args.truth, strict=True))
-    report = {"wm": _evaluate_wm, "cortical": _evaluate_cortical, "rim": _evaluate_rim}[
-        args.task](pairs, args, progress)
+    load_case, summarise = {"wm": (_wm_case, _summarise_wm),
+                            "cortical": (_cortical_case, _summarise_cortical),
+                            "rim": (_rim_case, _summarise_rim)}[args.task]
+    cases = []
+    for index, (pred_path, truth_path) in enumerate(zip(args.pred, args.truth, strict=True)):
+        progress.update(index / len(args.pred), f"case {index + 1} of {len(args.pred)}")
+        cases.append(load_case(pred_path, truth_path, args))
     report = {"task": args.task, "pred": [str(p) for p in args.pred],
-              "truth": [str(t) for t in args.truth], **report}
+              "truth": [str(t) for t in args.truth], **summarise(cases, args)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
@@ -73,17 +77,16 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-def _evaluate_wm(pairs: list, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    cases = []
-    for index, (pred_path, truth_path) in enumerate(pairs):
-        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
-        truth_file = truth_path
-        if truth_path.is_dir():
-            truth_file = _truth_folder(truth_path) / "wm_lesions.nii.gz"
-        truth, pred = _read_pair(truth_file, _pred_file(pred_path, "wm"))
-        spacing_mm = truth.GetSpacing()[::-1]
-        cases.append({"case": str(truth_path), **wm_metrics(_array(truth), _array(pred),
-                                                            spacing_mm, args.connectivity)})
+def _wm_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    truth_file = truth_path
+    if truth_path.is_dir():
+        truth_file = _truth_folder(truth_path) / "wm_lesions.nii.gz"
+    truth, pred = _read_pair(truth_file, _pred_file(pred_path, "wm"))
+    return {"case": str(truth_path), **wm_metrics(_array(truth), _array(pred),
+                                                  truth.GetSpacing()[::-1], args.connectivity)}
+
+
+def _summarise_wm(cases: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     columns = ["dice", "volume_difference", "truth_lesions", "pred_lesions", "sensitivity",
                "precision", "f1", "ltpr", "lfpr"]
     mean = {key: finite_statistic((case[key] for case in cases), np.mean) for key in columns}
@@ -94,12 +97,29 @@ def _evaluate_wm(pairs: list, args: argparse.Namespace, progress: Progress) -> d
     return {"connectivity": args.connectivity, "cases": cases, "mean": mean}
 
 
-def _evaluate_cortical(pairs: list, args: argparse.Namespace,
-                       progress: Progress) -> dict[str, Any]:
-    cases = []
-    for index, (pred_path, truth_path) in enumerate(pairs):
-        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
-        cases.append(_cortical_case(pred_path, truth_path))
+def _cortical_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> CorticalCase:
+    folder = _truth_folder(truth_path)
+    truth, pred = _read_pair(folder / "cortical_lesions.nii.gz",
+                             _pred_file(pred_path, "cortical"))
+    types = {int(row["lesion_id"]): row["type"] for row in _read_csv(folder / "lesions.csv")
+             if row["family"] == CORTICAL_FAMILY}
+    truth_ids = _array(truth).astype(np.int64)
+    missing = set(np.unique(truth_ids[truth_ids != 0]).tolist()) - set(types)
+    if missing:
+        raise InputError(f"--truth: {folder / 'lesions.csv'} has no cortical row for lesion "
+                         f"id(s) {sorted(missing)[:5]}")
+    pred_table = pred_path / "lesions.csv"
+    classes = ({int(row["lesion_id"]): row["class"] for row in _read_csv(pred_table)}
+               if pred_path.is_dir() and pred_table.exists() else None)
+    wm_mask = None
+    if (folder / "wm_lesions.nii.gz").exists():
+        wm_lesions = read_image(folder / "wm_lesions.nii.gz", "truth WM lesions")
+        wm_mask = _array(resample_like(wm_lesions, truth, "nearest")) != 0
+    return CorticalCase(truth_ids, types, _instances(_array(pred)), classes,
+                        truth.GetSpacing()[::-1], wm_mask, name=truth_path.name)
+
+
+def _summarise_cortical(cases: list[CorticalCase], args: argparse.Namespace) -> dict[str, Any]:
     results = evaluate_cortical(cases, args.min_volume)
     keys = [k for k in results[0] if k not in ("min_volume_ul", "per_case")]
     _print_table(["min volume (µL)", *(f"{r['min_volume_ul']:g}" for r in results)],
@@ -107,35 +127,27 @@ def _evaluate_cortical(pairs: list, args: argparse.Namespace,
     return {"by_min_volume": results}
 
 
-def _cortical_case(pred_path: Path, truth_path: Path) -> CorticalCase:
+def _rim_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One case's candidates: truth labels, scores, rim+ calls; its truth PRL count, misses."""
+    if not pred_path.is_dir():
+        raise InputError(f"--pred: {pred_path} is not a rim output folder "
+                         "(rim_lesions.nii.gz and lesions.csv with rim_probability, rim_positive)")
     folder = _truth_folder(truth_path)
-    truth, pred = _read_pair(folder / "cortical_lesions.nii.gz",
-                             _pred_file(pred_path, "cortical"))
-    types = {int(row["lesion_id"]): row["type"] for row in _read_csv(folder / "lesions.csv")
-             if row["family"] == CORTICAL_FAMILY}
-    pred_ids = _instances(_array(pred))
-    pred_table = pred_path / "lesions.csv" if pred_path.is_dir() else None
-    classes = ({int(row["lesion_id"]): row["class"] for row in _read_csv(pred_table)}
-               if pred_table is not None and pred_table.exists() else None)
-    wm_file = folder / "wm_lesions.nii.gz"
-    wm_mask = None
-    if wm_file.exists():
-        wm_mask = _array(resample_like(read_image(wm_file, "truth WM lesions"), truth,
-                                       "nearest")) != 0
-    truth_ids = _array(truth).astype(np.int64)
-    missing = set(np.unique(truth_ids[truth_ids != 0]).tolist()) - set(types)
-    if missing:
-        raise InputError(f"--truth: {folder / 'lesions.csv'} has no cortical row for lesion "
-                         f"id(s) {sorted(missing)[:5]}")
-    return CorticalCase(truth_ids, types, pred_ids, classes, truth.GetSpacing()[::-1], wm_mask,
-                        name=truth_path.name)
+    truth, pred = _read_pair(folder / "wm_lesions.nii.gz", pred_path / PRED_FILES["rim"])
+    truth_rim = {int(row["lesion_id"]): int(row["rim"])
+                 for row in _read_csv(folder / "lesions.csv") if row["family"] == WM_FAMILY}
+    candidate_labels, missed = candidate_truth(_array(pred).astype(np.int64),
+                                               _array(truth).astype(np.int64), truth_rim)
+    rows = _read_csv(pred_path / "lesions.csv")
+    scores = [float(row["rim_probability"]) for row in rows]
+    calls = ([int(score >= args.threshold) for score in scores] if args.threshold is not None
+             else [int(row["rim_positive"]) for row in rows])
+    return {"labels": [candidate_labels.get(int(row["lesion_id"]), 0) for row in rows],
+            "scores": scores, "calls": calls, "truth_prl_count": sum(truth_rim.values()),
+            "missed": len(missed)}
 
 
-def _evaluate_rim(pairs: list, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    cases = []
-    for index, (pred_path, truth_path) in enumerate(pairs):
-        progress.update(index / len(pairs), f"case {index + 1} of {len(pairs)}")
-        cases.append(_rim_case(pred_path, truth_path, args.threshold))
+def _summarise_rim(cases: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     labels, scores, calls = ([v for case in cases for v in case[key]]
                              for key in ("labels", "scores", "calls"))
     truth_counts = [case["truth_prl_count"] for case in cases]
@@ -149,26 +161,6 @@ def _evaluate_rim(pairs: list, args: argparse.Namespace, progress: Progress) -> 
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
     _print_table(["metric", "value"], [[key, value] for key, value in result.items()])
     return result
-
-
-def _rim_case(pred_path: Path, truth_path: Path, threshold: float | None) -> dict[str, Any]:
-    """One case's candidates: truth labels, scores, rim+ calls; its truth PRL count, misses."""
-    if not pred_path.is_dir():
-        raise InputError(f"--pred: {pred_path} is not a rim output folder "
-                         "(rim_lesions.nii.gz and lesions.csv with rim_probability, rim_positive)")
-    folder = _truth_folder(truth_path)
-    truth, pred = _read_pair(folder / "wm_lesions.nii.gz", pred_path / PRED_FILES["rim"])
-    truth_rim = {int(row["lesion_id"]): int(row["rim"])
-                 for row in _read_csv(folder / "lesions.csv") if row["family"] == WM_FAMILY}
-    candidate_labels, missed = candidate_truth(_array(pred).astype(np.int64),
-                                               _array(truth).astype(np.int64), truth_rim)
-    rows = _read_csv(pred_path / "lesions.csv")
-    scores = [float(row["rim_probability"]) for row in rows]
-    calls = ([int(score >= threshold) for score in scores] if threshold is not None
-             else [int(row["rim_positive"]) for row in rows])
-    return {"labels": [candidate_labels.get(int(row["lesion_id"]), 0) for row in rows],
-            "scores": scores, "calls": calls, "truth_prl_count": sum(truth_rim.values()),
-            "missed": len(missed)}
 
 
 def _truth_folder(truth_path: Path) -> Path:
