@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MSLesionAILib import mrml, workflow
+from MSLesionAILib import mrml, tasks, workflow
 from MSLesionAILib.errors import Cancelled, MSLesionAIError
 from MSLesionAILib.labels import RIM_SEGMENTS
 from MSLesionAILib.lesions import label_components, lesion_measures
@@ -26,11 +26,11 @@ slicer = pytest.importorskip("slicer")
 RIM_SEG_NRRD = pytest.mark.xfail(raises=UnicodeEncodeError, strict=False,
                                  reason="rim− segment name is not ASCII (labels/results)")
 TASK_PARAMS = [pytest.param(task, id=task.name, marks=[RIM_SEG_NRRD] if task.name == "rim" else [])
-               for task in workflow.TASKS.values()]
+               for task in tasks.TASKS.values()]
 
 BLOBS = [np.s_[2:6, 3:9, 3:8], np.s_[6:8, 10:13, 10:14], np.s_[2:4, 12:14, 2:4]]
 TISSUE = np.s_[0:2, :, :]
-WM_TISSUE_SEGMENT = Segment(len(workflow.WM.lesion_segments) + 1, "white matter", (1, 1, 1))
+WM_TISSUE_SEGMENT = Segment(len(tasks.WM.lesion_segments) + 1, "white matter", (1, 1, 1))
 
 
 def phantom() -> sitk.Image:
@@ -46,7 +46,7 @@ def phantom() -> sitk.Image:
     return image
 
 
-def fake_result(task: workflow.Task, image: sitk.Image) -> LesionResult:
+def fake_result(task: tasks.Task, image: sitk.Image) -> LesionResult:
     """What a pipeline would answer: blobs are lesions, classes alternate, tissue for wm."""
     voxels = sitk.GetArrayFromImage(image)
     ids = label_components(voxels > 0.7, task.connectivity)
@@ -62,7 +62,7 @@ def fake_result(task: workflow.Task, image: sitk.Image) -> LesionResult:
         if task.class_column:  # rim_positive is written as 0/1, a cortical class as a word
             value = class_values[class_index[row["lesion_id"]] - 1]
             row[task.class_column] = int(value) if value.isdigit() else value
-    if task is workflow.WM:
+    if task is tasks.WM:
         segments.append(WM_TISSUE_SEGMENT)
         class_labels[(voxels > 0.3) & (class_labels == 0)] = WM_TISSUE_SEGMENT.value
     return LesionResult(task.name, image, ids, class_labels, segments, list(rows[0]), rows,
@@ -72,7 +72,7 @@ def fake_result(task: workflow.Task, image: sitk.Image) -> LesionResult:
 class FakeRun:
     """A `process.Run` that writes its result folder when waited for."""
 
-    def __init__(self, task: workflow.Task, args: list[str], exit_code: int = 0) -> None:
+    def __init__(self, task: tasks.Task, args: list[str], exit_code: int = 0) -> None:
         self.task, self.args, self.exit_code = task, args, exit_code
         self.result: LesionResult | None = None
 
@@ -106,7 +106,7 @@ class FakeRun:
 
 
 class FakeRunner:
-    def __init__(self, task: workflow.Task, exit_code: int = 0) -> None:
+    def __init__(self, task: tasks.Task, exit_code: int = 0) -> None:
         self.task, self.exit_code, self.runs = task, exit_code, []
 
     def __call__(self, args):
@@ -124,7 +124,7 @@ def scene():
     scene.Clear(True)
 
 
-def add_inputs(scene, task: workflow.Task) -> dict:
+def add_inputs(scene, task: tasks.Task) -> dict:
     """The reference input in a patient folder, plus one more volume."""
     reference = mrml.volume_from_image(scene, phantom(), task.reference_input.upper())
     hierarchy = scene.GetSubjectHierarchyNode()
@@ -157,7 +157,7 @@ def test_module_flow_creates_result_nodes_matching_the_files(scene, task):
     title = f"{reference.GetName()} {task.title}"
     assert nodes.segmentation.GetName() == title
     assert nodes.table.GetName() == f"{title} table"
-    assert nodes.table.GetAttribute(workflow.TASK_ATTRIBUTE) == task.name
+    assert nodes.table.GetAttribute(tasks.TASK_ATTRIBUTE) == task.name
     assert mrml.result_nodes(nodes.table).segmentation is nodes.segmentation
 
     result = run.result
@@ -187,11 +187,11 @@ def test_module_flow_creates_result_nodes_matching_the_files(scene, task):
 
 @RIM_SEG_NRRD
 def test_a_segmentation_input_is_exported_as_a_mask_of_its_lesion_segments(scene):
-    inputs = add_inputs(scene, workflow.RIM)
-    wm = workflow.run(workflow.WM, {"flair": inputs["phase"]}, runner=FakeRunner(workflow.WM))
-    runner = FakeRunner(workflow.RIM)
+    inputs = add_inputs(scene, tasks.RIM)
+    wm = workflow.run(tasks.WM, {"flair": inputs["phase"]}, runner=FakeRunner(tasks.WM))
+    runner = FakeRunner(tasks.RIM)
 
-    workflow.run(workflow.RIM, {"phase": inputs["phase"], "lesion-mask": wm.segmentation},
+    workflow.run(tasks.RIM, {"phase": inputs["phase"], "lesion-mask": wm.segmentation},
                  runner=runner)
 
     mask = sitk.GetArrayFromImage(runner.runs[0].inputs["lesion-mask"])
@@ -199,10 +199,10 @@ def test_a_segmentation_input_is_exported_as_a_mask_of_its_lesion_segments(scene
 
 
 def test_a_second_run_creates_new_nodes(scene):
-    inputs = add_inputs(scene, workflow.WM)
-    first = workflow.run(workflow.WM, inputs, runner=FakeRunner(workflow.WM))
+    inputs = add_inputs(scene, tasks.WM)
+    first = workflow.run(tasks.WM, inputs, runner=FakeRunner(tasks.WM))
     first_state = [(node.GetName(), node.GetMTime()) for node in first.nodes()]
-    second = workflow.run(workflow.WM, inputs, runner=FakeRunner(workflow.WM))
+    second = workflow.run(tasks.WM, inputs, runner=FakeRunner(tasks.WM))
     assert set(second.nodes()).isdisjoint(first.nodes())
     assert second.segmentation.GetName() == "FLAIR WM lesions_1"
     assert [(node.GetName(), node.GetMTime()) for node in first.nodes()] == first_state
@@ -210,9 +210,9 @@ def test_a_second_run_creates_new_nodes(scene):
 
 
 def test_cancel_leaves_the_scene_as_it_was(scene):
-    inputs = add_inputs(scene, workflow.CORTICAL)
+    inputs = add_inputs(scene, tasks.CORTICAL)
     state = scene_state(scene)
-    job = workflow.start(workflow.CORTICAL, inputs, runner=FakeRunner(workflow.CORTICAL))
+    job = workflow.start(tasks.CORTICAL, inputs, runner=FakeRunner(tasks.CORTICAL))
     assert job.run.progress() == [(0.5, "segmenting")]
     job.cancel()
     with pytest.raises(Cancelled):
@@ -222,10 +222,10 @@ def test_cancel_leaves_the_scene_as_it_was(scene):
 
 
 def test_a_failed_run_reports_the_command_line_error_and_adds_nothing(scene):
-    inputs = add_inputs(scene, workflow.WM)
+    inputs = add_inputs(scene, tasks.WM)
     state = scene_state(scene)
     with pytest.raises(MSLesionAIError, match="wm: mslesionai: error: flair: is constant"):
-        workflow.run(workflow.WM, inputs, runner=FakeRunner(workflow.WM, exit_code=2))
+        workflow.run(tasks.WM, inputs, runner=FakeRunner(tasks.WM, exit_code=2))
     assert scene_state(scene) == state
 
 
@@ -237,16 +237,16 @@ def test_inputs_are_auto_selected_by_volume_name(scene):
         return {option: node.GetName()
                 for option, node in workflow.match_inputs(task, volumes).items()}
 
-    assert chosen(workflow.WM) == {"flair": "3D FLAIR", "t1": "T1 MPRAGE", "t2": "T2 TSE",
+    assert chosen(tasks.WM) == {"flair": "3D FLAIR", "t1": "T1 MPRAGE", "t2": "T2 TSE",
                                    "brain-mask": "brain mask"}
-    assert chosen(workflow.RIM) == {"phase": "phase unwrapped", "flair": "3D FLAIR",
+    assert chosen(tasks.RIM) == {"phase": "phase unwrapped", "flair": "3D FLAIR",
                                     "t2star": "T2star GRE"}
 
 
 def test_missing_reference_input_is_refused_before_anything_runs(scene):
-    runner = FakeRunner(workflow.RIM)
+    runner = FakeRunner(tasks.RIM)
     with pytest.raises(MSLesionAIError, match="phase: required"):
-        workflow.start(workflow.RIM, {"phase": None, "flair": None}, runner=runner)
+        workflow.start(tasks.RIM, {"phase": None, "flair": None}, runner=runner)
     assert runner.runs == []
 
 
@@ -263,7 +263,7 @@ def edit(nodes, task, change) -> None:
 
 
 def test_update_table_after_deleting_painting_and_splitting_lesions(scene):
-    task = workflow.WM
+    task = tasks.WM
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))
     _, before = mrml.rows_from_table(nodes.table)
 
@@ -311,7 +311,7 @@ def test_editing_the_class_in_the_table_moves_the_lesion_between_segments(scene,
 
 @RIM_SEG_NRRD
 def test_rim_summary_gives_the_prl_count_and_the_chronic_active_flag(scene):
-    task = workflow.RIM
+    task = tasks.RIM
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))
     positive, negative = RIM_SEGMENTS[1][0], RIM_SEGMENTS[0][0]
     assert workflow.summary_line(task, nodes.table) == (
@@ -319,7 +319,7 @@ def test_rim_summary_gives_the_prl_count_and_the_chronic_active_flag(scene):
 
 
 def test_a_painted_cortical_lesion_takes_the_class_of_its_segment(scene):
-    task = workflow.CORTICAL
+    task = tasks.CORTICAL
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))
 
     def paint(classes):
@@ -332,7 +332,7 @@ def test_a_painted_cortical_lesion_takes_the_class_of_its_segment(scene):
 
 
 def test_an_unknown_class_value_is_refused_with_the_lesion_named(scene):
-    task = workflow.CORTICAL
+    task = tasks.CORTICAL
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))
     columns, _ = mrml.rows_from_table(nodes.table)
     nodes.table.SetCellText(0, columns.index("class"), "subcortical")
@@ -353,5 +353,5 @@ def test_summary_line_counts_by_location():
             {"lesion_id": 2, "volume_ul": 2.5, "location": "periventricular"},
             {"lesion_id": 3, "volume_ul": 1.0, "location": "deep"}]
     table = mrml.table_from_rows(scene, list(rows[0]), rows, "t")
-    assert workflow.summary_line(workflow.WM, table) == (
+    assert workflow.summary_line(tasks.WM, table) == (
         "3 lesions, 13.5 µL; deep: 2, periventricular: 1")

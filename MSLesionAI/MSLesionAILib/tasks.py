@@ -1,0 +1,51 @@
+"""The three modules' tasks: what differs between their runs, inputs and lesion tables.
+
+Light on purpose (no numpy, no SimpleITK): the Slicer panels read it before the first-use
+install of the library's dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
+
+TASK_ATTRIBUTE = "MSLesionAI.task"  # on a result table: the name of the task that made it
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between the three modules' runs and tables."""
+
+    name: str                       # the CLI subcommand, e.g. "wm"
+    title: str                      # in result node names: "FLAIR WM lesions"
+    input_patterns: dict[str, str]  # volume inputs (CLI options) → volume name regex
+    class_segments: dict[str, str]  # lesion class (a `class_column` value) → segment name
+    class_column: str | None = None  # None: a single lesion class
+    count_column: str | None = None  # the column the summary line counts by
+    connectivity: int = 18
+
+    @property
+    def reference_input(self) -> str:
+        """The first input: the results are on its grid."""
+        return next(iter(self.input_patterns))
+
+    @property
+    def lesion_segments(self) -> tuple[str, ...]:
+        return tuple(self.class_segments.values())
+
+
+T2STAR = r"t2\*|t2.?star|swi|gre"
+WM = Task("wm", "WM lesions",
+          {"flair": "flair", "t1": r"t1|mprage", "t2": r"t2(?!\*|.?star)", "brain-mask": "mask"},
+          {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
+CORTICAL = Task("cortical", "cortical lesions",
+                {"mp2rage": r"mp2rage|uni", "t2star-epi": "epi", "t2star-gre": T2STAR},
+                {value: name for value, (name, _) in CORTICAL_SEGMENTS.items()},
+                class_column="class", count_column="class")
+RIM = Task("rim", "rim lesions",
+           {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": r"mp2rage|uni",
+            "t2star": T2STAR + "|mag"},
+           {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
+           class_column="rim_positive", count_column="rim_positive", connectivity=6)
+TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
