@@ -1,0 +1,152 @@
+"""Teaching sample data: phantom cases generated once into a cache with their truth as a
+reference segmentation, the shipped real case, and the registration with Slicer's Sample Data
+module (against a stand-in for it: the real one needs the Slicer application)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+from conftest import REAL_CASE
+from MSLesionAILib import mrml, sample_data, workflow
+from MSLesionAILib.labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
+from MSLesionAILib.results import ijk_to_lps_matrix, write_seg_nrrd
+from MSLesionAILib.sample_data import (
+    SEGMENTATION_FILE,
+    VOLUME_FILE,
+    PhantomSample,
+    phantom_reference,
+    sample_files,
+)
+
+SMALL_WM = PhantomSample("test WM phantom", "wm", seed=90001, crop_mm=60.0)
+
+
+def _reference_voxels(path: Path) -> tuple[np.ndarray, dict]:
+    """A .seg.nrrd's labels (numpy z, y, x) and its slicerio description, read independently."""
+    segmentation = slicerio.read_segmentation(str(path))
+    return np.transpose(segmentation["voxels"], (2, 1, 0)), segmentation
+
+
+def test_phantom_sample_is_generated_once_with_its_truth_as_reference(tmp_path, monkeypatch):
+    files = sample_files(SMALL_WM, tmp_path)
+    assert [(f.path.name, f.node_name, f.file_type) for f in files] == [
+        ("flair.nii.gz", "phantom_wm_flair", VOLUME_FILE),
+        ("t1.nii.gz", "phantom_wm_t1", VOLUME_FILE),
+        ("t2.nii.gz", "phantom_wm_t2", VOLUME_FILE),
+        ("reference.seg.nrrd", "phantom_wm_reference", SEGMENTATION_FILE)]
+    assert all(f.path.is_file() and f.path.is_relative_to(tmp_path) for f in files)
+    truth = sitk.ReadImage(str(files[0].path.parent / "truth" / "wm_lesions.nii.gz"))
+    labels, segmentation = _reference_voxels(files[-1].path)
+    assert sitk.GetArrayFromImage(truth).max() > 0, "the test case should have lesions"
+    np.testing.assert_array_equal(labels, (sitk.GetArrayFromImage(truth) > 0).astype(np.uint8))
+    np.testing.assert_allclose(segmentation["ijkToLPS"],
+                               ijk_to_lps_matrix(sitk.ReadImage(str(files[0].path))), atol=1e-4)
+    assert [s["name"] for s in segmentation["segments"]] == [WM_LESION_SEGMENT[0]]
+
+    def no_second_generation(*_args, **_kwargs):
+        raise AssertionError("the cached case was generated again")
+
+    monkeypatch.setattr("MSLesionAILib.phantom.generate_case", no_second_generation)
+    assert sample_files(SMALL_WM, tmp_path) == files
+
+
+def test_phantom_reference_uses_the_modules_classes():
+    ids = np.zeros((4, 4, 6), np.uint16)
+    ids[1, 1, 0:2], ids[1, 1, 2:4], ids[2, 2, 4:6] = 1, 2, 3
+    grid = sitk.GetImageFromArray(ids)
+    cortical = SimpleNamespace(kind="cortical", truth={"cortical_lesions": grid}, lesions=[
+        {"lesion_id": 1, "family": "cortical", "type": "leukocortical", "rim": 0},
+        {"lesion_id": 2, "family": "cortical", "type": "subpial", "rim": 0},
+        {"lesion_id": 3, "family": "cortical", "type": "intracortical", "rim": 0},
+        {"lesion_id": 1, "family": "wm", "type": "deep", "rim": 1}])
+    labels, _, segments = phantom_reference(cortical)
+    assert [labels[1, 1, 0], labels[1, 1, 2], labels[2, 2, 4]] == [1, 2, 2]
+    assert [(s.value, s.name) for s in segments] == [
+        (1, CORTICAL_SEGMENTS["leukocortical"][0]),
+        (2, CORTICAL_SEGMENTS["intracortical_subpial"][0])]
+    rim = SimpleNamespace(kind="rim", truth={"wm_lesions": grid}, lesions=[
+        {"lesion_id": k, "family": "wm", "type": "deep", "rim": int(k == 2)} for k in (1, 2, 3)])
+    labels, _, segments = phantom_reference(rim)
+    assert [labels[1, 1, 0], labels[1, 1, 2], labels[2, 2, 4], labels[0, 0, 0]] == [2, 1, 2, 0]
+    assert {s.value: s.name for s in segments} == {1: RIM_SEGMENTS[1][0], 2: RIM_SEGMENTS[0][0]}
+
+
+@pytest.mark.xfail(raises=UnicodeEncodeError, strict=True,
+                   reason="results.write_seg_nrrd writes the NRRD header as ASCII (pynrrd), and "
+                          "the rim− segment name in labels.RIM_SEGMENTS has U+2212")
+def test_rim_reference_segmentation_can_be_written(tmp_path):
+    grid = sitk.Image(4, 4, 4, sitk.sitkUInt8)
+    rim = SimpleNamespace(kind="rim", truth={"wm_lesions": grid}, lesions=[])
+    labels, ids_image, segments = phantom_reference(rim)
+    write_seg_nrrd(tmp_path / "reference.seg.nrrd", labels, ids_image, segments)
+
+
+def test_shipped_case_reference_is_its_consensus_mask(tmp_path):
+    files = sample_files("MSLesionAI patient07 (Lesjak 2017)", tmp_path)
+    assert [f.path for f in files[:3]] == [REAL_CASE / f"{c}.nii.gz" for c in ("flair", "t1", "t2")]
+    mask = sitk.ReadImage(str(REAL_CASE / "wm_lesions_gt.nii.gz"))
+    labels, segmentation = _reference_voxels(files[3].path)
+    assert files[3].path.is_relative_to(tmp_path)
+    np.testing.assert_array_equal(labels, sitk.GetArrayFromImage(mask) > 0)
+    np.testing.assert_allclose(segmentation["ijkToLPS"], ijk_to_lps_matrix(mask), atol=1e-4)
+
+
+def test_sample_volumes_are_auto_selected_by_the_modules(tmp_path):
+    """Node names follow the modules' name patterns, so loading a sample fills the panel."""
+    scene = pytest.importorskip("slicer").vtkMRMLScene()
+    files = sample_files(SMALL_WM, tmp_path)
+    nodes = [mrml.volume_from_image(scene, sitk.ReadImage(str(f.path)), f.node_name)
+             for f in files if f.file_type == VOLUME_FILE]
+    chosen = workflow.match_inputs(workflow.WM, nodes[::-1])
+    assert {option: node.GetName() for option, node in chosen.items()} == {
+        "flair": "phantom_wm_flair", "t1": "phantom_wm_t1", "t2": "phantom_wm_t2"}
+    names = {kind: [f"phantom_{kind}_{contrast}" for contrast in contrasts]
+             for kind, contrasts in (("rim", ("flair", "t1", "mp2rage", "t2star", "phase")),
+                                     ("cortical", ("mp2rage", "t2star")))}
+    for kind, option_contrasts in (("rim", {"phase": "phase", "flair": "flair",
+                                            "mp2rage": "mp2rage", "t2star": "t2star"}),
+                                   ("cortical", {"mp2rage": "mp2rage", "t2star-gre": "t2star"})):
+        fake = [SimpleNamespace(GetName=lambda n=n: n) for n in names[kind]]
+        chosen = workflow.match_inputs(workflow.TASKS[kind], fake)
+        assert {o: n.GetName() for o, n in chosen.items()} == {
+            option: f"phantom_{kind}_{contrast}" for option, contrast in option_contrasts.items()}
+
+
+def test_registration_with_slicer_sample_data(tmp_path, monkeypatch):
+    registered, loaded = [], []
+    module = types.ModuleType("SampleData")
+    module.SampleDataLogic = SimpleNamespace(
+        registerCustomSampleDataSource=lambda **kwargs: registered.append(kwargs))
+    monkeypatch.setitem(sys.modules, "SampleData", module)
+
+    sample_data.register_sample_data(tmp_path, loader=lambda *args: loaded.append(args))
+
+    assert [r["sampleName"] for r in registered] == sample_data.sample_names()
+    for source in registered:
+        sample = sample_data.get_sample(source["sampleName"])
+        files = sample.files(tmp_path)
+        assert source["category"] == "MSLesionAI"
+        assert source["uris"] == [f.path.resolve().as_uri() for f in files]
+        assert source["nodeNames"] == [f.node_name for f in files]
+        assert source["loadFileType"][-1] == SEGMENTATION_FILE
+        assert len(set(source["fileNames"])) == len(files)
+        source["customDownloader"](object())
+    assert loaded == [(name, tmp_path) for name in sample_data.sample_names()]
+    all_file_names = [name for source in registered for name in source["fileNames"]]
+    assert len(set(all_file_names)) == len(all_file_names)  # one Slicer cache for all
+
+
+def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSLESIONAI_CACHE", str(tmp_path / "c"))
+    assert sample_data.cache_directory() == tmp_path / "c" / "sample_data"
+    monkeypatch.delenv("MSLESIONAI_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert sample_data.cache_directory() == tmp_path / "x" / "mslesionai" / "sample_data"
