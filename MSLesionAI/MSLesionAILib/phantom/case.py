@@ -18,12 +18,16 @@ from .. import __version__
 from ..atomic import output_directory
 from ..errors import InputError
 from ..imageio import array_to_image, write_image
+from ..labels import Tissue
 from ..progress import Progress
 from . import artefacts
-from .anatomy import case_anatomy
+from .anatomy import CaseAnatomy, case_anatomy
 from .contrasts import draw_texture, draw_tissue_values, synthesize
+from .cortical import draw_cortical_load, place_cortical_lesions
 from .grid import draw_geometry
-from .lesions import draw_wm_load, place_wm_lesions
+from .lesions import LesionSet, draw_wm_load, place_wm_lesions
+from .phase import phase_image
+from .rim import Susceptibility, draw_susceptibility
 from .template import template_anatomy
 
 GENERATOR_VERSION = f"{__version__}+phantom.1"
@@ -39,6 +43,7 @@ KIND_CONTRASTS = {
 REFERENCE_CONTRAST = {"wm": "flair", "rim": "phase", "cortical": "mp2rage", "all": "flair"}
 TABLE_COLUMNS = ["lesion_id", "family", "type", "rim", "volume_ul", "centroid_r", "centroid_a",
                  "centroid_s", "confluent_group"]
+_T2STAR_RIM_DARKENING = 4.0  # per ppm: iron shortens T2*
 _STAGES = ("geometry", "anatomy", "wm_lesions", "cortical_lesions", "rim", "contrasts",
            "scanner")
 
@@ -60,13 +65,14 @@ class PhantomCase:
 def generate_case(seed: int, kind: str = "all", *, mode: str = "realistic",
                   spacing_mm: float | tuple[float, float, float] | None = None,
                   crop_mm: float | None = None, wm_lesion_count: int | None = None,
+                  cortical_lesion_count: int | None = None,
                   progress: Progress | None = None) -> PhantomCase:
     """Generate the case of ``seed``.
 
     ``spacing_mm``: voxel size (x, y, z) or one isotropic value; drawn per kind when None.
     ``crop_mm``: edge of a cubic field of view (cortical cases default to 64 mm); None or 0
-    keeps the whole brain. ``wm_lesion_count`` forces the number of white-matter lesions
-    planned (before those that do not fit are dropped).
+    keeps the whole brain. ``wm_lesion_count`` / ``cortical_lesion_count`` force the number
+    of lesions planned (those that do not fit are dropped).
     """
     _check_options(kind, mode)
     progress = progress or Progress()
@@ -78,44 +84,88 @@ def generate_case(seed: int, kind: str = "all", *, mode: str = "realistic",
     geometry = draw_geometry(streams["geometry"], template, kind, mode, spacing_mm, crop_mm,
                              atrophy=0.05 + 0.25 * atrophy)
     anatomy = case_anatomy(geometry, template, cortical_thinning=0.4 * atrophy)
-    progress.update(0.3, "white-matter lesions")
-    brain_ul = float(anatomy.brain.sum() * np.prod(anatomy.spacing_zyx_mm))
-    count = (draw_wm_load(streams["wm_lesions"], mode, brain_ul) if wm_lesion_count is None
-             else wm_lesion_count)
-    wm = place_wm_lesions(streams["wm_lesions"], anatomy, count, mode)
-    progress.update(0.5, "contrasts")
+    progress.update(0.3, "lesions")
+    wm = _wm_lesions(streams["wm_lesions"], anatomy, mode, wm_lesion_count)
+    cortical = _cortical_lesions(streams["cortical_lesions"], anatomy, kind, mode,
+                                 cortical_lesion_count, wm)
     contrasts = KIND_CONTRASTS[kind]
-    values = draw_tissue_values(streams["contrasts"], mode, contrasts)
-    empty = np.zeros_like(wm.fraction)
-    texture = draw_texture(anatomy, streams["contrasts"])
-    brain = anatomy.brain.astype(np.uint8)
-    skull_stripped = bool(streams["scanner"].random() < (0.7 if mode == "realistic" else 0.5))
-    images, scanners = {}, {}
-    for index, contrast in enumerate(c for c in contrasts if c != "phase"):
-        progress.update(0.5 + 0.45 * index / len(contrasts), contrast)
-        scanner = artefacts.draw_scanner(streams["scanner"], mode)
-        image = synthesize(anatomy, values[contrast], wm.fraction, empty, empty, texture)
-        if contrast == "flair":
-            scanner["flair"] = artefacts.flair_artefacts(image, anatomy, streams["scanner"], mode)
-        image = artefacts.bias_and_blur(image, anatomy, scanner, streams["scanner"])
-        if contrast != REFERENCE_CONTRAST[kind]:
-            image = artefacts.misregister(image, anatomy.grid, scanner, streams["scanner"])
-        voxels = artefacts.store(image, brain, scanner, skull_stripped, streams["scanner"])
-        images[contrast] = array_to_image(voxels, anatomy.grid)
-        scanners[contrast] = scanner
-    truth = {"wm_lesions": array_to_image(wm.labels, anatomy.grid),
-             "cortical_lesions": array_to_image(np.zeros_like(wm.labels), anatomy.grid),
-             "tissue": array_to_image(anatomy.tissue, anatomy.grid)}
+    susceptibility = None
+    if {"t2star", "phase"} & set(contrasts):
+        progress.update(0.4, "veins and rims")
+        susceptibility = draw_susceptibility(streams["rim"], anatomy, wm, mode,
+                                             with_rims=kind in ("rim", "all"))
+    images, rendering = render_contrasts(streams, anatomy, kind, mode, wm, cortical,
+                                         susceptibility, progress.sub(0.45, 0.98))
+    rows = wm.rows + cortical.rows
     parameters = {"seed": seed, "generator_version": GENERATOR_VERSION, "kind": kind,
                   "mode": mode, "atrophy": atrophy, "geometry": geometry.parameters,
-                  "planned_wm_lesions": count, "tissue_values": values, "scanner": scanners,
-                  "skull_stripped": skull_stripped,
-                  "lesions": wm.rows}
+                  **rendering,
+                  "susceptibility": susceptibility.parameters if susceptibility else None,
+                  "lesions": rows}
+    truth = {"wm_lesions": array_to_image(wm.labels, anatomy.grid),
+             "cortical_lesions": array_to_image(cortical.labels, anatomy.grid),
+             "tissue": array_to_image(anatomy.tissue, anatomy.grid)}
     progress.update(1.0, "case generated")
     return PhantomCase(seed=seed, kind=kind, mode=mode, images=images,
-                       brainmask=array_to_image(brain, anatomy.grid), truth=truth,
-                       lesions=[{k: row[k] for k in TABLE_COLUMNS} for row in wm.rows],
+                       brainmask=array_to_image(anatomy.brain.astype(np.uint8), anatomy.grid),
+                       truth=truth, lesions=[{k: row[k] for k in TABLE_COLUMNS} for row in rows],
                        parameters=parameters)
+
+
+def _wm_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, mode: str,
+                count: int | None) -> LesionSet:
+    if count is None:
+        brain_ul = float(anatomy.brain.sum() * np.prod(anatomy.spacing_zyx_mm))
+        count = draw_wm_load(rng, mode, brain_ul)
+    return place_wm_lesions(rng, anatomy, count, mode)
+
+
+def _cortical_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, kind: str, mode: str,
+                      count: int | None, wm: LesionSet) -> LesionSet:
+    if kind not in ("cortical", "all"):
+        return LesionSet(labels=np.zeros_like(wm.labels), fraction=np.zeros_like(wm.fraction))
+    if count is None:
+        cortex_ml = float((anatomy.tissue == Tissue.CORTICAL_GM).sum()
+                          * np.prod(anatomy.spacing_zyx_mm) / 1000.0)
+        count = draw_cortical_load(rng, mode, cortex_ml)
+    return place_cortical_lesions(rng, anatomy, count, len(wm.rows) + 1, wm.labels)
+
+
+def render_contrasts(streams: dict[str, np.random.Generator], anatomy: CaseAnatomy, kind: str,
+                     mode: str, wm: LesionSet, cortical: LesionSet,
+                     susceptibility: Susceptibility | None,
+                     progress: Progress) -> tuple[dict[str, sitk.Image], dict]:
+    """Every contrast of the kind, through its own scanner; the parameters drawn."""
+    contrasts = KIND_CONTRASTS[kind]
+    values = draw_tissue_values(streams["contrasts"], mode, contrasts)
+    texture = draw_texture(anatomy, streams["contrasts"])
+    veins = susceptibility.vein_fraction if susceptibility else np.zeros_like(wm.fraction)
+    brain = anatomy.brain.astype(np.uint8)
+    scanner_rng = streams["scanner"]
+    skull_stripped = bool(scanner_rng.random() < (0.7 if mode == "realistic" else 0.5))
+    images, scanners = {}, {}
+    for index, contrast in enumerate(contrasts):
+        progress.update(index / len(contrasts), contrast)
+        scanner = artefacts.draw_scanner(scanner_rng, mode)
+        name = "t2star" if contrast == "phase" else contrast
+        ideal = synthesize(anatomy, values[name], wm.fraction, cortical.fraction, veins, texture)
+        if contrast == "phase":
+            voxels, scanner["phase"] = phase_image(susceptibility.chi_ppm, ideal, brain,
+                                                   anatomy.grid, scanner_rng, mode)
+        else:
+            if contrast == "flair":
+                scanner["flair"] = artefacts.flair_artefacts(ideal, anatomy, scanner_rng, mode)
+            if contrast == "t2star" and susceptibility is not None:
+                ideal *= np.exp(-_T2STAR_RIM_DARKENING * susceptibility.rim_chi_ppm)
+            voxels = artefacts.bias_and_blur(ideal, anatomy, scanner, scanner_rng)
+        if contrast != REFERENCE_CONTRAST[kind]:
+            voxels = artefacts.misregister(voxels, anatomy.grid, scanner, scanner_rng)
+        if contrast != "phase":
+            voxels = artefacts.store(voxels, brain, scanner, skull_stripped, scanner_rng)
+        images[contrast] = array_to_image(voxels, anatomy.grid)
+        scanners[contrast] = scanner
+    return images, {"tissue_values": values, "scanner": scanners,
+                    "skull_stripped": skull_stripped}
 
 
 def _check_options(kind: str, mode: str) -> None:

@@ -21,7 +21,7 @@ from ..labels import (
 )
 from ..lesions import wm_lesion_locations
 from .anatomy import CaseAnatomy
-from .shapes import GridFrame, draw_blob, paint
+from .shapes import GridFrame, carve, commit, draw_blob
 
 MIN_LESION_UL = 3.0
 _TYPE_SHARES = {PERIVENTRICULAR: 0.35, JUXTACORTICAL: 0.2, DEEP_WHITE_MATTER: 0.35,
@@ -72,8 +72,9 @@ def place_wm_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, count: int,
                          long_axis=long_axis if np.any(long_axis) else None)
         severity = _severity(rng, mode)
         lesion_id = len(lesions.rows) + 1
-        if paint(lesions.labels, lesions.fraction, frame, centre, blob, wm_dominant, lesion_id,
-                 min_voxels, intensity=severity):
+        carving = carve(lesions.labels, frame, centre, blob, wm_dominant, min_voxels)
+        if carving is not None:
+            commit(carving, lesions.labels, lesions.fraction, lesion_id, severity)
             lesions.rows.append({"lesion_id": lesion_id, "family": WM_FAMILY,
                                  "planned_type": wanted_type, "severity": round(severity, 4),
                                  "planned_volume_ul": round(volume_ul, 2)})

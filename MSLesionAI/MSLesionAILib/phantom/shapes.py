@@ -50,17 +50,18 @@ class Blob:
 
 def draw_blob(rng: np.random.Generator, volume_ul: float, *, elongation: float = 1.5,
               irregular: bool = False, long_axis: np.ndarray | None = None,
-              flatness: float = 1.0) -> Blob:
+              flatness: float = 1.0, short_axis: np.ndarray | None = None) -> Blob:
     """A blob of about ``volume_ul`` (before being clipped to its tissue).
 
     ``long_axis`` (physical, unit) orients the longest axis (Dawson's fingers point away from the
-    ventricles); ``flatness`` < 1 squashes the third axis (band-like subpial lesions).
+    ventricles); ``flatness`` < 1 squashes the third axis, oriented along ``short_axis`` when
+    given (band-like subpial lesions lie flat along the pial surface).
     """
     ratios = np.array([rng.uniform(1.0, elongation), 1.0, flatness * rng.uniform(0.7, 1.0)])
     radius_mm = (3.0 * volume_ul / (4.0 * np.pi * np.prod(ratios))) ** (1.0 / 3.0)
     rotation = Rotation.random(random_state=rng).as_matrix()
     if long_axis is not None:
-        rotation = _frame_with_first_axis(long_axis, rotation)
+        rotation = _frame_with_first_axis(long_axis, rotation, short_axis)
     lobes = rng.integers(2, 5) if irregular else 1
     offsets = np.zeros((lobes, 3))
     offsets[1:] = rng.normal(size=(lobes - 1, 3)) * radius_mm * 0.8
@@ -74,13 +75,15 @@ def draw_blob(rng: np.random.Generator, volume_ul: float, *, elongation: float =
                 wave_phases=rng.uniform(0, 2 * np.pi, _WAVES), waviness=waviness)
 
 
-def _frame_with_first_axis(axis: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """An orthonormal frame whose first column is ``axis``; the others from ``rotation``."""
+def _frame_with_first_axis(axis: np.ndarray, rotation: np.ndarray,
+                           third: np.ndarray | None) -> np.ndarray:
+    """An orthonormal frame whose first column is ``axis`` and third as near ``third`` as
+    possible (otherwise taken from ``rotation``)."""
     first = axis / np.linalg.norm(axis)
-    second = rotation[:, 1] - first * (first @ rotation[:, 1])
-    second /= np.linalg.norm(second)
-    frame = np.stack([first, second, np.cross(first, second)], axis=1)
-    return frame
+    hint = rotation[:, 2] if third is None else np.asarray(third, float)
+    last = hint - first * (first @ hint)
+    last /= np.linalg.norm(last)
+    return np.stack([first, np.cross(last, first), last], axis=1)
 
 
 class GridFrame:
@@ -107,30 +110,41 @@ class GridFrame:
         return box, offsets_mm
 
 
-def paint(labels: np.ndarray, fraction: np.ndarray, frame: GridFrame, centre_zyx: np.ndarray,
-          blob: Blob, allowed: np.ndarray, lesion_id: int, min_voxels: int,
-          intensity: float = 1.0) -> int:
-    """Paint one blob as lesion ``lesion_id`` where allowed and not yet taken; return voxels.
+@dataclass(frozen=True)
+class Carving:
+    """Where a blob would become a lesion: the box, its voxels there, its soft profile."""
 
-    The instance keeps only its largest (26-)connected part, so every lesion is one piece; it
-    is not painted (0 returned) when that is under ``min_voxels``. ``fraction`` receives the
-    soft partial-volume profile times ``intensity`` (lesions keep the highest value).
-    """
+    box: tuple[slice, ...]
+    mask: np.ndarray
+    soft: np.ndarray
+
+    @property
+    def voxels(self) -> int:
+        return int(self.mask.sum())
+
+
+def carve(labels: np.ndarray, frame: GridFrame, centre_zyx: np.ndarray, blob: Blob,
+          allowed: np.ndarray, min_voxels: int) -> Carving | None:
+    """Cut a blob to where it is allowed and not yet taken, keeping its largest (26-)connected
+    part so that every lesion is one piece; None when that is under ``min_voxels``."""
     box, offsets_mm = frame.box(centre_zyx, blob.radius_mm)
     depth_mm = blob.inside_mm(offsets_mm)
     free = allowed[box] & (labels[box] == 0)
-    candidate = (depth_mm > 0) & free
-    components, count = ndimage.label(candidate, structure=np.ones((3, 3, 3)))
+    components, count = ndimage.label((depth_mm > 0) & free, structure=np.ones((3, 3, 3)))
     if count == 0:
-        return 0
+        return None
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
-    largest = components == np.argmax(sizes)
-    voxels = int(sizes.max())
-    if voxels < min_voxels:
-        return 0
-    labels[box][largest] = lesion_id
-    soft = np.clip(0.5 + depth_mm / _EDGE_WIDTH_MM, 0.0, 1.0) * intensity
-    near = ndimage.binary_dilation(largest, iterations=2) & (free | largest)
-    fraction[box] = np.where(near, np.maximum(fraction[box], soft), fraction[box])
-    return voxels
+    if sizes.max() < min_voxels:
+        return None
+    mask = components == np.argmax(sizes)
+    near = ndimage.binary_dilation(mask, iterations=2) & (free | mask)
+    soft = np.clip(0.5 + depth_mm / _EDGE_WIDTH_MM, 0.0, 1.0) * near
+    return Carving(box=box, mask=mask, soft=soft.astype(np.float32))
+
+
+def commit(carving: Carving, labels: np.ndarray, fraction: np.ndarray, lesion_id: int,
+           intensity: float) -> None:
+    """Write a carving as lesion ``lesion_id``; ``fraction`` keeps the highest soft value."""
+    labels[carving.box][carving.mask] = lesion_id
+    np.maximum(fraction[carving.box], carving.soft * intensity, out=fraction[carving.box])

@@ -1,0 +1,209 @@
+"""The phantom's truth matches its images: files, ids, volumes, geometry, types, rims."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from MSLesionAILib.cli import main
+from MSLesionAILib.geometry import same_grid
+from MSLesionAILib.labels import (
+    INFRATENTORIAL,
+    INTRACORTICAL,
+    LEUKOCORTICAL,
+    PERIVENTRICULAR,
+    SUBPIAL,
+    Tissue,
+)
+from MSLesionAILib.phantom import generate_case, write_case
+from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL
+
+FACES = ndimage.generate_binary_structure(3, 1)
+SMALL = {"spacing_mm": 1.5, "crop_mm": 60.0}
+
+
+@pytest.fixture(scope="module")
+def wm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    case = generate_case(7, "wm", wm_lesion_count=40, **SMALL)
+    return write_case(case, tmp_path_factory.mktemp("phantom") / "wm")
+
+
+@pytest.fixture(scope="module")
+def cortical_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    case = generate_case(3, "cortical", crop_mm=36.0, cortical_lesion_count=40)
+    return write_case(case, tmp_path_factory.mktemp("phantom") / "cortical")
+
+
+@pytest.fixture(scope="module")
+def rim_case():
+    return generate_case(11, "rim", wm_lesion_count=60, spacing_mm=1.0, crop_mm=70.0)
+
+
+def read(folder: Path, name: str) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(folder / name)))
+
+
+def rows(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "truth" / "lesions.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_case_folder_has_the_files_of_its_kind(wm_folder: Path, cortical_folder: Path) -> None:
+    names = {p.relative_to(wm_folder).as_posix() for p in wm_folder.rglob("*") if p.is_file()}
+    assert names == {"flair.nii.gz", "t1.nii.gz", "t2.nii.gz", "brainmask.nii.gz", "case.json",
+                     "truth/wm_lesions.nii.gz", "truth/cortical_lesions.nii.gz",
+                     "truth/tissue.nii.gz", "truth/lesions.csv"}
+    assert {p.name for p in cortical_folder.glob("*.nii.gz")} == {
+        "mp2rage.nii.gz", "t2star.nii.gz", "brainmask.nii.gz"}
+    with open(wm_folder / "truth" / "lesions.csv") as stream:
+        assert stream.readline().strip() == ("lesion_id,family,type,rim,volume_ul,centroid_r,"
+                                             "centroid_a,centroid_s,confluent_group")
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
+    small = {"spacing_mm": 2.0, "crop_mm": 40.0, "wm_lesion_count": 10}
+    first = write_case(generate_case(5, "wm", **small), tmp_path / "a")
+    again = write_case(generate_case(5, "wm", **small), tmp_path / "b")
+    other = write_case(generate_case(6, "wm", **small), tmp_path / "c")
+    for path in first.rglob("*"):
+        if path.is_file():
+            relative = path.relative_to(first)
+            assert path.read_bytes() == (again / relative).read_bytes(), relative
+    assert (first / "flair.nii.gz").read_bytes() != (other / "flair.nii.gz").read_bytes()
+
+
+def test_every_table_lesion_is_in_its_labelmap_with_its_volume(wm_folder: Path,
+                                                              cortical_folder: Path) -> None:
+    for folder in (wm_folder, cortical_folder):
+        table = rows(folder)
+        assert table, folder
+        for family, image in (("wm", "wm_lesions"), ("cortical", "cortical_lesions")):
+            labels = read(folder, f"truth/{image}.nii.gz")
+            voxel_ul = float(np.prod(sitk.ReadImage(str(folder / "flair.nii.gz" if (
+                folder / "flair.nii.gz").exists() else folder / "mp2rage.nii.gz")).GetSpacing()))
+            listed = {int(r["lesion_id"]): float(r["volume_ul"]) for r in table
+                      if r["family"] == family}
+            present = set(np.unique(labels)) - {0}
+            assert present == set(listed)
+            counts = np.bincount(labels.ravel())
+            for lesion_id, volume_ul in listed.items():
+                assert abs(counts[lesion_id] * voxel_ul - volume_ul) <= voxel_ul
+
+
+def test_each_lesion_is_one_piece_and_confluent_groups_touch(wm_folder: Path) -> None:
+    labels = read(wm_folder, "truth/wm_lesions.nii.gz")
+    for lesion_id in np.unique(labels)[1:]:
+        assert ndimage.label(labels == lesion_id, np.ones((3, 3, 3)))[1] == 1
+    groups: dict[str, list[int]] = {}
+    for row in rows(wm_folder):
+        if row["confluent_group"] != "0":
+            groups.setdefault(row["confluent_group"], []).append(int(row["lesion_id"]))
+    assert groups, "a 40-lesion case should have a confluent group"
+    components = ndimage.label(labels > 0, np.ones((3, 3, 3)))[0]
+    for members in groups.values():
+        assert len(members) >= 2
+        assert len({components[labels == m][0] for m in members}) == 1
+
+
+def test_all_files_share_one_oblique_grid(wm_folder: Path) -> None:
+    images = [sitk.ReadImage(str(p)) for p in sorted(wm_folder.rglob("*.nii.gz"))]
+    assert all(same_grid(images[0], image) for image in images[1:])
+    direction = np.array(images[0].GetDirection()).reshape(3, 3)
+    assert np.abs(direction - np.round(direction)).max() > 0.05  # not axis-aligned
+    recorded = json.loads((wm_folder / "case.json").read_text())["geometry"]
+    assert np.allclose(direction.ravel(), recorded["direction"], atol=1e-6)
+    assert np.allclose(images[0].GetOrigin(), recorded["origin_lps"], atol=1e-4)
+
+
+def test_centroids_are_in_slicer_ras(wm_folder: Path) -> None:
+    image = sitk.ReadImage(str(wm_folder / "truth" / "wm_lesions.nii.gz"))
+    labels = sitk.GetArrayFromImage(image)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    for row in rows(wm_folder)[:10]:
+        index_xyz = np.argwhere(labels == int(row["lesion_id"])).mean(0)[::-1]
+        lps = np.array(image.GetOrigin()) + direction @ (index_xyz * image.GetSpacing())
+        ras = lps * np.array([-1, -1, 1])
+        listed = [float(row[f"centroid_{axis}"]) for axis in "ras"]
+        assert np.allclose(ras, listed, atol=0.01)
+
+
+def test_wm_types_obey_their_definitions(wm_folder: Path) -> None:
+    labels = read(wm_folder, "truth/wm_lesions.nii.gz")
+    tissue = read(wm_folder, "truth/tissue.nii.gz")
+    spacing = sitk.ReadImage(str(wm_folder / "flair.nii.gz")).GetSpacing()[::-1]
+    to_ventricles = ndimage.distance_transform_edt(tissue != Tissue.VENTRICLES, sampling=spacing)
+    seen = set()
+    for row in rows(wm_folder):
+        lesion = labels == int(row["lesion_id"])
+        assert (tissue[lesion] != Tissue.CSF).all() and (tissue[lesion] != Tissue.VENTRICLES).all()
+        seen.add(row["type"])
+        if row["type"] == PERIVENTRICULAR:
+            assert to_ventricles[lesion].min() <= 3.0 + max(spacing)
+        if row["type"] == INFRATENTORIAL:
+            assert (tissue[lesion] == Tissue.INFRATENTORIAL).mean() > 0.5
+    assert PERIVENTRICULAR in seen and len(seen) >= 3
+
+
+def test_cortical_types_obey_their_definitions(cortical_folder: Path) -> None:
+    labels = read(cortical_folder, "truth/cortical_lesions.nii.gz")
+    tissue = read(cortical_folder, "truth/tissue.nii.gz")
+    spacing = sitk.ReadImage(str(cortical_folder / "mp2rage.nii.gz")).GetSpacing()
+    assert all(0.5 <= s <= 0.7 for s in spacing)
+    outside = np.isin(tissue, (Tissue.CSF, Tissue.BACKGROUND))
+    seen = set()
+    for row in rows(cortical_folder):
+        if row["family"] != "cortical":
+            continue
+        lesion = labels == int(row["lesion_id"])
+        ring = ndimage.binary_dilation(lesion, FACES) & ~lesion
+        inside = tissue[lesion]
+        seen.add(row["type"])
+        assert 1.0 <= float(row["volume_ul"]) <= 60.0
+        if row["type"] == LEUKOCORTICAL:
+            assert (inside == Tissue.CORTICAL_GM).any() and (inside == Tissue.WHITE_MATTER).any()
+        elif row["type"] == INTRACORTICAL:
+            assert (inside == Tissue.CORTICAL_GM).all()
+            assert not outside[ring].any() and not (tissue[ring] == Tissue.WHITE_MATTER).any()
+        else:
+            assert row["type"] == SUBPIAL
+            assert (inside == Tissue.CORTICAL_GM).all() and outside[ring].any()
+    assert seen == {LEUKOCORTICAL, INTRACORTICAL, SUBPIAL}
+
+
+def test_rim_lesions_are_large_enough_and_bright_at_their_border(rim_case) -> None:
+    labels = sitk.GetArrayFromImage(rim_case.truth["wm_lesions"])
+    phase = sitk.GetArrayFromImage(rim_case.images["phase"])
+    rim_rows = [r for r in rim_case.lesions if r["rim"] == 1]
+    assert rim_rows and len(rim_rows) < len(rim_case.lesions)
+    assert all(r["volume_ul"] >= MIN_RIM_LESION_UL for r in rim_rows)
+
+    def border_minus_core(lesion_id: int) -> float:
+        lesion = labels == lesion_id
+        border = lesion & ~ndimage.binary_erosion(lesion)
+        return float(phase[border].mean() - phase[lesion & ~border].mean()) if (
+            lesion & ~border).any() else 0.0
+
+    rim_scores = [border_minus_core(r["lesion_id"]) for r in rim_rows]
+    other_scores = [border_minus_core(r["lesion_id"]) for r in rim_case.lesions
+                    if r["rim"] == 0 and r["volume_ul"] >= MIN_RIM_LESION_UL]
+    assert np.median(rim_scores) > np.median(other_scores)
+
+
+def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Path) -> None:
+    options = ["--kind", "wm", "--spacing-mm", "2", "--crop-mm", "40", "--progress", "none"]
+    assert main(["--progress", "none", "phantom", str(tmp_path / "cases"), "--seed", "1", "2",
+                 *options[:-2]]) == 0
+    assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["case_0001", "case_0002"]
+    assert main(["--progress", "none", "phantom-dataset", str(tmp_path / "set"), "--n", "2",
+                 "--seed", "10", *options[:-2]]) == 0
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    assert [c["seed"] for c in manifest["cases"]] == [10, 11]
+    assert all((tmp_path / "set" / c["folder"] / "flair.nii.gz").exists()
+               for c in manifest["cases"])
+    assert main(["phantom", str(tmp_path / "cases"), "--seed", "3"]) != 0  # never overwrites
