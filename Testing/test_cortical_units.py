@@ -13,6 +13,7 @@ from MSLesionAILib.pipelines.cortical import (
     CorticalLesions,
     class_labelmap,
     find_lesions,
+    image_box,
     summarise,
 )
 from MSLesionAILib.training.cortical import MaskedFocalLoss, bumped_version
@@ -138,3 +139,10 @@ def test_fine_tuned_versions_are_bumped():
     assert bumped_version("1.0.0") == "1.1.0"
     assert bumped_version("1.1.0") == "1.2.0"
     assert bumped_version("3") == "3.1"
+
+
+def test_inference_box_skips_the_empty_grid_around_the_image():
+    channels = np.zeros((2, 40, 30, 20), np.float32)
+    channels[0, 10:20, 5:25, 8:12] = 1.0
+    assert image_box(channels, margin_voxels=2) == (slice(8, 22), slice(3, 27), slice(6, 14))
+    assert image_box(np.zeros((1, 4, 4, 4)), 2) == (slice(0, 4),) * 3

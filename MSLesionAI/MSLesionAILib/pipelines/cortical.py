@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 
 from ..bundles import ModelBundle
 from ..devices import choose_device
@@ -143,16 +144,31 @@ def model_channels(images: dict[str, sitk.Image], input_names: list[str],
     return np.stack(channels)
 
 
+def image_box(channels: np.ndarray, margin_voxels: int = 8) -> tuple[slice, ...]:
+    """The bounding box of the non-zero input voxels, with a margin: an oblique or skull-stripped
+    image leaves much of the axis-aligned grid empty, and the network need not visit it."""
+    boxes = ndimage.find_objects(np.any(channels != 0, axis=0).astype(np.uint8))
+    if not boxes:
+        return tuple(slice(0, size) for size in channels.shape[1:])
+    return tuple(slice(max(b.start - margin_voxels, 0), min(b.stop + margin_voxels, size))
+                 for b, size in zip(boxes[0], channels.shape[1:], strict=True))
+
+
 def class_probabilities(network: torch.nn.Module, channels: np.ndarray, bundle: ModelBundle,
                         device: torch.device, warnings: list[str],
                         progress: Progress) -> np.ndarray:
-    """Softmax probabilities (classes, z, y, x) on the working grid."""
+    """Softmax probabilities (classes, z, y, x) on the working grid; background outside the
+    image's box."""
     inference = bundle.metadata["inference"]
-    logits = predict_sliding_window(network, torch.from_numpy(channels)[None],
+    box = (slice(None), *image_box(channels))
+    logits = predict_sliding_window(network, torch.from_numpy(channels[box])[None],
                                     inference["roi_size"], device, warnings, progress,
                                     batch_size=inference.get("batch_size", 1),
                                     overlap=inference["overlap"])
-    return torch.softmax(logits.float(), dim=1)[0].numpy()
+    probabilities = np.zeros((logits.shape[1], *channels.shape[1:]), np.float32)
+    probabilities[0] = 1.0
+    probabilities[box] = torch.softmax(logits.float(), dim=1)[0].numpy()
+    return probabilities
 
 
 def to_reference(probabilities: np.ndarray, grid: sitk.Image,

@@ -32,6 +32,7 @@ from ..labels import CORTICAL_FAMILY, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
 from ..pipelines.cortical import (
     CLASS_VALUES,
     CorticalInputs,
+    image_box,
     load_contrasts,
     model_channels,
     working_grid,
@@ -105,8 +106,9 @@ def load_case(folder: Path, input_names: list[str],
     lookup = np.zeros(max([int(ids.max()), *classes]) + 1, np.uint8)
     for lesion_id, value in classes.items():
         lookup[lesion_id] = value
-    labels = lookup[ids]
-    weights = (truth("wm_lesions") == 0).astype(np.float32)
+    box = image_box(channels, margin_voxels=0)
+    channels, labels = channels[(slice(None), *box)], lookup[ids][box]
+    weights = (truth("wm_lesions")[box] == 0).astype(np.float32)
     return TrainingCase(folder.name, channels, labels, weights, np.argwhere(labels > 0),
                         np.argwhere(channels[0] != 0)[::5])
 
