@@ -6,7 +6,9 @@ install of the library's dependencies.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from .labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
 
@@ -49,3 +51,25 @@ RIM = Task("rim", "rim lesions",
            {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
            class_column="rim_positive", count_column="rim_positive", connectivity=6)
 TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
+
+
+def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
+    """Volumes auto-selected by name: each input (in order) takes the first volume not taken
+    yet whose name matches its pattern (case-insensitive)."""
+    chosen: dict[str, Any] = {}
+    for option, pattern in task.input_patterns.items():
+        for node in volume_nodes:
+            if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
+                chosen[option] = node
+                break
+    return chosen
+
+
+def option_name(parameter: str) -> str:
+    """The CLI option of a (camelCase) module parameter: ``t2starGre`` → ``t2star-gre``."""
+    return re.sub(r"([A-Z])", r"-\1", parameter).lower()
+
+
+def parameter_name(option: str) -> str:
+    """The module parameter of a CLI option: ``t2star-gre`` → ``t2starGre``."""
+    return re.sub(r"-(\w)", lambda match: match.group(1).upper(), option)

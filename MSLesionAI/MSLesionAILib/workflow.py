@@ -14,7 +14,6 @@ the table (rim status, cortical class), `apply_table_classes` moves it between s
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -33,6 +32,7 @@ from .tasks import CORTICAL as CORTICAL  # the tasks, re-exported for the module
 from .tasks import RIM, TASK_ATTRIBUTE, Task
 from .tasks import TASKS as TASKS
 from .tasks import WM as WM
+from .tasks import match_inputs as match_inputs
 
 EXIT_CANCELLED = 130
 CHRONIC_ACTIVE_PRL_COUNT = 4
@@ -104,18 +104,6 @@ def run(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = Non
         runner: Runner = run_cli) -> mrml.ResultNodes:
     """`start` and `Job.finish`: for scripts and self-tests."""
     return start(task, inputs, options, runner).finish()
-
-
-def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
-    """Volumes auto-selected by name: each input (in order) takes the first volume not taken
-    yet whose name matches its pattern (case-insensitive)."""
-    chosen: dict[str, Any] = {}
-    for option, pattern in task.input_patterns.items():
-        for node in volume_nodes:
-            if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
-                chosen[option] = node
-                break
-    return chosen
 
 
 def option_arguments(options: dict[str, Any]) -> list[str]:

@@ -1,0 +1,283 @@
+"""The widget, logic and self-test the three Slicer modules share (inside Slicer only).
+
+Each module file only declares its parameter node, whose fields are the CLI options of its
+pipeline in camelCase (``brainMask`` is ``--brain-mask``; a node field is an input, any other
+field an option), and subclasses these classes with its task's name. The library's heavy
+modules are imported inside the methods, after `dependencies.ensure_dependencies` has run, so
+that Slicer starts even before the first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qt
+import slicer
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from .dependencies import ensure_dependencies, missing_requirements, read_requirements
+from .tasks import TASKS, Task, match_inputs, option_name, parameter_name
+
+POLL_INTERVAL_MS = 200
+AUTO_MODEL = "auto"
+# The panel's devices: `devices.DEVICE_CHOICES` less "mps" (that module imports torch).
+DEVICES = ["auto", "cpu", "cuda"]
+ACKNOWLEDGEMENT = (
+    "Methods from DeepSCAN (McKinley et al. 2021), CLAIMS (La Rosa et al. 2022), RimNet "
+    "(Barquero et al. 2020) and Deep-PRL (Spagnolo et al.). Research software, not a medical "
+    "device; the shipped models were trained on synthetic phantoms: read their model cards.")
+
+
+def describeModule(parent: Any, title: str, helpText: str) -> None:
+    """The module's title, category, help and acknowledgement."""
+    parent.title = title
+    parent.categories = ["MS Lesion AI"]
+    parent.contributors = ["MSLesionAI contributors"]
+    parent.helpText = helpText.strip()
+    parent.acknowledgementText = ACKNOWLEDGEMENT
+
+
+def pointText(markupsNode: Any) -> str | None:
+    """The first control point of a markups node as ``R,A,S`` (world mm), None when empty."""
+    if markupsNode.GetNumberOfControlPoints() == 0:
+        return None
+    position = [0.0, 0.0, 0.0]
+    markupsNode.GetNthControlPointPositionWorld(0, position)
+    return ",".join(f"{value:.3f}" for value in position)
+
+
+class LesionModuleLogic(ScriptedLoadableModuleLogic):
+    """Runs the module's pipeline on scene nodes through `workflow` (no Qt needed)."""
+
+    taskName = ""
+    parameterNodeClass: Any = None
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.runner = None  # the real command line unless a test sets another `Runner`
+
+    @property
+    def task(self) -> Task:
+        return TASKS[self.taskName]
+
+    def getParameterNode(self):
+        return self.parameterNodeClass(super().getParameterNode())
+
+    def arguments(self, parameters) -> tuple[dict, dict]:
+        """Inputs (nodes) and options (values) by CLI name, from the parameter node."""
+        inputs, options = {}, {}
+        for name in type(parameters).__annotations__:
+            value = getattr(parameters, name)
+            isNode = hasattr(value, "IsA")
+            if isNode and value.IsA("vtkMRMLMarkupsNode"):
+                options[option_name(name)] = pointText(value)
+            elif isNode or value is None:
+                inputs[option_name(name)] = value
+            else:
+                options[option_name(name)] = value
+        return inputs, options
+
+    def start(self, parameters, model: str = AUTO_MODEL):
+        from . import process, workflow
+
+        inputs, options = self.arguments(parameters)
+        options["model"] = None if model == AUTO_MODEL else model
+        return workflow.start(self.task, inputs, options, self.runner or process.run_cli)
+
+    def run(self, inputs: dict, options: dict | None = None):
+        """Run to completion: for scripts and self-tests."""
+        from . import process, workflow
+
+        return workflow.run(self.task, inputs, options, self.runner or process.run_cli)
+
+
+class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: inputs bound to the parameter node, Apply that turns into Cancel, progress,
+    the result table (a click on a row centres the slice views on that lesion) and the
+    editing buttons."""
+
+    logicClass: Any = None
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.job = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.timer = qt.QTimer()
+        self.timer.setInterval(POLL_INTERVAL_MS)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = self.logicClass()
+        self.ui.resultTableSelector.addAttribute("vtkMRMLTableNode", "MSLesionAI.task",
+                                                 self.logic.taskName)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.resultTableSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                            self.onResultTableChanged)
+        self.ui.tableView.connect("clicked(QModelIndex)", self.onTableClicked)
+        self.ui.updateTableButton.connect("clicked(bool)", self.onUpdateTable)
+        self.ui.applyClassesButton.connect("clicked(bool)", self.onApplyClasses)
+        self.ui.applyClassesButton.visible = self.logic.task.class_column is not None
+        self.timer.connect("timeout()", self.onPoll)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        self.cancelJob()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.updateModelChoices()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Bind the parameter node; empty volume inputs get volumes chosen by name."""
+        parameters = self.logic.getParameterNode()
+        volumes = list(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode").values())
+        for option, volume in match_inputs(self.logic.task, volumes).items():
+            if getattr(parameters, parameter_name(option)) is None:
+                setattr(parameters, parameter_name(option), volume)
+        self.setParameterNode(parameters)
+
+    def updateModelChoices(self) -> None:
+        """"auto" and the installed bundles of this task (reading bundles needs the library's
+        packages: only once they are installed)."""
+        if self.ui.modelComboBox.count > 1 or missing_requirements(
+                [*read_requirements(), "torch"]):
+            return
+        from .bundles import list_bundles
+
+        for bundle in list_bundles():
+            if bundle.task == self.logic.taskName:
+                self.ui.modelComboBox.addItem(bundle.id)
+
+    def setParameterNode(self, parameters) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = parameters
+        if parameters:
+            self._parameterNodeGuiTag = parameters.connectGui(self.ui)
+
+    # --- running ------------------------------------------------------------------------
+
+    def onApplyButton(self) -> None:
+        if self.job:
+            self.cancelJob()
+            self.ui.statusLabel.text = "Cancelled."
+            return
+        with slicer.util.tryWithErrorDisplay("Failed to start.", waitCursor=True):
+            if not ensure_dependencies():
+                return
+            self.job = self.logic.start(self._parameterNode, self.ui.modelComboBox.currentText)
+            self.ui.applyButton.text = "Cancel"
+            self.ui.progressBar.value = 0
+            self.timer.start()
+
+    def onPoll(self) -> None:
+        for fraction, message in self.job.run.progress():
+            self.ui.progressBar.value = int(100 * fraction)
+            self.ui.statusLabel.text = message
+        if self.job.run.poll() is None:
+            return
+        job = self.job
+        self.stopPolling()
+        with slicer.util.tryWithErrorDisplay(f"{self.moduleName} failed.", waitCursor=True):
+            nodes = job.finish()
+            slicer.util.setSliceViewerLayers(background=job.reference, fit=True)
+            self.ui.resultTableSelector.setCurrentNode(nodes.table)
+            self.ui.statusLabel.text = "Done."
+
+    def cancelJob(self) -> None:
+        if self.job:
+            self.job.cancel()
+        self.stopPolling()
+
+    def stopPolling(self) -> None:
+        self.timer.stop()
+        self.job = None
+        self.ui.applyButton.text = "Apply"
+
+    # --- results and editing ------------------------------------------------------------
+
+    def onResultTableChanged(self, tableNode) -> None:
+        self.ui.tableView.setMRMLTableNode(tableNode)
+        self.updateSummary()
+
+    def onTableClicked(self, index) -> None:
+        from . import mrml
+
+        mrml.jump_to_lesion(self.ui.resultTableSelector.currentNode(), index.row())
+
+    def onUpdateTable(self) -> None:
+        self.editResult("update_table")
+
+    def onApplyClasses(self) -> None:
+        self.editResult("apply_table_classes")
+
+    def editResult(self, functionName: str) -> None:
+        from . import mrml, workflow
+
+        table = self.ui.resultTableSelector.currentNode()
+        if table:
+            with slicer.util.tryWithErrorDisplay("Could not update the result.", waitCursor=True):
+                getattr(workflow, functionName)(self.logic.task, mrml.result_nodes(table))
+            self.updateSummary()
+
+    def updateSummary(self) -> None:
+        from . import workflow
+
+        table = self.ui.resultTableSelector.currentNode()
+        self.ui.summaryLabel.text = workflow.summary_line(self.logic.task, table) if table else ""
+
+
+class LesionModuleTest(ScriptedLoadableModuleTest):
+    """Runs the module's real pipeline on a small phantom case and checks that the result
+    nodes agree with each other (`workflow.table_mismatches`, as the headless tests do)."""
+
+    logicClass: Any = None
+
+    def runTest(self) -> None:
+        slicer.mrmlScene.Clear()
+        self.test_phantomCase()
+
+    def test_phantomCase(self) -> None:
+        from . import mrml, workflow
+        from .phantom import generate_case
+
+        logic = self.logicClass()
+        self.assertTrue(ensure_dependencies())
+        case = generate_case(0, logic.taskName, crop_mm=64.0)
+        inputs = {option: mrml.volume_from_image(slicer.mrmlScene, case.images[option], option)
+                  for option in logic.task.input_patterns if option in case.images}
+        self.delayDisplay(f"Running {logic.taskName} on a phantom case")
+        nodes = logic.run(inputs, {"device": "cpu"})
+        self.assertEqual(workflow.table_mismatches(logic.task, nodes), [])
+        segmentation = nodes.segmentation.GetSegmentation()
+        for name in logic.task.lesion_segments:
+            self.assertTrue(segmentation.GetSegmentIdBySegmentName(name), name)
+        self.delayDisplay("Test passed")

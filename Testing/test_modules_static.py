@@ -1,0 +1,199 @@
+"""What can be checked of the Slicer modules without the Slicer app: they compile, their `.ui`
+files parse and hold every widget the code names, their parameters are options of the command
+line, the CMake files list exactly the files there are, and the first-use install's checks."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from MSLesionAILib import dependencies
+from MSLesionAILib.cli import build_parser
+from MSLesionAILib.devices import DEVICE_CHOICES
+from MSLesionAILib.tasks import TASKS, option_name, parameter_name
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ("MSLesionAI", "MSLesionAIRim", "MSLesionAICortical")
+SHARED = ROOT / "MSLesionAI" / "MSLesionAILib" / "slicer_module.py"
+
+
+def module_file(module: str) -> Path:
+    return ROOT / module / f"{module}.py"
+
+
+def ui_widgets(module: str) -> dict[str, ElementTree.Element]:
+    tree = ElementTree.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    return {w.get("name"): w for w in tree.iter("widget")}
+
+
+def parameter_fields(module: str) -> dict[str, str]:
+    """Field name → annotation source of the module's `@parameterNodeWrapper` class."""
+    source = module_file(module).read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(d) == "parameterNodeWrapper" for d in node.decorator_list):
+            return {item.target.id: ast.unparse(item.annotation) for item in node.body
+                    if isinstance(item, ast.AnnAssign)}
+    raise AssertionError(f"{module}: no @parameterNodeWrapper class")
+
+
+def task_name(module: str) -> str:
+    return re.search(r'taskName = "(\w+)"', module_file(module).read_text()).group(1)
+
+
+def literal(path: Path, name: str):
+    """The value of a module-level assignment ``NAME = <literal>`` in a Python file."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == name:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path.name}: no {name}")
+
+
+def cli_options(command: str) -> set[str]:
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    return set(subparsers.choices[command]._option_string_actions)
+
+
+@pytest.mark.parametrize("path", [*map(module_file, MODULES), SHARED], ids=lambda p: p.name)
+def test_module_code_compiles(path):
+    compile(path.read_text(), str(path), "exec")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_holds_every_widget_the_code_names(module):
+    widgets = ui_widgets(module)
+    used = set(re.findall(r"self\.ui\.(\w+)", SHARED.read_text() + module_file(module).read_text()))
+    assert used and used <= set(widgets), f"missing in {module}.ui: {used - set(widgets)}"
+    assert widgets[module].get("class") == "qMRMLWidget"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_widgets_bind_exactly_the_parameter_node_fields(module):
+    bound = {w.find("property[@name='SlicerParameterName']/string").text
+             for w in ui_widgets(module).values()
+             if w.find("property[@name='SlicerParameterName']") is not None}
+    assert bound == set(parameter_fields(module))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_mrml_widget_gets_the_scene(module):
+    tree = ElementTree.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    receivers = {c.findtext("receiver") for c in tree.iter("connection")
+                 if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    mrml_widgets = {name for name, w in ui_widgets(module).items()
+                    if w.get("class").startswith("qMRML") and name != module}
+    assert receivers == mrml_widgets
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_parameters_are_options_of_the_command_line(module):
+    task = TASKS[task_name(module)]
+    options = {f"--{option_name(name)}" for name in parameter_fields(module)}
+    assert options <= cli_options(task.name), options - cli_options(task.name)
+    assert {f"--{name}" for name in task.input_patterns} <= options
+
+
+def test_parameter_and_option_names_convert_both_ways():
+    for option in ("t2star-gre", "brain-mask", "min-volume-ul", "phase"):
+        assert option_name(parameter_name(option)) == option
+
+
+def test_panel_choices_are_the_command_line_choices():
+    assert set(literal(SHARED, "DEVICES")) <= set(DEVICE_CHOICES)
+    cortical = pytest.importorskip("MSLesionAILib.pipelines.cortical")
+    assert literal(module_file("MSLesionAICortical"), "MIN_VOLUMES_UL") == list(
+        cortical.MIN_VOLUME_CHOICES_UL)
+
+
+# --- CMake ----------------------------------------------------------------------------------
+
+def cmake_listed_files(module: str) -> set[str]:
+    """The files a module's CMakeLists.txt gives its scripts and resources, globs expanded."""
+    folder = ROOT / module
+    text = (folder / "CMakeLists.txt").read_text()
+    variables = {"MODULE_NAME": [re.search(r"set\(MODULE_NAME (\w+)\)", text).group(1)]}
+    for name, patterns in re.findall(r"file\(GLOB_RECURSE (\w+) RELATIVE \S+ CONFIGURE_DEPENDS"
+                                     r"(.*?)\)", text, re.S):
+        variables[name] = [path for pattern in patterns.split()
+                           for path in _glob_recurse(folder, pattern)]
+    listed = set()
+    for block in ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"):
+        for entry in re.search(rf"set\({block}(.*?)\)", text, re.S).group(1).split():
+            if entry in (f"${{{name}}}" for name in variables if name != "MODULE_NAME"):
+                listed |= set(variables[entry[2:-1]])
+            else:
+                listed.add(entry.replace("${MODULE_NAME}", variables["MODULE_NAME"][0]))
+    return listed
+
+
+def _glob_recurse(folder: Path, pattern: str) -> list[str]:
+    """CMake's GLOB_RECURSE ``dir/*.ext`` RELATIVE folder: files in ``dir`` and its subfolders."""
+    directory, name = pattern.rsplit("/", 1)
+    return [os.path.relpath(p, folder) for p in (folder / directory).rglob(name) if p.is_file()]
+
+
+def project_files(folder: Path) -> set[str]:
+    """Files git tracks or would track (not ignored) under a folder, relative to it."""
+    output = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "."],
+                            cwd=folder, capture_output=True, text=True, check=True).stdout
+    return {line for line in output.splitlines() if (folder / line).is_file()}
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                    reason="needs the git checkout")
+@pytest.mark.parametrize("module", MODULES)
+def test_cmake_lists_every_script_and_resource_and_nothing_else(module):
+    listed = cmake_listed_files(module)
+    existing = project_files(ROOT / module) - {"CMakeLists.txt"}
+    assert {p for p in listed if not (ROOT / module / p).is_file()} == set()
+    assert existing - listed == set()
+    assert f"{module}.py" in listed and f"Resources/UI/{module}.ui" in listed
+
+
+def test_top_level_cmake_adds_every_module_with_its_self_test():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    assert re.findall(r"add_subdirectory\((\w+)\)", text) == list(MODULES)
+    assert (ROOT / "Resources" / "MSLesionAI.png").is_file()
+    for module in MODULES:
+        module_cmake = (ROOT / module / "CMakeLists.txt").read_text()
+        assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module_cmake
+        assert f"class {module}Test(" in module_file(module).read_text()
+
+
+# --- first-use dependencies -----------------------------------------------------------------
+
+def test_requirements_never_replace_slicers_packages_and_leave_torch_to_pytorch():
+    names = {dependencies.requirement_name(r).lower()
+             for r in dependencies.read_requirements()}
+    assert names and names.isdisjoint({"simpleitk", "numpy", "torch"})
+
+
+def test_requirements_cover_the_librarys_runtime_dependencies():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {dependencies.requirement_name(r).lower() for r in project["dependencies"]}
+    listed = {dependencies.requirement_name(r).lower() for r in dependencies.read_requirements()}
+    assert needed - listed == {"simpleitk", "numpy", "torch"}
+
+
+def test_missing_packages_are_found(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# comment\nnumpy>=1.0\n\nsurely-not-installed-package>=1 # why\n")
+    lines = dependencies.read_requirements(requirements)
+    assert lines == ["numpy>=1.0", "surely-not-installed-package>=1"]
+    assert dependencies.missing_requirements(lines) == ["surely-not-installed-package>=1"]
+
+
+def test_slicers_packages_are_pinned_to_their_installed_versions():
+    import numpy
+    import SimpleITK
+
+    assert dependencies.protected_constraints() == [
+        f"SimpleITK=={SimpleITK.Version.VersionString()}", f"numpy=={numpy.__version__}"]
