@@ -35,14 +35,23 @@ def _reference_voxels(path: Path) -> tuple[np.ndarray, dict]:
     return np.transpose(segmentation["voxels"], (2, 1, 0)), segmentation
 
 
-def test_phantom_sample_is_generated_once_with_its_truth_as_reference(tmp_path, monkeypatch):
-    files = sample_files(SMALL_WM, tmp_path)
+@pytest.fixture(scope="module")
+def small_wm_cache(tmp_path_factory) -> Path:
+    """A cache holding the small WM phantom sample (generated once for these tests)."""
+    cache = tmp_path_factory.mktemp("cache")
+    sample_files(SMALL_WM, cache)
+    return cache
+
+
+def test_phantom_sample_is_generated_once_with_its_truth_as_reference(small_wm_cache,
+                                                                      monkeypatch):
+    files = SMALL_WM.files(small_wm_cache)
     assert [(f.path.name, f.node_name, f.file_type) for f in files] == [
         ("flair.nii.gz", "phantom_wm_flair", VOLUME_FILE),
         ("t1.nii.gz", "phantom_wm_t1", VOLUME_FILE),
         ("t2.nii.gz", "phantom_wm_t2", VOLUME_FILE),
         ("reference.seg.nrrd", "phantom_wm_reference", SEGMENTATION_FILE)]
-    assert all(f.path.is_file() and f.path.is_relative_to(tmp_path) for f in files)
+    assert all(f.path.is_file() and f.path.is_relative_to(small_wm_cache) for f in files)
     truth = sitk.ReadImage(str(files[0].path.parent / "truth" / "wm_lesions.nii.gz"))
     labels, segmentation = _reference_voxels(files[-1].path)
     assert sitk.GetArrayFromImage(truth).max() > 0, "the test case should have lesions"
@@ -55,7 +64,7 @@ def test_phantom_sample_is_generated_once_with_its_truth_as_reference(tmp_path, 
         raise AssertionError("the cached case was generated again")
 
     monkeypatch.setattr("MSLesionAILib.phantom.generate_case", no_second_generation)
-    assert sample_files(SMALL_WM, tmp_path) == files
+    assert sample_files(SMALL_WM, small_wm_cache) == files
 
 
 def test_phantom_reference_uses_the_modules_classes():
@@ -99,10 +108,10 @@ def test_shipped_case_reference_is_its_consensus_mask(tmp_path):
     np.testing.assert_allclose(segmentation["ijkToLPS"], ijk_to_lps_matrix(mask), atol=1e-4)
 
 
-def test_sample_volumes_are_auto_selected_by_the_modules(tmp_path):
+def test_sample_volumes_are_auto_selected_by_the_modules(small_wm_cache):
     """Node names follow the modules' name patterns, so loading a sample fills the panel."""
     scene = pytest.importorskip("slicer").vtkMRMLScene()
-    files = sample_files(SMALL_WM, tmp_path)
+    files = SMALL_WM.files(small_wm_cache)
     nodes = [mrml.volume_from_image(scene, sitk.ReadImage(str(f.path)), f.node_name)
              for f in files if f.file_type == VOLUME_FILE]
     chosen = workflow.match_inputs(workflow.WM, nodes[::-1])

@@ -120,7 +120,7 @@ class _SliceSource:
                   for c, s in zip(centre, self.spacing_zyx_mm[1:], strict=True)]
         ids = _crop(self.lesion_ids[z], window)
         axes.imshow(_crop(self.voxels[z], window), cmap="gray", vmin=self.display_range[0],
-                    vmax=self.display_range[1], interpolation="nearest",
+                    vmax=self.display_range[1], interpolation="bilinear",
                     aspect=self.spacing_zyx_mm[1] / self.spacing_zyx_mm[2])
         if outlined:
             for other in np.unique(ids[(ids > 0) & (ids != lesion_id)]):
