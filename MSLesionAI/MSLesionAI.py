@@ -11,19 +11,13 @@ from slicer import vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
-from MSLesionAILib.slicer_module import (
-    DEVICES,
-    LesionModuleLogic,
-    LesionModuleTest,
-    LesionModuleWidget,
-    describeModule,
-)
+from MSLesionAILib import slicer_module as shared
 
 
 class MSLesionAI(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        describeModule(self.parent, "MS Lesion AI (white matter)", """
+        shared.describeModule(self.parent, "MS Lesion AI (white matter)", """
 Segments multiple sclerosis white-matter lesions and brain tissue from FLAIR (T1 and T2
 optional), and lists every lesion with its volume, location (periventricular, juxtacortical,
 infratentorial, deep white matter), probability and uncertainty. Click a table row to centre
@@ -51,17 +45,17 @@ class MSLesionAIParameterNode:
     t2: vtkMRMLScalarVolumeNode
     brainMask: vtkMRMLScalarVolumeNode
     minVolumeUl: Annotated[float, WithinRange(0.0, 1000.0)] = 3.0
-    device: Annotated[str, Choice(DEVICES)] = "auto"
+    device: Annotated[str, Choice(shared.DEVICES)] = "auto"
 
 
-class MSLesionAILogic(LesionModuleLogic):
+class MSLesionAILogic(shared.LesionModuleLogic):
     taskName = "wm"
     parameterNodeClass = MSLesionAIParameterNode
 
 
-class MSLesionAIWidget(LesionModuleWidget):
+class MSLesionAIWidget(shared.LesionModuleWidget):
     logicClass = MSLesionAILogic
 
 
-class MSLesionAITest(LesionModuleTest):
+class MSLesionAITest(shared.LesionModuleTest):
     logicClass = MSLesionAILogic

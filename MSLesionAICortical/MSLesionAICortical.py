@@ -11,13 +11,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
-from MSLesionAILib.slicer_module import (
-    DEVICES,
-    LesionModuleLogic,
-    LesionModuleTest,
-    LesionModuleWidget,
-    describeModule,
-)
+from MSLesionAILib import slicer_module as shared
 
 # CLAIMS's minimum lesion volumes (µL); the command line accepts exactly these.
 MIN_VOLUMES_UL = [1.0, 3.0, 6.0, 9.0, 15.0]
@@ -26,7 +20,7 @@ MIN_VOLUMES_UL = [1.0, 3.0, 6.0, 9.0, 15.0]
 class MSLesionAICortical(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        describeModule(self.parent, "MS Lesion AI (cortical)", """
+        shared.describeModule(self.parent, "MS Lesion AI (cortical)", """
 Detects multiple sclerosis cortical lesions on 7 T MP2RAGE (T2* GRE / EPI optional) and classes
 each one leukocortical or intracortical/subpial (CLAIMS). Lesions touching an optional
 white-matter lesion segmentation are flagged, not counted. Edit a lesion's class in the table
@@ -42,17 +36,17 @@ class MSLesionAICorticalParameterNode:
     t2starEpi: vtkMRMLScalarVolumeNode
     wmLesions: vtkMRMLSegmentationNode
     minVolumeUl: Annotated[float, Choice(MIN_VOLUMES_UL)] = 1.0
-    device: Annotated[str, Choice(DEVICES)] = "auto"
+    device: Annotated[str, Choice(shared.DEVICES)] = "auto"
 
 
-class MSLesionAICorticalLogic(LesionModuleLogic):
+class MSLesionAICorticalLogic(shared.LesionModuleLogic):
     taskName = "cortical"
     parameterNodeClass = MSLesionAICorticalParameterNode
 
 
-class MSLesionAICorticalWidget(LesionModuleWidget):
+class MSLesionAICorticalWidget(shared.LesionModuleWidget):
     logicClass = MSLesionAICorticalLogic
 
 
-class MSLesionAICorticalTest(LesionModuleTest):
+class MSLesionAICorticalTest(shared.LesionModuleTest):
     logicClass = MSLesionAICorticalLogic

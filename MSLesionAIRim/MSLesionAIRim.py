@@ -11,19 +11,13 @@ from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLS
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
-from MSLesionAILib.slicer_module import (
-    DEVICES,
-    LesionModuleLogic,
-    LesionModuleTest,
-    LesionModuleWidget,
-    describeModule,
-)
+from MSLesionAILib import slicer_module as shared
 
 
 class MSLesionAIRim(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        describeModule(self.parent, "MS Lesion AI (rim lesions)", """
+        shared.describeModule(self.parent, "MS Lesion AI (rim lesions)", """
 Classifies multiple sclerosis white-matter lesions as paramagnetic rim lesions (rim+) or not
 on unwrapped phase with FLAIR (RimNet) or MP2RAGE (Deep-PRL); gives the PRL count and the
 "4 or more PRL" flag. Without a lesion segmentation, lesions are segmented first. With a point
@@ -43,10 +37,10 @@ class MSLesionAIRimParameterNode:
     point: vtkMRMLMarkupsFiducialNode
     operatingPoint: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
     register: bool = False
-    device: Annotated[str, Choice(DEVICES)] = "auto"
+    device: Annotated[str, Choice(shared.DEVICES)] = "auto"
 
 
-class MSLesionAIRimLogic(LesionModuleLogic):
+class MSLesionAIRimLogic(shared.LesionModuleLogic):
     taskName = "rim"
     parameterNodeClass = MSLesionAIRimParameterNode
 
@@ -56,9 +50,9 @@ class MSLesionAIRimLogic(LesionModuleLogic):
         return inputs, options
 
 
-class MSLesionAIRimWidget(LesionModuleWidget):
+class MSLesionAIRimWidget(shared.LesionModuleWidget):
     logicClass = MSLesionAIRimLogic
 
 
-class MSLesionAIRimTest(LesionModuleTest):
+class MSLesionAIRimTest(shared.LesionModuleTest):
     logicClass = MSLesionAIRimLogic
