@@ -120,6 +120,27 @@ def test_segmentation_has_named_coloured_segments_with_exact_voxels(scene, obliq
         np.testing.assert_array_equal(mask, labels == segment.value)
 
 
+def test_transforms_that_align_nodes_in_slicer_count(scene, oblique_image, class_labels):
+    """A node under a linear transform is read in the frame of another node."""
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    moved = mrml.volume_from_image(scene, oblique_image, "T2")
+    segmentation = mrml.segmentation_from_labelmap(scene, class_labels, SEGMENTS, "seg", volume)
+    one_voxel_along_i = mrml.volume_ijk_to_ras(volume)[:3, 0]
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(
+        np.r_[np.c_[np.eye(3), one_voxel_along_i], [[0, 0, 0, 1]]]))
+    for node in (moved, segmentation):
+        node.SetAndObserveTransformNodeID(transform.GetID())
+
+    in_frame = mrml.image_from_volume(moved, frame_node=volume)
+    assert in_frame.TransformIndexToPhysicalPoint((0, 0, 0)) == pytest.approx(
+        oblique_image.TransformIndexToPhysicalPoint((1, 0, 0)))
+    assert mrml.image_from_volume(moved).GetOrigin() == pytest.approx(oblique_image.GetOrigin())
+    mask = mrml.segment_mask(segmentation, "white_matter_lesion", class_labels, frame_node=volume)
+    labels = sitk.GetArrayFromImage(class_labels)
+    np.testing.assert_array_equal(mask[:, :, 1:], labels[:, :, :-1] == 1)
+
+
 def test_rim_segment_ids_stay_distinct():
     ids = {mrml.segment_id(Segment(v, n, (0, 0, 0)))
            for v, n in ((1, "rim+ lesion"), (2, "rim− lesion"))}

@@ -52,22 +52,18 @@ class ResultNodes:
 
 # --- volumes --------------------------------------------------------------------------------
 
-def image_from_volume(volume_node: Any) -> sitk.Image:
+def image_from_volume(volume_node: Any, frame_node: Any = None) -> sitk.Image:
     """A SimpleITK image (LPS geometry) with a copy of a scalar volume node's voxels.
 
-    The node's own (local) geometry is used; a parent transform is not applied.
+    Coordinates are the node's own, or with ``frame_node`` those of that node's frame: a volume
+    that a linear transform aligns with ``frame_node`` in Slicer is exported aligned with it.
     """
     image_data = volume_node.GetImageData()
     if image_data is None or image_data.GetNumberOfScalarComponents() != 1:
         raise InputError(f"{volume_node.GetName()}: not a scalar volume with voxels")
-    image = sitk.GetImageFromArray(_array_from_vtk_image(image_data))
-    matrix = volume_ijk_to_ras(volume_node)
-    matrix[:2, :] *= -1  # RAS → LPS
-    spacing = np.linalg.norm(matrix[:3, :3], axis=0)
-    image.SetSpacing(spacing.tolist())
-    image.SetDirection((matrix[:3, :3] / spacing).flatten().tolist())
-    image.SetOrigin(matrix[:3, 3].tolist())
-    return image
+    ijk_to_ras = _to_frame(volume_node, frame_node) @ volume_ijk_to_ras(volume_node)
+    ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ijk_to_ras
+    return _image(_array_from_vtk_image(image_data), ijk_to_lps)
 
 
 def volume_ijk_to_ras(volume_node: Any) -> np.ndarray:
@@ -147,17 +143,22 @@ def segmentation_from_labelmap(scene: Any, class_labels: sitk.Image, segments: S
     return node
 
 
-def segment_mask(segmentation_node: Any, segment_id: str, reference: sitk.Image) -> np.ndarray:
-    """A segment's voxels as a boolean array (numpy z, y, x) on the reference image's grid."""
+def segment_mask(segmentation_node: Any, segment_id: str, reference: sitk.Image,
+                 frame_node: Any = None) -> np.ndarray:
+    """A segment's voxels as a boolean array (numpy z, y, x) on the reference image's grid
+    (in the segmentation's coordinates, or in ``frame_node``'s as `image_from_volume`)."""
     import slicer
+    import vtk
 
     labelmap = slicer.vtkOrientedImageData()
     segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
     grid = _oriented_image(np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8),
                            reference)
+    to_frame = vtk.vtkTransform()
+    to_frame.SetMatrix(_vtk_matrix(_to_frame(segmentation_node, frame_node)))
     on_grid = slicer.vtkOrientedImageData()
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-        labelmap, grid, on_grid)
+        labelmap, grid, on_grid, False, False, to_frame)
     return _array_from_vtk_image(on_grid) > 0
 
 
@@ -269,18 +270,37 @@ def read_seg_nrrd(path: str | Path) -> tuple[sitk.Image, list[Segment]]:
     voxels_ijk = segmentation["voxels"]
     if voxels_ijk.ndim != 3:
         raise InputError(f"{path}: has overlapping segments (several layers); expected one layer")
-    labels = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(voxels_ijk, (2, 1, 0))))
-    ijk_to_lps = np.asarray(segmentation["ijkToLPS"], dtype=float)
-    spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
-    labels.SetSpacing(spacing.tolist())
-    labels.SetDirection((ijk_to_lps[:3, :3] / spacing).flatten().tolist())
-    labels.SetOrigin(ijk_to_lps[:3, 3].tolist())
+    labels = _image(np.transpose(voxels_ijk, (2, 1, 0)), segmentation["ijkToLPS"])
     segments = [Segment(int(s["labelValue"]), s["name"], tuple(s["color"]))
                 for s in segmentation["segments"]]
     return labels, segments
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _image(voxels_zyx: np.ndarray, ijk_to_lps: np.ndarray) -> sitk.Image:
+    """A SimpleITK image from voxels (numpy z, y, x) and its 4 x 4 index-to-LPS matrix."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels_zyx))
+    ijk_to_lps = np.asarray(ijk_to_lps, dtype=float)
+    spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((ijk_to_lps[:3, :3] / spacing).flatten().tolist())
+    image.SetOrigin(ijk_to_lps[:3, 3].tolist())
+    return image
+
+
+def _to_frame(node: Any, frame_node: Any) -> np.ndarray:
+    """The 4 x 4 matrix from a node's coordinates to ``frame_node``'s (identity without one)."""
+    import slicer
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    if frame_node is not None and not slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(
+            node.GetParentTransformNode(), frame_node.GetParentTransformNode(), matrix):
+        raise InputError(f"{node.GetName()}: is under a non-linear transform; harden it first "
+                         "(Data module: right-click, Harden transform)")
+    return _numpy_matrix(matrix)
+
 
 def _csv_header(path: Path) -> list[str]:
     with open(path, newline="") as stream:

@@ -92,7 +92,8 @@ def start(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = N
         for option, node in inputs.items():
             if node is not None:
                 path = folder / f"{option}.nrrd"
-                sitk.WriteImage(_input_image(node, reference_image), str(path))
+                image = reference_image if node is reference else _input_image(node, reference)
+                sitk.WriteImage(image, str(path))
                 args += [f"--{option}", str(path)]
         return Job(task, reference, runner(args + option_arguments(options or {})), folder)
     except BaseException:
@@ -116,19 +117,21 @@ def option_arguments(options: dict[str, Any]) -> list[str]:
     return args
 
 
-def _input_image(node: Any, reference: sitk.Image) -> sitk.Image:
-    """A volume node as it is; a segmentation node as a binary mask of its lesion segments (all
-    segments when none is named "… lesion") on the reference grid."""
+def _input_image(node: Any, reference: Any) -> sitk.Image:
+    """An input node in the reference volume's coordinates (so transforms that align it there
+    count): a volume as it is, a segmentation as a binary mask of its lesion segments (all
+    segments when none is named "… lesion") on the reference's grid."""
     if not node.IsA("vtkMRMLSegmentationNode"):
-        return mrml.image_from_volume(node)
+        return mrml.image_from_volume(node, frame_node=reference)
+    grid = mrml.image_from_volume(reference)
     names = {sid: node.GetSegmentation().GetSegment(sid).GetName()
              for sid in mrml.segment_ids(node)}
     chosen = [sid for sid, name in names.items() if name.endswith("lesion")] or list(names)
-    mask = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
+    mask = np.zeros(sitk.GetArrayViewFromImage(grid).shape, np.uint8)
     for segment_id in chosen:
-        mask[mrml.segment_mask(node, segment_id, reference)] = 1
+        mask[mrml.segment_mask(node, segment_id, grid, frame_node=reference)] = 1
     image = sitk.GetImageFromArray(mask)
-    image.CopyInformation(reference)
+    image.CopyInformation(grid)
     return image
 
 
