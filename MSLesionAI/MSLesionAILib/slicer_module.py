@@ -210,7 +210,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = job.finish()
             slicer.util.setSliceViewerLayers(background=job.reference, fit=True)
             self.ui.resultTableSelector.setCurrentNode(nodes.table)
-            self.ui.statusLabel.text = "Done."
+            self.ui.statusLabel.text = "\n".join(["Done.", *nodes.summary.get("warnings", [])])
 
     def cancelJob(self) -> None:
         if self.job:
