@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from ..imageio import load_image
 from ..phantom import KINDS, MODES, generate_case, write_case
+from ..phantom.calibration import calibrate
 from ..phantom.dataset import write_dataset
 from ..progress import Progress
 
@@ -26,6 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="first seed; case i gets seed + i (default 0)")
     _case_options(dataset)
     dataset.set_defaults(func=run_dataset)
+    calibration = subparsers.add_parser(
+        "phantom-calibrate", help="score naive FLAIR / phase-rim / MP2RAGE baselines on the "
+                                  "phantom (and on a real case) to show how hard it is")
+    calibration.add_argument("--n", type=int, default=3, help="cases per task (default 3)")
+    calibration.add_argument("--seed", type=int, default=1000, help="first seed (default 1000)")
+    calibration.add_argument("--mode", choices=MODES, default="realistic")
+    calibration.add_argument("--real-flair", type=Path, help="a real FLAIR (skull-stripped)")
+    calibration.add_argument("--real-truth", type=Path, help="its white-matter lesion mask")
+    calibration.add_argument("--out", type=Path, help="also write the report as JSON here")
+    calibration.set_defaults(func=run_calibration)
 
 
 def _case_options(parser: argparse.ArgumentParser) -> None:
@@ -66,4 +79,17 @@ def run_dataset(args: argparse.Namespace, progress: Progress) -> int:
                              spacing_mm=_spacing(args.spacing_mm), crop_mm=args.crop_mm,
                              progress=progress)
     print(f"{args.out_dir}: {len(manifest['cases'])} cases, manifest.json")
+    return 0
+
+
+def run_calibration(args: argparse.Namespace, progress: Progress) -> int:
+    real = {}
+    if args.real_flair and args.real_truth:
+        real = {"real_flair": load_image(args.real_flair, "--real-flair"),
+                "real_truth": load_image(args.real_truth, "--real-truth")}
+    report = calibrate(args.n, args.seed, args.mode, progress=progress, **real)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
     return 0

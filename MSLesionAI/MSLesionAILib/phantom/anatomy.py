@@ -55,14 +55,28 @@ class CaseAnatomy:
         return np.clip(sitk.GetArrayFromImage(distance), 0.0, None).astype(np.float32)
 
 
-def case_anatomy(geometry: CaseGeometry, template: TemplateAnatomy,
-                 cortical_thinning: float) -> CaseAnatomy:
-    """Resample the template maps through the case's transform, thin the cortex, label."""
+def case_anatomy(geometry: CaseGeometry, template: TemplateAnatomy, cortical_thinning: float,
+                 sharpness: float) -> CaseAnatomy:
+    """Resample the template maps through the case's transform, sharpen the tissue borders
+    (``sharpness`` ≥ 1; the template is an average of 152 brains, blurrier than one brain),
+    thin the cortex, label."""
     fractions = {name: sitk.GetArrayFromImage(sitk.Resample(
         image, geometry.grid, geometry.to_template, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
         for name, image in template.maps.items()}
+    _sharpen(fractions, sharpness)
     _thin_cortex(fractions, cortical_thinning, geometry.grid.GetSpacing())
     return CaseAnatomy(grid=geometry.grid, fractions=fractions, tissue=tissue_labels(fractions))
+
+
+def _sharpen(fractions: dict[str, np.ndarray], power: float) -> None:
+    """Raise the CSF/GM/WM fractions to a power and rescale to the same total: less partial
+    volume at the borders, the same brain."""
+    names = ("csf", "gm", "wm")
+    total = sum(fractions[n] for n in names)
+    powered = {n: fractions[n] ** power for n in names}
+    scale = total / np.maximum(sum(powered.values()), 1e-6)
+    for name in names:
+        fractions[name] = (powered[name] * scale).astype(np.float32)
 
 
 def _thin_cortex(fractions: dict[str, np.ndarray], thinning: float,

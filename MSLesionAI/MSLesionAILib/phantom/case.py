@@ -83,7 +83,9 @@ def generate_case(seed: int, kind: str = "all", *, mode: str = "realistic",
     atrophy = float(streams["anatomy"].uniform(0.0, 1.0))
     geometry = draw_geometry(streams["geometry"], template, kind, mode, spacing_mm, crop_mm,
                              atrophy=0.05 + 0.25 * atrophy)
-    anatomy = case_anatomy(geometry, template, cortical_thinning=0.4 * atrophy)
+    sharpness = float(streams["anatomy"].uniform(1.0, 2.5))
+    anatomy = case_anatomy(geometry, template, cortical_thinning=0.4 * atrophy,
+                           sharpness=sharpness)
     progress.update(0.3, "lesions")
     wm = _wm_lesions(streams["wm_lesions"], anatomy, mode, wm_lesion_count)
     cortical = _cortical_lesions(streams["cortical_lesions"], anatomy, kind, mode,
@@ -98,7 +100,8 @@ def generate_case(seed: int, kind: str = "all", *, mode: str = "realistic",
                                          susceptibility, progress.sub(0.45, 0.98))
     rows = wm.rows + cortical.rows
     parameters = {"seed": seed, "generator_version": GENERATOR_VERSION, "kind": kind,
-                  "mode": mode, "atrophy": atrophy, "geometry": geometry.parameters,
+                  "mode": mode, "atrophy": atrophy, "sharpness": sharpness,
+                  "geometry": geometry.parameters,
                   **rendering,
                   "susceptibility": susceptibility.parameters if susceptibility else None,
                   "lesions": rows}

@@ -19,7 +19,7 @@ from .template import TemplateAnatomy
 
 _DEFAULT_SPACING_MM = {  # (in-plane low, high), (slice low, high), realistic mode
     "wm": ((0.8, 1.2), (0.8, 2.0)),
-    "rim": ((0.6, 0.9), (0.6, 1.2)),
+    "rim": ((0.75, 1.0), (0.75, 1.2)),
     "cortical": ((0.5, 0.7), (0.5, 0.7)),
     "all": ((0.9, 1.1), (0.9, 1.2)),
 }

@@ -56,7 +56,9 @@ def draw_wm_load(rng: np.random.Generator, mode: str, brain_ul: float) -> int:
 def place_wm_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, count: int,
                      mode: str) -> LesionSet:
     fractions = anatomy.fractions
-    wm_dominant = fractions["wm"] >= np.maximum(fractions["gm"], fractions["csf"])
+    in_white_matter = np.isin(anatomy.tissue, (Tissue.WHITE_MATTER, Tissue.INFRATENTORIAL))
+    wm_dominant = in_white_matter & (fractions["wm"] >= np.maximum(fractions["gm"],
+                                                                    fractions["csf"]))
     candidates = _candidates(anatomy, wm_dominant)
     frame = GridFrame(anatomy.grid)
     voxel_ul = voxel_volume_ul(anatomy.grid)

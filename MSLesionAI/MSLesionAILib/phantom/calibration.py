@@ -1,0 +1,150 @@
+"""How hard is the phantom? Naive methods, scored on it the way the models will be.
+
+- FLAIR: z-score FLAIR in the brain mask, threshold it; the threshold is the one that does
+  best on the phantom cases themselves (an optimistic baseline); lesion-wise F1 by the MSSEG
+  rule (`metrics.msseg`).
+- Rims: for each white-matter lesion of at least 12.3 µL, mean phase in a shell across its
+  border minus mean phase inside it; ROC AUC against the rim truth (`metrics.rim`).
+- Cortical: MP2RAGE z-scored in the cortex, hypointense voxels of the cortex thresholded; the
+  loosest threshold still reaching LTPR 0.7 and its LFPR (CLAIMS rules, `metrics.cortical`).
+
+The phantom is not a toy when these stay at or below what they score on real data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..labels import Tissue
+from ..metrics.cortical import CorticalCase, evaluate_cortical
+from ..metrics.msseg import msseg_detection
+from ..metrics.rim import ranking_metrics
+from ..progress import Progress
+from .case import PhantomCase, generate_case
+from .rim import MIN_RIM_LESION_UL
+
+FLAIR_THRESHOLDS_Z = tuple(np.round(np.arange(0.5, 4.01, 0.25), 2))
+CORTICAL_THRESHOLDS_Z = tuple(np.round(np.arange(0.25, 3.01, 0.25), 2))
+TARGET_LTPR = 0.7
+_SHELL_MM = 1.5
+
+
+def zscore(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    values = image[mask].astype(np.float64)
+    return ((image - values.mean()) / (values.std() + 1e-9)).astype(np.float32)
+
+
+def flair_f1_by_threshold(flair: sitk.Image, brain: np.ndarray, truth: np.ndarray,
+                          thresholds_z: Sequence[float] = FLAIR_THRESHOLDS_Z
+                          ) -> dict[float, float]:
+    """MSSEG lesion-wise F1 of ``zscore(FLAIR) > t`` in the brain, for each threshold t."""
+    z = zscore(sitk.GetArrayFromImage(flair), brain)
+    spacing_zyx = flair.GetSpacing()[::-1]
+    return {float(t): msseg_detection(truth > 0, (z > t) & brain, spacing_zyx)["f1"]
+            for t in thresholds_z}
+
+
+def best_flair_threshold(f1_by_case: Sequence[dict[float, float]]) -> tuple[float, float]:
+    """The threshold with the best mean F1 over the cases, and that F1."""
+    thresholds = list(f1_by_case[0])
+    means = [float(np.mean([case[t] for case in f1_by_case])) for t in thresholds]
+    best = int(np.argmax(means))
+    return thresholds[best], means[best]
+
+
+def rim_scores(case: PhantomCase) -> tuple[list[int], list[float]]:
+    """Rim truth and naive score (shell minus inside) of every rim-eligible WM lesion."""
+    labels = sitk.GetArrayFromImage(case.truth["wm_lesions"])
+    phase = sitk.GetArrayFromImage(case.images["phase"])
+    spacing = np.array(case.images["phase"].GetSpacing()[::-1])
+    pad = np.ceil(2 * _SHELL_MM / spacing).astype(int) + 1
+    truth, scores = [], []
+    boxes = ndimage.find_objects(labels)
+    for row in case.lesions:
+        if row["family"] != "wm" or row["volume_ul"] < MIN_RIM_LESION_UL:
+            continue
+        box = tuple(slice(max(b.start - p, 0), b.stop + p)
+                    for b, p in zip(boxes[row["lesion_id"] - 1], pad, strict=True))
+        lesion = labels[box] == row["lesion_id"]
+        depth_mm = (ndimage.distance_transform_edt(lesion, sampling=spacing)
+                    - ndimage.distance_transform_edt(~lesion, sampling=spacing))
+        shell = np.abs(depth_mm) <= _SHELL_MM
+        inside = depth_mm > _SHELL_MM
+        if not inside.any():
+            inside = lesion
+        truth.append(int(row["rim"]))
+        scores.append(float(phase[box][shell].mean() - phase[box][inside].mean()))
+    return truth, scores
+
+
+def cortical_case(case: PhantomCase, threshold_z: float) -> CorticalCase:
+    """The naive cortical prediction: cortex voxels darker than −t on cortex-z-scored MP2RAGE."""
+    tissue = sitk.GetArrayFromImage(case.truth["tissue"])
+    cortex = tissue == Tissue.CORTICAL_GM
+    z = zscore(sitk.GetArrayFromImage(case.images["mp2rage"]), cortex)
+    pred, _ = ndimage.label((z < -threshold_z) & cortex, np.ones((3, 3, 3)))
+    truth = sitk.GetArrayFromImage(case.truth["cortical_lesions"])
+    return CorticalCase(truth_ids=truth, pred_ids=pred, pred_classes=None,
+                        truth_types={r["lesion_id"]: r["type"] for r in case.lesions
+                                     if r["family"] == "cortical"},
+                        spacing_mm=case.images["mp2rage"].GetSpacing()[::-1],
+                        wm_mask=sitk.GetArrayFromImage(case.truth["wm_lesions"]) > 0)
+
+
+def cortical_lfpr_at_ltpr(cases: Sequence[PhantomCase]) -> dict:
+    """Sweep the threshold; report the first (strictest) reaching `TARGET_LTPR`."""
+    sweep = []
+    for threshold in sorted(CORTICAL_THRESHOLDS_Z, reverse=True):
+        scores = evaluate_cortical([cortical_case(c, threshold) for c in cases], (1.0,))[0]
+        sweep.append({"threshold_z": threshold, "ltpr": scores["ltpr"], "lfpr": scores["lfpr"]})
+        if scores["ltpr"] >= TARGET_LTPR:
+            return {"threshold_z": threshold, "ltpr": scores["ltpr"], "lfpr": scores["lfpr"],
+                    "sweep": sweep}
+    return {"threshold_z": None, "ltpr": sweep[-1]["ltpr"], "lfpr": sweep[-1]["lfpr"],
+            "sweep": sweep}
+
+
+def calibrate(n_cases: int, first_seed: int, mode: str = "realistic",
+              real_flair: sitk.Image | None = None, real_truth: sitk.Image | None = None,
+              progress: Progress | None = None) -> dict:
+    """The three naive baselines on ``n_cases`` phantom cases per task (and the real case)."""
+    progress = progress or Progress()
+    seeds = [first_seed + i for i in range(n_cases)]
+    report: dict = {"mode": mode, "seeds": seeds}
+    f1_by_case = []
+    for i, seed in enumerate(seeds):
+        progress.update(i / (3 * n_cases), f"FLAIR case {seed}")
+        case = generate_case(seed, "wm", mode=mode)
+        f1_by_case.append(flair_f1_by_threshold(
+            case.images["flair"], sitk.GetArrayFromImage(case.brainmask) > 0,
+            sitk.GetArrayFromImage(case.truth["wm_lesions"])))
+    threshold, f1 = best_flair_threshold(f1_by_case)
+    report["flair"] = {"best_threshold_z": threshold, "mean_f1": f1,
+                       "f1_per_case": [c[threshold] for c in f1_by_case]}
+    if real_flair is not None and real_truth is not None:
+        brain = sitk.GetArrayFromImage(real_flair) != 0
+        real = flair_f1_by_threshold(real_flair, brain, sitk.GetArrayFromImage(real_truth))
+        report["flair"]["real"] = {"f1_at_phantom_threshold": real[threshold],
+                                   "best_threshold_z": max(real, key=real.get),
+                                   "best_f1": max(real.values())}
+    labels, scores = [], []
+    for i, seed in enumerate(seeds):
+        progress.update((n_cases + i) / (3 * n_cases), f"rim case {seed}")
+        truth, case_scores = rim_scores(generate_case(seed, "rim", mode=mode))
+        labels += truth
+        scores += case_scores
+    report["rim"] = {"lesions": len(labels), "rim_positive": int(sum(labels)),
+                     **ranking_metrics(labels, scores)}
+    cortical = []
+    for i, seed in enumerate(seeds):
+        progress.update((2 * n_cases + i) / (3 * n_cases), f"cortical case {seed}")
+        cortical.append(generate_case(seed, "cortical", mode=mode))
+    report["cortical"] = cortical_lfpr_at_ltpr(cortical)
+    report["cortical"]["truth_lesions"] = sum(
+        r["family"] == "cortical" for c in cortical for r in c.lesions)
+    progress.update(1.0, "calibrated")
+    return report
