@@ -30,6 +30,7 @@ from MSLesionAILib.sample_data import sample_files
 
 IMAGES = Path(__file__).resolve().parent / "images"
 WM_PHANTOM, REAL_CASE = "MSLesionAI WM phantom", "MSLesionAI patient07 (Lesjak 2017)"
+CORTICAL_PHANTOM = "MSLesionAI cortical 7T phantom"
 WM_COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
               "centroid_s", "location", "probability", "uncertainty"]
 
@@ -62,34 +63,39 @@ def report_sample(cache: Path | None, out_png: Path) -> None:
 
 
 def sample_panels(cache: Path | None, out_png: Path) -> None:
-    """WM phantom FLAIR, T1, T2 and the real case's FLAIR, reference outlined on FLAIR."""
-    phantom, real = sample_files(WM_PHANTOM, cache), sample_files(REAL_CASE, cache)
-    panels = [(phantom[0], phantom[-1], "WM phantom: FLAIR + reference"),
-              (phantom[1], None, "WM phantom: T1"), (phantom[2], None, "WM phantom: T2"),
-              (real[0], real[-1], "patient07: FLAIR + consensus")]
-    figure = Figure(figsize=(12, 3.4), facecolor="black", layout="constrained")
-    for axes, (image_file, reference_file, title) in zip(figure.subplots(1, 4), panels,
-                                                         strict=True):
-        image = sitk.DICOMOrient(sitk.ReadImage(str(image_file.path)), "LPS")
-        labels = _reference_labels(reference_file or phantom[-1], image)
-        z = int(np.argmax(labels.sum(axis=(1, 2))))
-        voxels = sitk.GetArrayFromImage(image)[z]
-        spacing = image.GetSpacing()
-        axes.imshow(voxels, cmap="gray", vmin=np.percentile(voxels, 1),
-                    vmax=np.percentile(voxels, 99.5), aspect=spacing[1] / spacing[0])
-        if reference_file is not None:
-            axes.contour(labels[z] > 0, levels=[0.5], colors=[WM_LESION_SEGMENT[1]],
-                         linewidths=0.8)
+    """Each sample's images, one axial slice through most reference voxels, the reference
+    outlined (segment colours) on the first image of each sample."""
+    wm, cortical, real = (sample_files(name, cache) for name in (WM_PHANTOM, CORTICAL_PHANTOM,
+                                                                 REAL_CASE))
+    panels = [(wm[0], wm[-1], True, "WM phantom: FLAIR + reference"),
+              (wm[1], wm[-1], False, "WM phantom: T1"), (wm[2], wm[-1], False, "WM phantom: T2"),
+              (real[0], real[-1], True, "patient07: FLAIR + consensus"),
+              (cortical[0], cortical[-1], True, "cortical phantom: MP2RAGE + ref."),
+              (cortical[1], cortical[-1], False, "cortical phantom: T2*")]
+    figure = Figure(figsize=(12, 6.6), facecolor="black", layout="constrained")
+    for axes, (image_file, reference_file, outlined, title) in zip(
+            figure.subplots(2, 4).ravel(), panels, strict=False):
+        _draw_slice(axes, sitk.DICOMOrient(sitk.ReadImage(str(image_file.path)), "LPS"),
+                    reference_file.path, outlined)
         axes.set_title(title, color="white", fontsize=10)
+    for axes in figure.axes:
         axes.set_axis_off()
     figure.savefig(out_png, dpi=100, facecolor="black")
 
 
-def _reference_labels(reference_file, image: sitk.Image) -> np.ndarray:
-    """The reference segmentation's labels on ``image``'s grid."""
-    labels, _ = read_seg_nrrd(reference_file.path)
-    resampled = sitk.Resample(labels, image, sitk.Transform(), sitk.sitkNearestNeighbor)
-    return sitk.GetArrayFromImage(resampled)
+def _draw_slice(axes, image: sitk.Image, reference_path: Path, outlined: bool) -> None:
+    labels, segments = read_seg_nrrd(reference_path)
+    labels = sitk.GetArrayFromImage(sitk.Resample(labels, image, sitk.Transform(),
+                                                  sitk.sitkNearestNeighbor))
+    z = int(np.argmax((labels > 0).sum(axis=(1, 2))))
+    voxels = sitk.GetArrayFromImage(image)[z]
+    spacing = image.GetSpacing()
+    axes.imshow(voxels, cmap="gray", vmin=np.percentile(voxels, 1),
+                vmax=np.percentile(voxels, 99.5), aspect=spacing[1] / spacing[0])
+    for segment in segments if outlined else []:
+        if (labels[z] == segment.value).any():
+            axes.contour(labels[z] == segment.value, levels=[0.5], colors=[segment.color],
+                         linewidths=0.8)
 
 
 def main() -> None:
