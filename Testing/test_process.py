@@ -88,6 +88,15 @@ def test_progress_lines_become_updates_and_other_lines_output(helper, tmp_path):
     assert (tmp_path / "out" / "lesions.csv").is_file()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_a_worker_left_running_by_a_finished_command_is_stopped(helper):
+    run = helper("worker", steps=1)
+    started = time.monotonic()
+    assert run.wait() == 0
+    assert time.monotonic() - started < 5.0
+    assert not process_exists(int(wait_for_output(run, "worker ").split()[1]))
+
+
 def test_failure_reports_the_command_line_error(helper):
     run = helper("fail")
     assert run.wait() == 2

@@ -87,7 +87,7 @@ class ProcessRun:
     def poll(self) -> int | None:
         code = self.process.poll()
         if code is not None:
-            self.reader.join()  # the output is complete once the exit code is known
+            self._finish()
         return code
 
     def progress(self) -> list[tuple[float, str]]:
@@ -98,8 +98,14 @@ class ProcessRun:
 
     def wait(self) -> int:
         self.process.wait()
-        self.reader.join()
+        self._finish()
         return self.process.returncode
+
+    def _finish(self) -> None:
+        """Once the command has exited: end what it left running (a worker would hold its
+        output open, and the reader with it), then read the rest of its output."""
+        _signal_tree(self.process, kill=True)
+        self.reader.join()
 
     def cancel(self) -> None:
         if self.process.poll() is None:
