@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -264,12 +265,19 @@ def test_lightbox_is_radiological_with_anterior_up(tmp_path):
     assert green[1] < orange[1] - 5 and green[0] < orange[0] - 5
 
 
-def test_missing_input_image_is_named_and_can_be_given(tmp_path):
+@pytest.mark.parametrize("recorded", ["moved", "flag"])
+def test_missing_input_image_is_named_and_can_be_given(tmp_path, recorded):
+    """The image named in summary.json has moved, or the summary records only that the input
+    was given (``"flair": true``) instead of its path."""
     folder = write_wm(tmp_path, image_path=tmp_path / "moved" / "flair.nii.gz")
+    if recorded == "flag":
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["inputs"] = {"flair": True, "t1": False}
+        (folder / "summary.json").write_text(json.dumps(summary))
     first, second = tmp_path / "first.html", tmp_path / "second.html"
     write_report([folder], first)
     assert "give it with --image flair=PATH" in first.read_text()
-    assert "moved/flair.nii.gz not found" in first.read_text()
+    assert ("moved/flair.nii.gz not found" in first.read_text()) == (recorded == "moved")
     assert not _Page(first.read_text()).images
     write_report([folder], second, images={"flair": tmp_path / "flair.nii.gz"})
     assert len(_Page(second.read_text()).images) == 1

@@ -78,10 +78,11 @@ def _find_lesions_file(folder: Path) -> Path:
 def _resolve_images(paths: dict[str, Any],
                     folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Split input images into those that exist and those that do not; a relative path is
-    tried against the result folder first, then the working directory."""
+    tried against the result folder first, then the working directory. Values that are not
+    paths (e.g. ``"t1": false`` for an input not given) are ignored."""
     found, missing = {}, {}
     for contrast, value in paths.items():
-        if not value:
+        if not isinstance(value, str | Path) or not str(value):
             continue
         path = Path(value)
         candidates = [path] if path.is_absolute() else [folder / path, path]
