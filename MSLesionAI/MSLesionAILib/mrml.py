@@ -4,8 +4,9 @@
 works with no Slicer at all. Everything here needs only MRML (a scene, nodes, the segmentations
 logic), no Qt, so it runs inside the Slicer app and against the `slicer-core` wheel alike.
 
-Geometry: a SimpleITK image speaks LPS, a volume node RAS; `results.ijk_to_ras_matrix` is the
-one conversion, used for volumes and segmentations alike, so voxels never move.
+Geometry: a SimpleITK image speaks LPS, a node RAS. Images become nodes through
+`results.ijk_to_ras_matrix` (volumes and segmentations alike) and nodes become images through
+the same flip of the first two axes, so voxels never move.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import SimpleITK as sitk
 import slicerio
 
 from .errors import InputError
+from .geometry import LPS_TO_RAS as RAS_TO_LPS  # the flip is its own inverse
 from .results import Segment, ijk_to_ras_matrix, read_table_csv
 
 CENTROID_COLUMNS = ("centroid_r", "centroid_a", "centroid_s")
@@ -62,7 +64,7 @@ def image_from_volume(volume_node: Any, frame_node: Any = None) -> sitk.Image:
     if image_data is None or image_data.GetNumberOfScalarComponents() != 1:
         raise InputError(f"{volume_node.GetName()}: not a scalar volume with voxels")
     ijk_to_ras = _to_frame(volume_node, frame_node) @ volume_ijk_to_ras(volume_node)
-    ijk_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ijk_to_ras
+    ijk_to_lps = np.diag([*RAS_TO_LPS, 1.0]) @ ijk_to_ras
     return _image(_array_from_vtk_image(image_data), ijk_to_lps)
 
 
