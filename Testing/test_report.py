@@ -21,11 +21,13 @@ import SimpleITK as sitk
 from PIL import Image
 
 from conftest import REPO, rotation_direction
+from MSLesionAILib import mrml
 from MSLesionAILib.cli import main
 from MSLesionAILib.geometry import index_zyx_to_ras, voxel_volume_ul
 from MSLesionAILib.labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
 from MSLesionAILib.report import browser
 from MSLesionAILib.report.build import write_report
+from MSLesionAILib.report.scene import write_scene_report
 from MSLesionAILib.results import LesionResult, Segment, read_table_csv, write_result
 
 SHAPE_ZYX = (24, 64, 64)
@@ -295,6 +297,28 @@ def test_command_line_writes_once_and_refuses_to_overwrite(patient, tmp_path, ca
     assert main(["report", str(patient[0]), str(patient[0]),
                  "--out", str(tmp_path / "y.html")]) == 2
     assert "more than one wm result" in capsys.readouterr().err
+
+
+def test_report_from_scene_nodes_shows_the_users_edits(tmp_path):
+    """The module's Report button: result nodes (here loaded from a folder), after the user
+    turned a rim− lesion into rim+ in the table, give a page with 5 PRL."""
+    slicer = pytest.importorskip("slicer")
+    scene = slicer.vtkMRMLScene()
+    slicer.vtkSlicerSegmentationsModuleLogic().SetMRMLScene(scene)
+    slicer.mrmlScene = scene
+    folder = write_rim(tmp_path, rim_positive=4)
+    phase = mrml.volume_from_image(scene, sitk.ReadImage(str(tmp_path / "phase.nii.gz")), "phase")
+    nodes = mrml.load_result_folder(scene, folder, phase, "phase rim lesions")
+    columns, rows = mrml.rows_from_table(nodes.table)
+    rows[4]["rim_positive"] = 1
+    mrml.fill_table(nodes.table, columns, rows)
+    out = tmp_path / "scene.html"
+    write_scene_report([("rim", nodes, {"phase": phase})], out, patient="scene")
+    text = out.read_text()
+    assert "<div class='number'>5</div>" in text and "chronic active" in text
+    assert "Slicer scene: phase rim lesions table" in text
+    assert _near(np.asarray(_png(_Page(text).images[0])), RED).sum() > 50
+    scene.Clear(True)
 
 
 @pytest.fixture(scope="module")

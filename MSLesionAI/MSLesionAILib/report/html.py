@@ -94,7 +94,8 @@ def _section(result: PipelineResult, lightbox: Lightbox | None) -> str:
 
 def _facts(result: PipelineResult) -> str:
     summary = result.summary
-    facts = [f"Results: <code>{escape(str(result.folder))}</code>"]
+    facts = [f"Results: {escape(summary['source'])}" if "source" in summary
+             else f"Results: <code>{escape(str(result.folder))}</code>"]
     if "model" in summary:
         facts.append(f"Model: {escape(_model_name(summary['model']))}")
     for key in ("candidates", "excluded"):

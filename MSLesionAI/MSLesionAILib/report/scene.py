@@ -1,0 +1,50 @@
+"""The report from Slicer nodes, for the modules' Report button (MRML only, no Qt).
+
+The result nodes as they are now — after the user's corrections and "Update table" — are
+written as a result folder (the files a pipeline writes, plus the input images the pictures are
+drawn on) and reported like any other folder, so the page shows what the user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import mrml
+from ..imageio import write_image
+from ..results import write_table_csv
+from .build import write_report
+
+# (task name, the run's result nodes, its input volume nodes by contrast, e.g. {"flair": node})
+SceneResult = tuple[str, mrml.ResultNodes, dict[str, Any]]
+
+
+def export_result_nodes(task: str, nodes: mrml.ResultNodes, image_nodes: dict[str, Any],
+                        folder: str | Path) -> Path:
+    """Write a result folder from result nodes: lesion ids, table, summary, input images."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    lesions = write_image(mrml.image_from_volume(nodes.lesion_ids),
+                          folder / f"{task}_lesions.nii.gz")
+    columns, rows = mrml.rows_from_table(nodes.table)
+    write_table_csv(folder / "lesions.csv", columns, rows)
+    inputs = {contrast: write_image(mrml.image_from_volume(node),
+                                    folder / "inputs" / f"{contrast}.nii.gz").relative_to(folder)
+              for contrast, node in image_nodes.items() if node is not None}
+    summary = {**nodes.summary, "source": f"Slicer scene: {nodes.table.GetName()}",
+               "inputs": {k: str(v) for k, v in inputs.items()},
+               "files": {"lesions": lesions.name, "table": "lesions.csv"}}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return folder
+
+
+def write_scene_report(results: Sequence[SceneResult], out_html: str | Path, *,
+                       patient: str | None = None, pdf: bool = False) -> list[Path]:
+    """One patient's report from the scene: each module's latest result nodes and inputs."""
+    with tempfile.TemporaryDirectory(prefix="mslesionai-report-") as work:
+        folders = [export_result_nodes(task, nodes, images, Path(work) / task)
+                   for task, nodes, images in results]
+        return write_report(folders, out_html, patient=patient or "patient", pdf=pdf)
