@@ -15,8 +15,8 @@ import SimpleITK as sitk
 
 from MSLesionAILib import mrml, tasks, workflow
 from MSLesionAILib.errors import Cancelled, MSLesionAIError
-from MSLesionAILib.labels import RIM_SEGMENTS
-from MSLesionAILib.lesions import label_components, lesion_measures
+from MSLesionAILib.labels import RIM_SEGMENTS, TISSUE_NAMES, Tissue
+from MSLesionAILib.lesions import label_components, lesion_measures, wm_lesion_locations
 from MSLesionAILib.results import LesionResult, Segment, write_result
 
 slicer = pytest.importorskip("slicer")
@@ -29,14 +29,14 @@ TASK_PARAMS = [pytest.param(task, id=task.name, marks=[RIM_SEG_NRRD] if task.nam
                for task in tasks.TASKS.values()]
 
 BLOBS = [np.s_[2:6, 3:9, 3:8], np.s_[6:8, 10:13, 10:14], np.s_[2:4, 12:14, 2:4]]
-TISSUE = np.s_[0:2, :, :]
-WM_TISSUE_SEGMENT = Segment(len(tasks.WM.lesion_segments) + 1, "white matter", (1, 1, 1))
+VENTRICLE_SLAB = np.s_[0:2, :, :]
+VENTRICLES = Segment(len(tasks.WM.lesion_segments) + 1, TISSUE_NAMES[Tissue.VENTRICLES], (0, 0, 1))
 
 
 def phantom() -> sitk.Image:
-    """Three bright blobs (ids 1, 2, 3 by size) and a tissue slab, oblique and anisotropic."""
+    """Three bright blobs (ids 1, 2, 3 by size) and a ventricle slab, oblique and anisotropic."""
     voxels = np.random.default_rng(1).uniform(0.0, 0.1, (10, 16, 18)).astype(np.float32)
-    voxels[TISSUE] = 0.4
+    voxels[VENTRICLE_SLAB] = 0.4
     for blob in BLOBS:
         voxels[blob] = 1.0
     image = sitk.GetImageFromArray(voxels)
@@ -56,15 +56,18 @@ def fake_result(task: tasks.Task, image: sitk.Image) -> LesionResult:
     class_index = np.array([0] + [1 + k % len(class_values) for k in range(ids.max())])
     class_labels = class_index[ids].astype(np.uint8)
     rows = lesion_measures(ids, image)
+    ventricles = (voxels > 0.3) & (voxels < 0.7)
+    locations = wm_lesion_locations(ids, np.where(ventricles, Tissue.VENTRICLES, 0),
+                                    image.GetSpacing()[::-1])
     for row in rows:
         row["probability"] = 0.9
-        row["location"] = "deep"
+        row["location"] = locations[row["lesion_id"]]
         if task.class_column:  # rim_positive is written as 0/1, a cortical class as a word
             value = class_values[class_index[row["lesion_id"]] - 1]
             row[task.class_column] = int(value) if value.isdigit() else value
     if task is tasks.WM:
-        segments.append(WM_TISSUE_SEGMENT)
-        class_labels[(voxels > 0.3) & (class_labels == 0)] = WM_TISSUE_SEGMENT.value
+        segments.append(VENTRICLES)
+        class_labels[ventricles] = VENTRICLES.value
     return LesionResult(task.name, image, ids, class_labels, segments, list(rows[0]), rows,
                         {"lesion_count": len(rows)})
 
@@ -284,6 +287,9 @@ def test_update_table_after_deleting_painting_and_splitting_lesions(scene):
     assert by_id[3] == pytest.approx(before[2])          # unchanged: same id, same values
     assert by_id[1]["voxels"] == 4 * 6 * 2 and by_id[1]["probability"] == 0.9
     assert {by_id[4]["voxels"], by_id[5]["voxels"]} == {4 * 6 * 2, 2 * 2 * 2}
+    painted = 4 if by_id[4]["voxels"] == 8 else 5
+    assert by_id[painted]["location"] == "deep"          # far from the ventricles
+    assert by_id[9 - painted]["location"] == by_id[1]["location"] == "periventricular"
     assert np.isnan(by_id[5]["probability"]) and np.isnan(by_id[4]["probability"])
     ids = slicer.util.arrayFromVolume(nodes.lesion_ids)
     assert sorted(np.unique(ids)) == [0, 1, 3, 4, 5]

@@ -26,7 +26,8 @@ import SimpleITK as sitk
 
 from . import mrml
 from .errors import Cancelled, InputError, MSLesionAIError
-from .lesions import label_components, lesion_measures
+from .labels import TISSUE_NAMES
+from .lesions import label_components, lesion_measures, wm_lesion_locations
 from .process import Run, Runner, run_cli
 from .tasks import CORTICAL as CORTICAL  # the tasks, re-exported for the module logic
 from .tasks import RIM, TASK_ATTRIBUTE, Task
@@ -150,8 +151,8 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
     Lesions are the connected components of the lesion segments. A component keeps the id of
     the previous lesion it overlaps most (so unchanged lesions keep id and values); a new
     lesion gets a new id. Measured columns are recomputed, the class column follows the
-    segment holding most of the lesion, other columns are kept for kept ids and empty for new
-    lesions.
+    segment holding most of the lesion, the location follows the tissue segments (white
+    matter); other columns are kept for kept ids and empty for new lesions.
     """
     grid = mrml.image_from_volume(nodes.lesion_ids)
     classes = lesion_classes(task, nodes.segmentation, grid)
@@ -161,11 +162,13 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
     previous = {row["lesion_id"]: row for row in previous_rows}
     class_values = list(task.class_segments)
     rows = []
+    locations = _wm_locations(nodes.segmentation, ids, grid) if "location" in columns else {}
     for measured, class_index in zip(lesion_measures(ids, grid), _majority(ids, classes),
                                      strict=True):
         row = {**previous.get(measured["lesion_id"], dict.fromkeys(columns, "")), **measured}
         if task.class_column:
             row[task.class_column] = class_values[class_index - 1]
+        row["location"] = locations.get(measured["lesion_id"], row.get("location", ""))
         rows.append({column: row[column] for column in columns})
     mrml.fill_table(nodes.table, columns, rows)
     mrml.set_volume_voxels(nodes.lesion_ids, ids.astype(np.uint32))
@@ -244,6 +247,18 @@ def keep_lesion_ids(components: np.ndarray, previous_ids: np.ndarray) -> np.ndar
         if not new_id[component]:
             new_id[component], next_id = next_id, next_id + 1
     return new_id[components]
+
+
+def _wm_locations(segmentation_node: Any, ids: np.ndarray, grid: sitk.Image) -> dict[int, str]:
+    """Each lesion's location from the tissue segments, by the rules the white-matter pipeline
+    uses (none without tissue segments)."""
+    tissue = np.zeros(ids.shape, np.uint8)
+    segmentation = segmentation_node.GetSegmentation()
+    for value, name in TISSUE_NAMES.items():
+        segment_id = segmentation.GetSegmentIdBySegmentName(name)
+        if segment_id:
+            tissue[mrml.segment_mask(segmentation_node, segment_id, grid)] = value
+    return wm_lesion_locations(ids, tissue, grid.GetSpacing()[::-1]) if tissue.any() else {}
 
 
 def _majority(ids: np.ndarray, classes: np.ndarray) -> list[int]:
