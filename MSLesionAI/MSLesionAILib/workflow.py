@@ -168,7 +168,8 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
         row = {**previous.get(measured["lesion_id"], dict.fromkeys(columns, "")), **measured}
         if task.class_column:
             row[task.class_column] = class_values[class_index - 1]
-        row["location"] = locations.get(measured["lesion_id"], row.get("location", ""))
+        if locations:
+            row["location"] = locations[measured["lesion_id"]]
         rows.append({column: row[column] for column in columns})
     mrml.fill_table(nodes.table, columns, rows)
     mrml.set_volume_voxels(nodes.lesion_ids, ids.astype(np.uint32))
@@ -222,11 +223,8 @@ def table_mismatches(task: Task, nodes: mrml.ResultNodes) -> list[str]:
 
 def lesion_classes(task: Task, segmentation_node: Any, grid: sitk.Image) -> np.ndarray:
     """Per voxel, the 1-based index of the lesion segment holding it (0: none)."""
-    classes = np.zeros(sitk.GetArrayViewFromImage(grid).shape, np.uint8)
-    for index, name in enumerate(task.lesion_segments, start=1):
-        segment_id = _segment_id_by_name(segmentation_node, name)
-        classes[mrml.segment_mask(segmentation_node, segment_id, grid)] = index
-    return classes
+    return _segment_labels(segmentation_node, dict(enumerate(task.lesion_segments, start=1)),
+                           grid)
 
 
 def keep_lesion_ids(components: np.ndarray, previous_ids: np.ndarray) -> np.ndarray:
@@ -252,13 +250,20 @@ def keep_lesion_ids(components: np.ndarray, previous_ids: np.ndarray) -> np.ndar
 def _wm_locations(segmentation_node: Any, ids: np.ndarray, grid: sitk.Image) -> dict[int, str]:
     """Each lesion's location from the tissue segments, by the rules the white-matter pipeline
     uses (none without tissue segments)."""
-    tissue = np.zeros(ids.shape, np.uint8)
-    segmentation = segmentation_node.GetSegmentation()
-    for value, name in TISSUE_NAMES.items():
-        segment_id = segmentation.GetSegmentIdBySegmentName(name)
-        if segment_id:
-            tissue[mrml.segment_mask(segmentation_node, segment_id, grid)] = value
+    tissue = _segment_labels(segmentation_node, TISSUE_NAMES, grid, required=False)
     return wm_lesion_locations(ids, tissue, grid.GetSpacing()[::-1]) if tissue.any() else {}
+
+
+def _segment_labels(segmentation_node: Any, names: dict[int, str], grid: sitk.Image,
+                    required: bool = True) -> np.ndarray:
+    """A labelmap on the grid: each voxel has the value of the named segment holding it (the
+    last one named, when several do); a missing segment is an error when ``required``."""
+    labels = np.zeros(sitk.GetArrayViewFromImage(grid).shape, np.uint8)
+    for value, name in names.items():
+        if required or segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(name):
+            segment_id = _segment_id_by_name(segmentation_node, name)
+            labels[mrml.segment_mask(segmentation_node, segment_id, grid)] = value
+    return labels
 
 
 def _majority(ids: np.ndarray, classes: np.ndarray) -> list[int]:
