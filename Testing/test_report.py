@@ -297,6 +297,9 @@ def test_command_line_writes_once_and_refuses_to_overwrite(patient, tmp_path, ca
     assert main(["report", str(patient[0]), str(patient[0]),
                  "--out", str(tmp_path / "y.html")]) == 2
     assert "more than one wm result" in capsys.readouterr().err
+    assert main(["report", str(patient[0]), "--out", str(tmp_path / "z.html"),
+                 "--max-lesions", "0"]) == 2
+    assert "--max-lesions: 0" in capsys.readouterr().err
 
 
 def test_report_from_scene_nodes_shows_the_users_edits(tmp_path):

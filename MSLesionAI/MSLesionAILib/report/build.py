@@ -23,6 +23,8 @@ def write_report(folders: list[str | Path], out_html: str | Path, *,
     Existing files are never replaced. ``images`` (contrast → path) stand in for the input
     images a result folder's summary does not name or that have moved.
     """
+    if max_lesions < 1:
+        raise InputError(f"--max-lesions: {max_lesions}; give at least 1")
     out_html = Path(out_html)
     outputs = [out_html, out_html.with_suffix(".pdf")] if pdf else [out_html]
     for path in outputs:
