@@ -135,8 +135,13 @@ def test_registration_with_slicer_sample_data(tmp_path, monkeypatch):
     module.SampleDataLogic = SimpleNamespace(
         registerCustomSampleDataSource=lambda **kwargs: registered.append(kwargs))
     monkeypatch.setitem(sys.modules, "SampleData", module)
+    # What an earlier registration left in Slicer's list (this category's only).
+    earlier = {"MSLesionAI": ["an earlier registration"], "General": ["MRHead"]}
+    monkeypatch.setitem(sys.modules, "slicer", SimpleNamespace(
+        modules=SimpleNamespace(sampleDataSources=earlier)))
 
     sample_data.register_sample_data(tmp_path, loader=lambda *args: loaded.append(args))
+    assert earlier == {"General": ["MRHead"]}
 
     assert [r["sampleName"] for r in registered] == sample_data.sample_names()
     for source in registered:

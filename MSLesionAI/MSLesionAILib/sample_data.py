@@ -236,6 +236,7 @@ def register_sample_data(cache_dir: str | Path | None = None,
     import SampleData
 
     cache_dir = Path(cache_dir) if cache_dir else cache_directory()
+    _forget_registered_samples()
     for sample in SAMPLES:
         files = sample.files(cache_dir)
         SampleData.SampleDataLogic.registerCustomSampleDataSource(
@@ -245,4 +246,15 @@ def register_sample_data(cache_dir: str | Path | None = None,
             nodeNames=[f.node_name for f in files],
             loadFileType=[f.file_type for f in files],
             customDownloader=lambda _source, name=sample.name: loader(name, cache_dir))
+
+
+def _forget_registered_samples() -> None:
+    """Drop this category's sources, so that registering again (a module reload) replaces the
+    buttons instead of adding a second set: Slicer compares sources by their text, which names
+    the loader callback, new at each registration."""
+    import slicer
+
+    sources = getattr(getattr(slicer, "modules", None), "sampleDataSources", None)
+    if sources is not None:
+        sources.pop(CATEGORY, None)
 
