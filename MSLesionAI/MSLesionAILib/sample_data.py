@@ -131,7 +131,7 @@ class ShippedSample:
 
 
 Sample = PhantomSample | ShippedSample
-# Seeds kept for teaching: never used for training or benchmarks.
+# Seeds reserved for teaching (90001–90003): training and benchmark sets must not use them.
 # Names are the Sample Data buttons' texts, unique across Slicer's categories.
 SAMPLES: tuple[Sample, ...] = (
     PhantomSample("MSLesionAI WM phantom", "wm", seed=90001),
