@@ -77,6 +77,7 @@ class FakeRun:
 
     def __init__(self, task: tasks.Task, args: list[str], exit_code: int = 0) -> None:
         self.task, self.args, self.exit_code = task, args, exit_code
+        self.inputs: dict[str, sitk.Image] = {}
         self.result: LesionResult | None = None
 
     def option(self, name: str) -> str:
@@ -128,13 +129,14 @@ def scene():
 
 
 def add_inputs(scene, task: tasks.Task) -> dict:
-    """The reference input in a patient folder, plus one more volume."""
+    """The reference input in a patient folder, plus the task's second input."""
     reference = mrml.volume_from_image(scene, phantom(), task.reference_input.upper())
     hierarchy = scene.GetSubjectHierarchyNode()
     patient = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), "patient")
     hierarchy.CreateItem(patient, reference)
-    other = mrml.volume_from_image(scene, phantom(), "T2")
-    return {task.reference_input: reference, "t2": other}
+    second = list(task.input_patterns)[1]
+    return {task.reference_input: reference,
+            second: mrml.volume_from_image(scene, phantom(), second.upper())}
 
 
 def scene_state(scene) -> list[tuple[str, int]]:
@@ -199,6 +201,22 @@ def test_a_segmentation_input_is_exported_as_a_mask_of_its_lesion_segments(scene
 
     mask = sitk.GetArrayFromImage(runner.runs[0].inputs["lesion-mask"])
     np.testing.assert_array_equal(mask, runner.runs[0].result.lesion_ids > 0)
+
+
+def test_an_input_aligned_by_a_transform_is_exported_aligned(scene):
+    inputs = add_inputs(scene, tasks.WM)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    five_mm_right = np.eye(4)
+    five_mm_right[0, 3] = 5.0
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(five_mm_right))
+    inputs["t1"].SetAndObserveTransformNodeID(transform.GetID())
+    runner = FakeRunner(tasks.WM)
+
+    workflow.run(tasks.WM, inputs, runner=runner)
+
+    exported = runner.runs[0].inputs
+    shift_lps = np.subtract(exported["t1"].GetOrigin(), exported["flair"].GetOrigin())
+    np.testing.assert_allclose(shift_lps, [-5.0, 0.0, 0.0], atol=1e-9)
 
 
 def test_a_second_run_creates_new_nodes(scene):
