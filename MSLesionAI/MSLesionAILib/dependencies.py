@@ -75,9 +75,11 @@ def _install(requirements: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         constraints = Path(folder) / "constraints.txt"
         constraints.write_text("\n".join(protected_constraints()) + "\n")
-        packaging = getattr(slicer, "packaging", None)
-        if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer ≥ 5.12
-            packaging.pip_ensure(requirements, requester=REQUESTER, constraints=str(constraints))
+        if hasattr(getattr(slicer, "packaging", None), "pip_ensure"):  # Slicer ≥ 5.12: asks
+            from packaging.requirements import Requirement
+
+            slicer.packaging.pip_ensure([Requirement(r) for r in requirements],
+                                        constraints=constraints, requester=REQUESTER)
         elif slicer.util.confirmOkCancelDisplay(
                 f"{REQUESTER} needs these Python packages, which will be downloaded and "
                 f"installed now: {', '.join(requirements)}.", "Install Python packages"):
