@@ -7,6 +7,7 @@ a real pipeline writes. The real pipelines plug in through `process.run_cli`.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,13 @@ class FakeRun:
         self.result: LesionResult | None = None
 
     def option(self, name: str) -> str:
-        return self.args[self.args.index(f"--{name}") + 1]
+        """The value of ``--name value`` or ``--name=value``."""
+        for arg, following in zip(self.args, [*self.args[1:], ""], strict=True):
+            if arg == f"--{name}":
+                return following
+            if arg.startswith(f"--{name}="):
+                return arg.split("=", 1)[1]
+        raise KeyError(name)
 
     def poll(self) -> int | None:
         return None
@@ -156,8 +163,8 @@ def test_module_flow_creates_result_nodes_matching_the_files(scene, task):
     nodes = workflow.run(task, inputs, {"device": "cpu", "model": None, "fast": True}, runner)
 
     run = runner.runs[0]
-    assert run.args[0] == task.name and run.option("device") == "cpu"
-    assert "--model" not in run.args and "--fast" in run.args
+    assert run.args[0] == task.name and "--device=cpu" in run.args
+    assert not any(a.startswith("--model") for a in run.args) and "--fast" in run.args
     assert sorted(run.given_inputs()) == sorted(inputs)
     title = f"{reference.GetName()} {task.title}"
     assert nodes.segmentation.GetName() == title
@@ -262,6 +269,16 @@ def test_inputs_are_auto_selected_by_volume_name(scene):
                                    "brain-mask": "brain mask"}
     assert chosen(tasks.RIM) == {"phase": "phase unwrapped", "flair": "3D FLAIR",
                                     "t2star": "T2star GRE"}
+
+
+def test_option_values_that_look_like_options_stay_values():
+    args = workflow.option_arguments({"point": "-12.5,3,40", "register": True,
+                                      "operating-point": None, "model": ""})
+    assert args == ["--point=-12.5,3,40", "--register"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--point")
+    parser.add_argument("--register", action="store_true")
+    assert parser.parse_args(args).point == "-12.5,3,40"
 
 
 def test_missing_reference_input_is_refused_before_anything_runs(scene):

@@ -109,12 +109,14 @@ def run(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = Non
 
 
 def option_arguments(options: dict[str, Any]) -> list[str]:
+    """``--name=value`` (the ``=`` keeps a value such as ``-12.5,3,40`` from reading as an
+    option), ``--name`` for True; None, False and "" leave the option out."""
     args = []
     for name, value in options.items():
         if value is True:
             args.append(f"--{name}")
         elif value not in (None, False, ""):
-            args += [f"--{name}", str(value)]
+            args.append(f"--{name}={value}")
     return args
 
 
