@@ -21,7 +21,7 @@ from scipy import ndimage
 from ..geometry import resample_like
 from ..imageio import load_image
 from .collect import PipelineResult
-from .groups import GROUP_TITLES, group_of, lesion_color, volume_ul
+from .groups import group_of, lesion_color, title_of, volume_ul
 
 # The contrast each task's lesions are shown on, in order of preference.
 BACKGROUNDS = {"wm": ("flair", "t2", "t1"),
@@ -75,7 +75,7 @@ def lesion_lightbox(result: PipelineResult, max_lesions: int = 36) -> Lightbox |
     figure = _panel_grid(len(panels))
     for axes, (row, outlined) in zip(figure.axes, panels, strict=False):
         slices.draw(axes, int(row["lesion_id"]), outlined)
-        detail = GROUP_TITLES.get(group_of(result.task, row), group_of(result.task, row))
+        detail = title_of(group_of(result.task, row))
         axes.set_title(f"#{row['lesion_id']} · {volume_ul(row):.1f} µL\n"
                        f"{detail if outlined else contrast}", color="white", fontsize=8)
     return Lightbox(_png(figure), contrast, len(rows), len(candidates))

@@ -40,12 +40,17 @@ class Group:
 
     @property
     def title(self) -> str:
-        return GROUP_TITLES.get(self.value, self.value)
+        return title_of(self.value)
 
 
     @property
     def counted(self) -> bool:
         return self.value != OVERLAPS_WM_LESION
+
+
+def title_of(value: str) -> str:
+    """How a location, class or rim status reads on the page ("deep" → "deep white matter")."""
+    return GROUP_TITLES.get(value, value)
 
 
 def group_of(task: str, row: dict[str, str]) -> str:

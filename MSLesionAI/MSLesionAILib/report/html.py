@@ -13,13 +13,13 @@ from .collect import PipelineResult
 from .figures import BACKGROUNDS, Lightbox, lesions_to_show
 from .groups import (
     CHRONIC_ACTIVE_MIN_PRL,
-    GROUP_TITLES,
     GROUPINGS,
     TASK_TITLES,
     chronic_active,
     counted,
     prl_count,
     tally,
+    title_of,
 )
 
 Section = tuple[PipelineResult, Lightbox | None]
@@ -165,7 +165,7 @@ def _lesion_table(result: PipelineResult) -> str:
 def _cell(column: str, value: str | None) -> str:
     value = (value or "").strip()
     if column in GROUPED_COLUMNS:
-        return GROUP_TITLES.get(value, value)
+        return title_of(value)
     try:
         number = float(value)
     except ValueError:
