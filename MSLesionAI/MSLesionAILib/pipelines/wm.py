@@ -1,0 +1,194 @@
+"""White-matter lesions and brain tissue from FLAIR (T1, T2 optional), DeepSCAN-style.
+
+The plan, every setting read from the bundle's metadata (training replays `prepare_inputs`):
+
+1. T1/T2 are brought onto FLAIR's grid (rigid mutual-information registration when they are not
+   already on it); an image that does not overlap FLAIR is refused.
+2. Every contrast is resampled onto the model's canonical grid: axis-aligned with the patient
+   axes (identity LPS direction, so numpy axes are axial, coronal and sagittal and x is
+   left-right) at the bundle's spacing, covering FLAIR's field of view, cropped to the brain.
+3. Each contrast is z-scored inside the brain mask. Without a mask the statistics come from an
+   intensity foreground mask (`preprocessing.foreground_mask`), and the brain is then the
+   network's own tissue prediction (tissue ≠ background); the model was trained both ways.
+   Missing contrasts are zeros (the model was trained with input-channel dropout).
+4. The network runs along the three axes and on a left-right mirrored copy (logits averaged).
+5. Lesion probability and uncertainty go back to FLAIR's grid linearly, tissue labels by
+   nearest neighbour; lesions are the thresholded probability inside the brain, split into
+   connected components, measured and located from the tissue labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..bundles import ModelBundle
+from ..geometry import corners_lps, resample_like
+from ..imageio import array_to_image
+from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
+from ..lesions import label_components, lesion_measures, wm_lesion_locations
+from ..networks import load_network
+from ..networks.deepscan import predict_volume
+from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning, zscore
+from ..progress import Progress
+from ..results import LesionResult, Segment
+from ..timing import StageTimer
+
+NAME = "wm"
+LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
+CROP_MARGIN_VOXELS = 4
+COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
+           "centroid_s", "location", "probability", "uncertainty"]
+
+
+@dataclass
+class ModelInput:
+    """What the network sees: z-scored contrasts (c, z, y, x) on ``grid`` and the mask used."""
+
+    channels: np.ndarray
+    normalisation_mask: np.ndarray
+    grid: sitk.Image
+
+
+def canonical_grid(reference: sitk.Image, spacing_mm: tuple[float, float, float]) -> sitk.Image:
+    """An axis-aligned (identity LPS direction) grid of ``spacing_mm`` over ``reference``'s box."""
+    corners = corners_lps(reference)
+    low, high = corners.min(0), corners.max(0)
+    spacing = np.asarray(spacing_mm, dtype=float)
+    size = np.maximum(np.ceil((high - low) / spacing - 1e-6), 1).astype(int)
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    grid.SetSpacing(spacing.tolist())
+    grid.SetOrigin((low + spacing / 2).tolist())
+    return grid
+
+
+def _crop_to(mask: np.ndarray, grid: sitk.Image) -> tuple[tuple[slice, ...], sitk.Image]:
+    """The mask's bounding box plus a margin, as numpy slices and as the matching sub-grid."""
+    if not mask.any():
+        box = tuple(slice(0, n) for n in mask.shape)
+    else:
+        nonzero = np.nonzero(mask)
+        box = tuple(slice(max(int(i.min()) - CROP_MARGIN_VOXELS, 0),
+                          min(int(i.max()) + CROP_MARGIN_VOXELS + 1, n))
+                    for i, n in zip(nonzero, mask.shape, strict=True))
+    z, y, x = box
+    return box, grid[x, y, z]
+
+
+def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Image | None,
+                   metadata: dict[str, Any]) -> ModelInput:
+    """Resample, crop and normalise the contrasts (the bundle's input order) as trained.
+
+    ``contrasts`` must hold FLAIR; the others may be None. Images may have any geometry.
+    """
+    grid = canonical_grid(contrasts["flair"], tuple(metadata["spacing_mm"]))
+    arrays = {name: sitk.GetArrayFromImage(resample_like(sitk.Cast(image, sitk.sitkFloat32),
+                                                         grid, "linear"))
+              for name, image in contrasts.items() if image is not None}
+    if brain_mask is not None:
+        mask = sitk.GetArrayFromImage(resample_like(brain_mask != 0, grid, "nearest")) > 0
+    else:
+        mask = foreground_mask(arrays["flair"])
+    box, cropped_grid = _crop_to(mask, grid)
+    mask = mask[box]
+    channels = np.zeros((len(metadata["inputs"]), *mask.shape), np.float32)
+    for index, spec in enumerate(metadata["inputs"]):
+        if spec["name"] in arrays:
+            channels[index] = zscore(arrays[spec["name"]][box], mask)
+    return ModelInput(channels, mask, cropped_grid)
+
+
+def _to_reference(voxels: np.ndarray, grid: sitk.Image, reference: sitk.Image,
+                  interpolation: str) -> np.ndarray:
+    return sitk.GetArrayFromImage(resample_like(array_to_image(voxels, grid), reference,
+                                                interpolation))
+
+
+def _segments() -> list[Segment]:
+    lesion_name, lesion_color = WM_LESION_SEGMENT
+    return ([Segment(int(t), TISSUE_NAMES[t], TISSUE_COLORS[t]) for t in TISSUE_NAMES]
+            + [Segment(int(LESION_VALUE), lesion_name, lesion_color)])
+
+
+def _summarise_locations(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {location: 0 for location in WM_LOCATIONS}
+    volumes = {location: 0.0 for location in WM_LOCATIONS}
+    for row in rows:
+        counts[row["location"]] += 1
+        volumes[row["location"]] += row["volume_ul"]
+    return {"lesion_count": len(rows),
+            "total_lesion_volume_ul": round(sum(volumes.values()), 3),
+            "count_by_location": counts,
+            "volume_ul_by_location": {k: round(v, 3) for k, v in volumes.items()}}
+
+
+def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
+        brain_mask: sitk.Image | None = None, *, bundle: ModelBundle, device: torch.device,
+        min_volume_ul: float = 3.0, connectivity: int = 18,
+        progress: Progress | None = None) -> LesionResult:
+    """Segment white-matter lesions and tissue; every output is on FLAIR's grid."""
+    progress = progress or Progress()
+    metadata, timer, warnings = bundle.metadata, StageTimer(), []
+    with timer.stage("registration"):
+        progress.update(0.0, "bringing T1/T2 to FLAIR")
+        others = {name: bring_to_reference(image, f"--{name}", flair, "--flair")
+                  for name, image in (("t1", t1), ("t2", t2)) if image is not None}
+        if brain_mask is not None:
+            brain_mask = bring_to_reference(brain_mask, "--brain-mask", flair, "--flair",
+                                            register=False, interpolation="nearest")
+    with timer.stage("preprocessing"):
+        progress.update(0.1, "resampling and normalising")
+        warning = spacing_warning(flair, "--flair", tuple(metadata["spacing_mm"]))
+        warnings += [warning] if warning else []
+        model_input = prepare_inputs({"flair": flair, **others}, brain_mask, metadata)
+    with timer.stage("inference"):
+        network = load_network(bundle, device)
+        prediction = predict_volume(
+            network, torch.from_numpy(model_input.channels), device,
+            axes=metadata["inference"]["axes"], mirror=metadata["inference"]["mirror"],
+            progress=progress.sub(0.15, 0.85))
+    with timer.stage("postprocessing"):
+        progress.update(0.86, "lesions and tissue on FLAIR's grid")
+        result = _lesion_result(flair, model_input, prediction, brain_mask, bundle,
+                                min_volume_ul, connectivity)
+    result.summary.update({
+        "inputs": {"flair": True, "t1": t1 is not None, "t2": t2 is not None,
+                   "brain_mask": brain_mask is not None},
+        "brain_mask_method": "given" if brain_mask is not None else
+        "network tissue prediction (tissue != background)",
+        "warnings": warnings, "timings_s": timer.as_dict()})
+    return result
+
+
+def _lesion_result(flair: sitk.Image, model_input: ModelInput, prediction: Any,
+                   brain_mask: sitk.Image | None, bundle: ModelBundle, min_volume_ul: float,
+                   connectivity: int) -> LesionResult:
+    grid = model_input.grid
+    tissue = prediction.tissue_logits.argmax(0).numpy().astype(np.uint8)
+    tissue = _to_reference(tissue, grid, flair, "nearest")
+    probability = _to_reference(prediction.lesion_probability.numpy(), grid, flair, "linear")
+    uncertainty = _to_reference(prediction.lesion_uncertainty.numpy(), grid, flair, "linear")
+    if brain_mask is not None:
+        brain = sitk.GetArrayFromImage(brain_mask) > 0
+        tissue[~brain] = Tissue.BACKGROUND
+    else:
+        brain = tissue != Tissue.BACKGROUND
+    threshold = bundle.metadata["thresholds"]["lesion_probability"]
+    spacing_zyx = flair.GetSpacing()[::-1]
+    lesion_ids = label_components((probability > threshold) & brain, connectivity,
+                                  min_volume_ul, spacing_zyx)
+    locations = wm_lesion_locations(lesion_ids, tissue, spacing_zyx)
+    rows = lesion_measures(lesion_ids, flair, probability, uncertainty)
+    for row in rows:
+        row.update({"class": "wm", "location": locations[row["lesion_id"]]})
+        row["volume_ul"] = round(row["volume_ul"], 3)
+    class_labels = np.where(lesion_ids > 0, LESION_VALUE, tissue).astype(np.uint8)
+    summary = {**_summarise_locations(rows), "model": bundle.describe(),
+               "threshold": threshold, "min_volume_ul": min_volume_ul,
+               "connectivity": connectivity}
+    return LesionResult(NAME, flair, lesion_ids, class_labels, _segments(), COLUMNS, rows,
+                        summary, extra_images={"wm_tissue": tissue})

@@ -1,0 +1,155 @@
+"""Training samples for the white-matter model: phantom cases prepared exactly as the pipeline
+prepares its inputs, cut into slice stacks along a random axis, augmented with MONAI.
+
+A sample is a stack of neighbouring slices of every contrast around a centre voxel (a lesion
+voxel half of the time, any brain voxel otherwise), cropped in-plane, with the central slice's
+lesion and tissue labels. Augmentation: small in-plane affine, left-right flip, per-contrast
+intensity scale/shift, gamma, bias field, noise and blur (blur across the stack too: thick
+slices), and dropout of the optional contrasts (FLAIR is always kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai import transforms
+from monai.utils import convert_to_tensor
+
+from ..geometry import resample_like
+from ..imageio import read_image
+from ..pipelines.wm import prepare_inputs
+
+MASK_DROPOUT = 0.5          # fraction of cases normalised without their brain mask
+CONTRAST_DROPOUT = 0.3      # chance of dropping each optional contrast in a sample
+LESION_CENTRED = 0.6        # fraction of samples centred on a lesion voxel
+INTENSITY_SCALE = 0.25      # per-contrast factor drawn in 1 ± this
+INTENSITY_SHIFT = 0.3       # per-contrast offset drawn in ± this (z-score units)
+
+
+@dataclass
+class TrainingCase:
+    channels: np.ndarray    # (contrasts, z, y, x) float16, z-scored
+    lesion: np.ndarray      # (z, y, x) uint8, 0/1
+    tissue: np.ndarray      # (z, y, x) uint8, `labels.Tissue`
+    lesion_voxels: np.ndarray   # (n, 3) indices of lesion voxels
+    brain_voxels: np.ndarray    # (m, 3) indices of normalisation-mask voxels (subsampled)
+
+
+def case_folders(datasets: list[Path]) -> list[Path]:
+    """Every case folder (one holding flair.nii.gz) in the given dataset folders, sorted."""
+    return sorted(p.parent for d in datasets for p in Path(d).glob("*/flair.nii.gz"))
+
+
+def load_case(folder: Path, metadata: dict[str, Any], use_mask: bool) -> TrainingCase:
+    """A phantom case through `prepare_inputs`, with its truth on the same cropped grid."""
+    contrasts = {spec["name"]: read_image(folder / f"{spec['name']}.nii.gz", spec["name"])
+                 for spec in metadata["inputs"] if (folder / f"{spec['name']}.nii.gz").is_file()}
+    mask = read_image(folder / "brainmask.nii.gz", "brainmask") if use_mask else None
+    model_input = prepare_inputs(contrasts, mask, metadata)
+
+    def truth(name: str) -> np.ndarray:
+        image = read_image(folder / "truth" / f"{name}.nii.gz", name)
+        return sitk.GetArrayFromImage(resample_like(image, model_input.grid, "nearest"))
+
+    lesion = (truth("wm_lesions") > 0).astype(np.uint8)
+    brain_voxels = np.argwhere(model_input.normalisation_mask)[::7]
+    return TrainingCase(model_input.channels.astype(np.float16), lesion,
+                        truth("tissue").astype(np.uint8), np.argwhere(lesion), brain_voxels)
+
+
+def load_cases(folders: list[Path], metadata: dict[str, Any],
+               rng: np.random.Generator) -> list[TrainingCase]:
+    return [load_case(folder, metadata, use_mask=rng.random() >= MASK_DROPOUT)
+            for folder in folders]
+
+
+class SliceSampler:
+    """Draws augmented batches of slice stacks; reproducible from ``seed``."""
+
+    def __init__(self, cases: list[TrainingCase], slices: int, crop: int, seed: int) -> None:
+        self.cases, self.slices, self.crop = cases, slices, crop
+        self.rng = np.random.default_rng(seed)
+        self.spatial = transforms.RandAffined(
+            keys=("image", "label"), prob=0.7, rotate_range=0.26, scale_range=0.12,
+            shear_range=0.05, mode=("bilinear", "nearest"), padding_mode="zeros")
+        self.intensity = transforms.Compose([
+            transforms.RandAdjustContrast(gamma=(0.6, 1.6), prob=0.5, retain_stats=True),
+            transforms.RandBiasField(degree=3, coeff_range=(0.0, 0.3), prob=0.4),
+            transforms.RandGaussianSmooth(sigma_x=(0.0, 1.2), sigma_y=(0.2, 1.5),
+                                          sigma_z=(0.2, 1.5), prob=0.4),
+            transforms.RandGaussianNoise(std=0.15, prob=0.5),
+        ])
+        self.spatial.set_random_state(seed=seed)
+        self.intensity.set_random_state(seed=seed + 1)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs (b, contrasts * slices, crop, crop), targets (b, 2, crop, crop)): targets
+        hold the lesion (0/1) and the tissue label of the central slice.
+
+        Cutting, flips, intensity scale/shift and contrast dropout are drawn per sample and
+        contrast; the MONAI transforms per batch (one affine, one bias field ...), which keeps
+        a CPU step cheap.
+        """
+        images, labels = zip(*(self.sample() for _ in range(size)), strict=True)
+        image, label = torch.stack(images), torch.stack(labels)   # (b, c, k, h, w), (b, 2, h, w)
+        b, c, k, h, w = image.shape
+        inside = image != 0
+        image = convert_to_tensor(self.intensity(image.reshape(b * c, k, h, w)),
+                                  track_meta=False).reshape(b, c, k, h, w)
+        image = torch.where(inside, image, torch.zeros(()))
+        spatial = self.spatial({"image": image.reshape(b * c * k, h, w),
+                                "label": label.reshape(b * 2, h, w)})
+        return (convert_to_tensor(spatial["image"], track_meta=False).reshape(b, c * k, h, w),
+                convert_to_tensor(spatial["label"], track_meta=False).reshape(b, 2, h, w))
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One stack (contrasts, slices, crop, crop) and its labels (2, crop, crop), flipped
+        left-right half of the time, each contrast scaled and shifted inside the brain, the
+        optional contrasts sometimes dropped (zeros)."""
+        case = self.cases[self.rng.integers(len(self.cases))]
+        axis = int(self.rng.integers(3))
+        image, label = self._cut(case, axis, self._centre(case))
+        if self.rng.random() < 0.5:  # left-right: in-plane x, or the stack order when sagittal
+            image = image.flip(1) if axis == 2 else image.flip(-1)
+            label = label if axis == 2 else label.flip(-1)
+        scale = self.rng.uniform(1 - INTENSITY_SCALE, 1 + INTENSITY_SCALE, image.shape[0])
+        shift = self.rng.uniform(-INTENSITY_SHIFT, INTENSITY_SHIFT, image.shape[0])
+        keep = np.concatenate([[1.0], self.rng.random(image.shape[0] - 1) >= CONTRAST_DROPOUT])
+        factors = torch.as_tensor(scale * keep, dtype=torch.float32)[:, None, None, None]
+        offsets = torch.as_tensor(shift * keep, dtype=torch.float32)[:, None, None, None]
+        return torch.where(image != 0, image * factors + offsets, 0.0), label
+
+    def _centre(self, case: TrainingCase) -> np.ndarray:
+        use_lesion = len(case.lesion_voxels) and self.rng.random() < LESION_CENTRED
+        voxels = case.lesion_voxels if use_lesion else case.brain_voxels
+        jitter = self.rng.integers(-self.crop // 4, self.crop // 4 + 1, size=3)
+        return voxels[self.rng.integers(len(voxels))] + jitter
+
+    def _cut(self, case: TrainingCase, axis: int, centre: np.ndarray
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stack (contrasts, slices, crop, crop) and labels (2, crop, crop) around centre,
+        zero outside the volume."""
+        half_sizes = [self.crop // 2] * 3
+        half_sizes[axis] = self.slices // 2
+        sizes = [self.crop] * 3
+        sizes[axis] = self.slices
+        shape = case.lesion.shape
+        centre = np.clip(centre, 0, np.array(shape) - 1)
+        starts = [int(c) - h for c, h in zip(centre, half_sizes, strict=True)]
+        source = tuple(slice(max(s, 0), min(s + n, dim))
+                       for s, n, dim in zip(starts, sizes, shape, strict=True))
+        target = tuple(slice(src.start - s, src.stop - s)
+                       for src, s in zip(source, starts, strict=True))
+        image = np.zeros((case.channels.shape[0], *sizes), np.float32)
+        image[(slice(None), *target)] = case.channels[(slice(None), *source)]
+        labels = np.zeros((2, *sizes), np.float32)
+        labels[(0, *target)] = case.lesion[source]
+        labels[(1, *target)] = case.tissue[source]
+        image = np.moveaxis(image, axis + 1, 1)  # the in-plane axes keep their order
+        central = np.take(labels, self.slices // 2, axis=axis + 1)
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(central)

@@ -1,0 +1,240 @@
+"""The white-matter pipeline and its command on a tiny oblique synthetic case, the training
+smoke run, and the shipped bundle on a cropped phantom case."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MSLesionAILib import pipelines
+from MSLesionAILib.bundles import find_bundle, load_bundle, write_bundle
+from MSLesionAILib.cli import main
+from MSLesionAILib.errors import BundleError
+from MSLesionAILib.geometry import ras_to_index_zyx, same_grid
+from MSLesionAILib.labels import Tissue
+from MSLesionAILib.metrics.overlap import dice
+from MSLesionAILib.networks import build_network
+from MSLesionAILib.pipelines import wm
+from MSLesionAILib.training.wm import plan
+
+SIZE = 40
+SPACING_MM = (1.8, 1.8, 2.0)              # 72 x 72 x 80 mm: brain-sized, anisotropic
+LESIONS_ZYX = {(20, 20, 12): 3.0, (14, 26, 26): 2.5, (27, 15, 25): 2.0}   # centre: radius (voxels)
+
+
+def oblique_direction() -> tuple[float, ...]:
+    a, b = np.deg2rad(25), np.deg2rad(10)
+    about_s = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    about_r = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    return tuple((about_s @ about_r).ravel())
+
+
+def _image(voxels: np.ndarray, path: Path, origin=(-30.0, 20.0, -35.0)) -> Path:
+    image = sitk.GetImageFromArray(voxels)
+    image.SetSpacing(SPACING_MM)
+    image.SetOrigin(origin)
+    image.SetDirection(oblique_direction())
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def make_case(folder: Path, with_lesions: bool = True) -> Path:
+    """A tiny oblique "brain" (a ball of white matter), bright FLAIR lesions, truth/ as the
+    phantom writes it."""
+    rng = np.random.default_rng(0)
+    (folder / "truth").mkdir(parents=True)
+    z, y, x = np.mgrid[:SIZE, :SIZE, :SIZE]
+    brain = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 17**2
+    lesions = np.zeros(brain.shape, np.uint16)
+    for number, (centre, radius) in enumerate(LESIONS_ZYX.items(), start=1):
+        inside = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius**2
+        lesions[inside & with_lesions] = number
+    noise = rng.normal(0, 0.03, brain.shape)
+    flair = (brain * (1.0 + noise) + 2.5 * (lesions > 0)) * brain
+    for name, voxels in (("flair", flair), ("t1", brain * (1.5 - 0.4 * (lesions > 0) + noise)),
+                         ("t2", brain * (1.0 + 1.2 * (lesions > 0) + noise))):
+        _image(voxels.astype(np.float32), folder / f"{name}.nii.gz")
+    _image(brain.astype(np.uint8), folder / "brainmask.nii.gz")
+    _image(lesions, folder / "truth" / "wm_lesions.nii.gz")
+    tissue = np.where(brain, Tissue.WHITE_MATTER, Tissue.BACKGROUND).astype(np.uint8)
+    _image(tissue, folder / "truth" / "tissue.nii.gz")
+    return folder
+
+
+class ThresholdNetwork(torch.nn.Module):
+    """Stands in for a trained DeepSCAN: lesion where the z-scored FLAIR is above 2,
+    white matter wherever the stack is non-zero."""
+
+    slices = 3
+
+    def forward(self, stacks: torch.Tensor) -> torch.Tensor:
+        flair = stacks[:, self.slices // 2]
+        tissue = torch.full((stacks.shape[0], len(Tissue), *stacks.shape[2:]), -10.0)
+        tissue[:, Tissue.WHITE_MATTER] = torch.where(flair != 0, 10.0, -10.0)
+        tissue[:, Tissue.BACKGROUND] = -tissue[:, Tissue.WHITE_MATTER]
+        return torch.cat([20 * (flair[:, None] - 2.0), tissue], 1)
+
+
+def tiny_metadata(**network: object) -> dict:
+    args = argparse.Namespace(id="wm-tiny", version="0.0.1", slices=3,
+                              features="4,4,4,4,4,4")
+    metadata = plan(args)
+    metadata["spacing_mm"] = [2.0, 2.0, 2.0]    # a coarse grid keeps the tests fast
+    metadata["network"].update(network)
+    return metadata
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_case(tmp_path_factory.mktemp("wm") / "case")
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
+    metadata = tiny_metadata()
+    torch.manual_seed(0)
+    network = build_network("deepscan", **metadata["network"])
+    return write_bundle(tmp_path_factory.mktemp("bundles") / "tiny", metadata,
+                        network.state_dict())
+
+
+@pytest.fixture
+def threshold_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipelines.wm, "load_network", lambda bundle, device: ThresholdNetwork())
+
+
+def run_cli(*args: object) -> int:
+    return main(["--progress", "none", "wm", *[str(a) for a in args]])
+
+
+def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelmap(
+        case, tiny_bundle, threshold_network, tmp_path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--t1", case / "t1.nii.gz", "--t2",
+                   case / "t2.nii.gz", "--out", out, "--model", tiny_bundle.path) == 0
+    flair = sitk.ReadImage(str(case / "flair.nii.gz"))
+    lesions = sitk.ReadImage(str(out / "wm_lesions.nii.gz"))
+    tissue = sitk.ReadImage(str(out / "wm_tissue.nii.gz"))
+    assert same_grid(lesions, flair) and same_grid(tissue, flair)
+    ids = sitk.GetArrayFromImage(lesions)
+    with open(out / "lesions.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == wm.COLUMNS
+    assert len(rows) == len(LESIONS_ZYX) == ids.max()
+    voxel_ul = float(np.prod(SPACING_MM))
+    for row in rows:
+        lesion_id = int(row["lesion_id"])
+        assert int(row["voxels"]) == np.count_nonzero(ids == lesion_id)
+        assert float(row["volume_ul"]) == pytest.approx(int(row["voxels"]) * voxel_ul, rel=1e-3)
+        centre_zyx = ras_to_index_zyx(flair, [float(row[k]) for k in
+                                              ("centroid_r", "centroid_a", "centroid_s")])
+        nearest = min(LESIONS_ZYX, key=lambda c: np.linalg.norm(np.subtract(c, centre_zyx)))
+        assert np.linalg.norm(np.subtract(nearest, centre_zyx)) < 1.0   # RAS centroid is right
+        assert row["location"] == "deep" and row["class"] == "wm"
+        assert 0.5 < float(row["probability"]) <= 1.0
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
+    assert dice(truth > 0, ids > 0) > 0.6      # through two resamplings at 2 mm
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lesion_count"] == len(rows)
+    assert summary["count_by_location"]["deep"] == len(rows)
+    assert summary["total_lesion_volume_ul"] == pytest.approx(
+        sum(float(r["volume_ul"]) for r in rows), abs=0.01)
+    assert summary["model"]["sha256"] == tiny_bundle.weights_sha256
+    assert summary["inputs"] == {"flair": True, "t1": True, "t2": True, "brain_mask": False}
+    assert {"preprocessing", "inference", "postprocessing"} <= set(summary["timings_s"])
+    assert summary["warnings"] == []           # 1.8-2 mm is close to the model's 2 mm
+    assert (out / "wm.seg.nrrd").is_file()
+
+
+def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_warning(
+        tiny_bundle, threshold_network, tmp_path) -> None:
+    case = make_case(tmp_path / "clean", with_lesions=False)
+    coarse = write_bundle(tmp_path / "coarse", {**tiny_bundle.metadata, "spacing_mm": [4.0] * 3},
+                          tiny_bundle.load_state_dict())
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--brain-mask", case / "brainmask.nii.gz",
+                   "--out", out, "--model", coarse.path) == 0
+    assert (out / "lesions.csv").read_text().strip() == ",".join(wm.COLUMNS)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lesion_count"] == 0 and summary["total_lesion_volume_ul"] == 0
+    assert set(summary["count_by_location"].values()) == {0}
+    assert any("--flair" in w and "spacing" in w for w in summary["warnings"])
+    assert summary["brain_mask_method"] == "given"
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_lesions.nii.gz"))).max() == 0
+
+
+def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--out", out, "--model",
+                   tiny_bundle.path, "--connectivity", "6") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inputs"]["t1"] is False and summary["connectivity"] == 6
+    tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
+    assert tissue.max() <= max(Tissue)
+
+
+def test_a_t1_that_does_not_overlap_flair_is_refused_with_one_line(
+        case, tiny_bundle, tmp_path, capsys) -> None:
+    t1 = sitk.ReadImage(str(case / "t1.nii.gz"))
+    far = _image(sitk.GetArrayFromImage(t1), tmp_path / "far_t1.nii.gz", origin=(400, 0, 0))
+    code = run_cli("--flair", case / "flair.nii.gz", "--t1", far, "--out", tmp_path / "out",
+                   "--model", tiny_bundle.path)
+    error = capsys.readouterr().err.strip()
+    assert code != 0 and len(error.splitlines()) == 1
+    assert "--t1" in error and "overlap" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_flair_that_is_not_brain_sized_is_refused(tiny_bundle, tmp_path, capsys) -> None:
+    small = _image(np.random.default_rng(0).random((10, 10, 10), np.float32),
+                   tmp_path / "small.nii.gz")
+    assert run_cli("--flair", small, "--out", tmp_path / "out", "--model", tiny_bundle.path)
+    assert "--flair" in capsys.readouterr().err
+
+
+def test_tampered_weights_are_refused(tiny_bundle, tmp_path) -> None:
+    copy = write_bundle(tmp_path / "copy", tiny_bundle.metadata, tiny_bundle.load_state_dict())
+    weights = copy.path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(copy.path).load_state_dict()
+
+
+def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) -> None:
+    common = ["--progress", "none", "train", "wm", "--data", str(case.parent), "--steps", "2",
+              "--batch-size", "2", "--crop", "32", "--slices", "3", "--features",
+              "4,4,4,4,4,4", "--seed", "3"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b")]) == 0
+    first, second = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
+    assert first.metadata["training"]["seed"] == 3
+    assert first.weights_sha256 == second.weights_sha256      # same seed, same weights
+    state = first.load_state_dict()                          # the checksum verifies
+    network = build_network("deepscan", **first.metadata["network"])
+    network.load_state_dict(state)
+    assert (first.path / "MODEL_CARD.md").is_file()
+
+
+def test_the_shipped_bundle_finds_lesions_on_a_cropped_phantom_case(tmp_path) -> None:
+    phantom = pytest.importorskip("MSLesionAILib.phantom")
+    bundle = find_bundle(None, "wm", {"flair", "t1", "t2"})
+    case = phantom.write_case(phantom.generate_case(8101, kind="wm", crop_mm=72,
+                                                    spacing_mm=1.0, wm_lesion_count=12),
+                              tmp_path / "case")
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--t1", case / "t1.nii.gz", "--t2",
+                   case / "t2.nii.gz", "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["id"] == bundle.id
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
+    found = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_lesions.nii.gz")))
+    assert dice(truth > 0, found > 0) > 0.5
