@@ -1,14 +1,18 @@
 """What can be checked of the Slicer modules without the Slicer app: they compile, their `.ui`
 files parse and hold every widget the code names, their parameters are options of the command
-line, the CMake files list exactly the files there are, and the first-use install's checks."""
+line and the arguments their logic builds parse there, the CMake files list exactly the files
+there are, and the first-use install's checks."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import re
 import shutil
 import subprocess
+import sys
+import types
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from MSLesionAILib import dependencies
 from MSLesionAILib.cli import build_parser
 from MSLesionAILib.devices import DEVICE_CHOICES
 from MSLesionAILib.tasks import TASKS, option_name, parameter_name
+from MSLesionAILib.workflow import option_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("MSLesionAI", "MSLesionAIRim", "MSLesionAICortical")
@@ -110,6 +115,71 @@ def test_panel_choices_are_the_command_line_choices():
     cortical = pytest.importorskip("MSLesionAILib.pipelines.cortical")
     assert literal(module_file("MSLesionAICortical"), "MIN_VOLUMES_UL") == list(
         cortical.MIN_VOLUME_CHOICES_UL)
+
+
+# --- the module logic, with stand-ins for what only the Slicer app has ----------------------
+
+@pytest.fixture
+def module_files(monkeypatch):
+    """Imports the module files with stand-ins for qt, the ScriptedLoadableModule classes and
+    the parameter node wrapper (a plain class then), to test what their logic computes."""
+    pytest.importorskip("slicer")
+    scripted = types.ModuleType("slicer.ScriptedLoadableModule")
+    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleLogic",
+                 "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleTest"):
+        setattr(scripted, name, type(name, (), {"__init__": lambda self, *args: None}))
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper = lambda cls: cls
+    wrapper.Choice = wrapper.WithinRange = lambda *args: None
+    for name, module in (("qt", types.ModuleType("qt")), (scripted.__name__, scripted),
+                         (wrapper.__name__, wrapper)):
+        monkeypatch.setitem(sys.modules, name, module)
+    for module in MODULES:
+        monkeypatch.syspath_prepend(str(ROOT / module))
+    for name in (*MODULES, "MSLesionAILib.slicer_module"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    yield {module: importlib.import_module(module) for module in MODULES}
+    for name in (*MODULES, "MSLesionAILib.slicer_module"):
+        sys.modules.pop(name, None)
+
+
+def parameters_of(module, values: dict):
+    parameters = getattr(module, f"{module.__name__}ParameterNode")()
+    for name in type(parameters).__annotations__:
+        setattr(parameters, name, values.get(name, getattr(parameters, name, None)))
+    return parameters
+
+
+def test_rim_panel_arguments_are_accepted_by_the_command_line(module_files):
+    import slicer
+
+    scene = slicer.vtkMRMLScene()
+    phase = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phase")
+    lesions = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "lesions")
+    point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    point.AddControlPoint([-12.5, 3.0, 40.0])
+    rim = module_files["MSLesionAIRim"]
+    parameters = parameters_of(rim, {"phase": phase, "lesionMask": lesions, "point": point})
+
+    inputs, options = rim.MSLesionAIRimLogic().arguments(parameters)
+
+    assert inputs == {"phase": phase, "flair": None, "mp2rage": None, "t2star": None,
+                      "lesion-mask": lesions}
+    assert options == {"point": "-12.500,3.000,40.000", "operating-point": None,
+                       "register": False, "device": "auto"}
+    args = build_parser().parse_args(["rim", "--phase", "p.nrrd", "--out", "o",
+                                      *option_arguments(options)])
+    assert args.point == (-12.5, 3.0, 40.0) and args.operating_point is None
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_default_panel_arguments_are_accepted_by_the_command_line(module_files, module):
+    logic = getattr(module_files[module], f"{module}Logic")()
+    inputs, options = logic.arguments(parameters_of(module_files[module], {}))
+    assert set(inputs) >= set(TASKS[logic.taskName].input_patterns)
+    args = build_parser().parse_args([logic.taskName, f"--{logic.task.reference_input}", "x",
+                                      "--out", "o", *option_arguments(options)])
+    assert args.device == "auto"
 
 
 # --- CMake ----------------------------------------------------------------------------------
