@@ -207,3 +207,15 @@ def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Pat
     assert all((tmp_path / "set" / c["folder"] / "flair.nii.gz").exists()
                for c in manifest["cases"])
     assert main(["phantom", str(tmp_path / "cases"), "--seed", "3"]) != 0  # never overwrites
+
+
+def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:
+    case = generate_case(21, "all", mode="randomised", spacing_mm=(1.2, 1.2, 2.4), crop_mm=50.0)
+    assert set(case.images) == {"flair", "t1", "t2", "mp2rage", "t2star", "phase"}
+    grids = [*case.images.values(), case.brainmask, *case.truth.values()]
+    assert all(same_grid(grids[0], image) for image in grids[1:])
+    assert np.allclose(grids[0].GetSpacing(), (1.2, 1.2, 2.4))
+    phase = sitk.GetArrayFromImage(case.images["phase"])
+    assert np.isfinite(phase).all() and phase.min() < 0 < phase.max()
+    realistic = generate_case(21, "all", spacing_mm=(1.2, 1.2, 2.4), crop_mm=50.0)
+    assert case.parameters["tissue_values"] != realistic.parameters["tissue_values"]

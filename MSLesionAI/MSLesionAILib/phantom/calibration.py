@@ -4,7 +4,8 @@
   best on the phantom cases themselves (an optimistic baseline); lesion-wise F1 by the MSSEG
   rule (`metrics.msseg`).
 - Rims: for each white-matter lesion of at least 12.3 µL, mean phase in a shell across its
-  border minus mean phase inside it; ROC AUC against the rim truth (`metrics.rim`).
+  border (±1.5 mm) minus mean phase deeper inside (the deepest voxels of a lesion too small
+  to have such a core); ROC AUC against the rim truth (`metrics.rim`).
 - Cortical: MP2RAGE z-scored in the cortex, hypointense voxels of the cortex thresholded; the
   loosest threshold still reaching LTPR 0.7 and its LFPR (CLAIMS rules, `metrics.cortical`).
 
@@ -72,10 +73,8 @@ def rim_scores(case: PhantomCase) -> tuple[list[int], list[float]]:
         lesion = labels[box] == row["lesion_id"]
         depth_mm = (ndimage.distance_transform_edt(lesion, sampling=spacing)
                     - ndimage.distance_transform_edt(~lesion, sampling=spacing))
-        shell = np.abs(depth_mm) <= _SHELL_MM
-        inside = depth_mm > _SHELL_MM
-        if not inside.any():
-            inside = lesion
+        inside = depth_mm >= min(_SHELL_MM, depth_mm.max())  # small lesions: their core
+        shell = (np.abs(depth_mm) <= _SHELL_MM) & ~inside
         truth.append(int(row["rim"]))
         scores.append(float(phase[box][shell].mean() - phase[box][inside].mean()))
     return truth, scores

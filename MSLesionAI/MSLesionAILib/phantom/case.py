@@ -22,7 +22,7 @@ from ..labels import Tissue
 from ..progress import Progress
 from . import artefacts
 from .anatomy import CaseAnatomy, case_anatomy
-from .contrasts import draw_texture, draw_tissue_values, synthesize
+from .contrasts import draw_dawm, draw_texture, draw_tissue_values, synthesize
 from .cortical import draw_cortical_load, place_cortical_lesions
 from .grid import draw_geometry
 from .lesions import LesionSet, draw_wm_load, place_wm_lesions
@@ -142,6 +142,7 @@ def render_contrasts(streams: dict[str, np.random.Generator], anatomy: CaseAnato
     contrasts = KIND_CONTRASTS[kind]
     values = draw_tissue_values(streams["contrasts"], mode, contrasts)
     texture = draw_texture(anatomy, streams["contrasts"])
+    dawm = draw_dawm(anatomy, streams["contrasts"], mode)
     veins = susceptibility.vein_fraction if susceptibility else np.zeros_like(wm.fraction)
     brain = anatomy.brain.astype(np.uint8)
     scanner_rng = streams["scanner"]
@@ -151,7 +152,8 @@ def render_contrasts(streams: dict[str, np.random.Generator], anatomy: CaseAnato
         progress.update(index / len(contrasts), contrast)
         scanner = artefacts.draw_scanner(scanner_rng, mode)
         name = "t2star" if contrast == "phase" else contrast
-        ideal = synthesize(anatomy, values[name], wm.fraction, cortical.fraction, veins, texture)
+        ideal = synthesize(anatomy, values[name], wm.fraction, cortical.fraction, veins, texture,
+                           dawm)
         if contrast == "phase":
             voxels, scanner["phase"] = phase_image(susceptibility.chi_ppm, ideal, brain,
                                                    anatomy.grid, scanner_rng, mode)

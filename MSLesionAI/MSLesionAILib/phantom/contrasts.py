@@ -14,22 +14,27 @@ from .anatomy import CaseAnatomy
 from .fields import smooth_noise
 
 MAGNITUDE_CONTRASTS = ("flair", "t1", "t2", "mp2rage", "t2star")
-TISSUES = ("csf", "gm", "deep_gm", "wm", "wm_lesion", "cortical_lesion", "vein")
+TISSUES = ("csf", "gm", "deep_gm", "wm", "wm_lesion", "cortical_lesion", "vein", "dawm")
 
 # Realistic values relative to white matter: (low, high) of a uniform draw per case. The
-# cortical-lesion entry is relative to grey matter: cortical lesions are faint.
+# cortical-lesion entry is relative to grey matter: cortical lesions are faint. "dawm" is the
+# relative change of "dirty-appearing" white matter: diffuse, ill-defined, not a lesion.
 _REALISTIC = {
     "flair": {"csf": (0.08, 0.2), "gm": (1.12, 1.3), "deep_gm": (0.95, 1.15), "wm": (1.0, 1.0),
-              "wm_lesion": (1.3, 1.75), "cortical_lesion": (1.05, 1.15), "vein": (0.9, 1.0)},
+              "wm_lesion": (1.35, 1.9), "cortical_lesion": (1.05, 1.15), "vein": (0.9, 1.0),
+              "dawm": (0.08, 0.3)},
     "t1": {"csf": (0.18, 0.35), "gm": (0.55, 0.7), "deep_gm": (0.7, 0.85), "wm": (1.0, 1.0),
-           "wm_lesion": (0.5, 0.85), "cortical_lesion": (0.9, 0.97), "vein": (0.8, 1.0)},
+           "wm_lesion": (0.5, 0.85), "cortical_lesion": (0.9, 0.97), "vein": (0.8, 1.0),
+           "dawm": (-0.12, -0.03)},
     "t2": {"csf": (2.5, 3.6), "gm": (1.25, 1.45), "deep_gm": (0.95, 1.2), "wm": (1.0, 1.0),
-           "wm_lesion": (1.5, 2.2), "cortical_lesion": (1.05, 1.15), "vein": (0.7, 0.9)},
+           "wm_lesion": (1.6, 2.4), "cortical_lesion": (1.05, 1.15), "vein": (0.7, 0.9),
+           "dawm": (0.08, 0.3)},
     "mp2rage": {"csf": (0.05, 0.15), "gm": (0.6, 0.75), "deep_gm": (0.75, 0.88),
                 "wm": (1.0, 1.0), "wm_lesion": (0.55, 0.8), "cortical_lesion": (0.85, 0.95),
-                "vein": (0.85, 1.0)},
+                "vein": (0.85, 1.0), "dawm": (-0.12, -0.03)},
     "t2star": {"csf": (1.3, 1.8), "gm": (1.1, 1.3), "deep_gm": (0.75, 0.95), "wm": (1.0, 1.0),
-               "wm_lesion": (1.15, 1.45), "cortical_lesion": (1.03, 1.1), "vein": (0.3, 0.55)},
+               "wm_lesion": (1.15, 1.45), "cortical_lesion": (1.03, 1.1), "vein": (0.3, 0.55),
+               "dawm": (0.03, 0.1)},
 }
 _MIN_RANDOM_LESION_CONTRAST = 0.12
 
@@ -51,6 +56,7 @@ def draw_tissue_values(rng: np.random.Generator, mode: str,
 
 def _randomised_values(rng: np.random.Generator) -> dict[str, float]:
     drawn = {t: rng.uniform(0.05, 1.0) for t in TISSUES}
+    drawn["dawm"] = rng.uniform(-0.3, 0.3)
     for lesion, tissue in (("wm_lesion", "wm"), ("cortical_lesion", "gm")):
         if abs(drawn[lesion] - drawn[tissue]) < _MIN_RANDOM_LESION_CONTRAST:
             drawn[lesion] = drawn[tissue] + rng.choice([-1, 1]) * rng.uniform(
@@ -60,21 +66,31 @@ def _randomised_values(rng: np.random.Generator) -> dict[str, float]:
 
 def synthesize(anatomy: CaseAnatomy, values: dict[str, float], wm_lesion_fraction: np.ndarray,
                cortical_lesion_fraction: np.ndarray, vein_fraction: np.ndarray,
-               texture: np.ndarray) -> np.ndarray:
+               texture: np.ndarray, dawm: np.ndarray) -> np.ndarray:
     """The noise-free image: tissues mixed by fraction, then lesions and veins mixed in.
 
-    ``texture`` (about 1) is the case's fine tissue heterogeneity, shared by all contrasts.
+    ``texture`` (about 1) is the case's fine tissue heterogeneity and ``dawm`` (0..1) its
+    dirty-appearing white matter, both shared by all contrasts.
     """
     f = anatomy.fractions
     deep = f["deep_gm"] * (1.0 - f["infratentorial"])
     image = (f["csf"] * values["csf"] + f["gm"] * (1.0 - deep) * values["gm"]
-             + f["gm"] * deep * values["deep_gm"] + f["wm"] * values["wm"])
+             + f["gm"] * deep * values["deep_gm"]
+             + f["wm"] * values["wm"] * (1.0 + values["dawm"] * dawm))
     tissue_total = f["csf"] + f["gm"] + f["wm"]
     for fraction, tissue in ((wm_lesion_fraction, "wm_lesion"),
                              (cortical_lesion_fraction, "cortical_lesion"),
                              (vein_fraction, "vein")):
         image = image * (1.0 - fraction) + fraction * values[tissue] * tissue_total
     return (image * texture).astype(np.float32)
+
+
+def draw_dawm(anatomy: CaseAnatomy, rng: np.random.Generator, mode: str) -> np.ndarray:
+    """Patches (0..1) of dirty-appearing white matter: smooth, ill-bounded, case-dependent."""
+    extent = rng.uniform(0.6, 1.8) if mode == "realistic" else rng.uniform(0.3, 2.5)
+    field = smooth_noise(anatomy.tissue.shape, rng.uniform(6.0, 14.0) / np.array(
+        anatomy.spacing_zyx_mm), rng)
+    return np.clip(field - extent, 0.0, 1.0)
 
 
 def draw_texture(anatomy: CaseAnatomy, rng: np.random.Generator) -> np.ndarray:

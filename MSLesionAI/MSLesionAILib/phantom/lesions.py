@@ -134,7 +134,7 @@ def _draw_volume_ul(rng: np.random.Generator, lesion_type: str) -> float:
 
 def _severity(rng: np.random.Generator, mode: str) -> float:
     """How far a lesion's signal goes from normal tissue towards the case's lesion value."""
-    low = 0.3 if mode == "realistic" else 0.5
+    low = 0.4 if mode == "realistic" else 0.6
     return float(rng.uniform(low, 1.0))
 
 
