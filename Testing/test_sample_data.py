@@ -158,6 +158,58 @@ def test_registration_with_slicer_sample_data(tmp_path, monkeypatch):
     assert len(set(all_file_names)) == len(all_file_names)  # one Slicer cache for all
 
 
+class _Dialog:
+    """Stands in for Slicer's QProgressDialog; ``cancel_at`` percent presses Cancel."""
+
+    def __init__(self, cancel_at: int | None) -> None:
+        self.cancel_at, self.values, self.closed = cancel_at, [], False
+        self.labelText = ""
+
+    @property
+    def wasCanceled(self) -> bool:  # noqa: N802 (Qt's name)
+        return self.cancel_at is not None and max(self.values, default=0) >= self.cancel_at
+
+    @property
+    def value(self) -> int:
+        return self.values[-1]
+
+    @value.setter
+    def value(self, percent: int) -> None:
+        self.values.append(percent)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _stand_in_slicer(monkeypatch, dialog: _Dialog) -> list[tuple]:
+    loaded = []
+    util = SimpleNamespace(createProgressDialog=lambda **_kwargs: dialog,
+                           loadNodeFromFile=lambda *args: loaded.append(args) or args[2]["name"])
+    monkeypatch.setitem(sys.modules, "slicer", SimpleNamespace(
+        util=util, app=SimpleNamespace(processEvents=lambda: None)))
+    monkeypatch.setattr(sample_data, "SAMPLES", (SMALL_WM,))
+    return loaded
+
+
+def test_load_sample_generates_with_progress_then_loads_each_file(tmp_path, monkeypatch):
+    dialog = _Dialog(cancel_at=None)
+    loaded = _stand_in_slicer(monkeypatch, dialog)
+    nodes = sample_data.load_sample(SMALL_WM.name, tmp_path)
+    assert nodes == [f.node_name for f in SMALL_WM.files(tmp_path)]
+    assert [(Path(path).name, file_type) for path, file_type, _ in loaded] == [
+        ("flair.nii.gz", VOLUME_FILE), ("t1.nii.gz", VOLUME_FILE), ("t2.nii.gz", VOLUME_FILE),
+        ("reference.seg.nrrd", SEGMENTATION_FILE)]
+    assert dialog.closed and dialog.values[-1] == 100 and len(dialog.values) > 3
+
+
+def test_cancel_during_generation_loads_nothing_and_leaves_no_files(tmp_path, monkeypatch):
+    dialog = _Dialog(cancel_at=1)
+    loaded = _stand_in_slicer(monkeypatch, dialog)
+    assert sample_data.load_sample(SMALL_WM.name, tmp_path) == []
+    assert dialog.closed and not loaded
+    assert not SMALL_WM.folder(tmp_path).exists()
+
+
 def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MSLESIONAI_CACHE", str(tmp_path / "c"))
     assert sample_data.cache_directory() == tmp_path / "c" / "sample_data"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .atomic import output_directory
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .labels import (
     CORTICAL_CLASSES,
     CORTICAL_FAMILY,
@@ -93,6 +95,7 @@ class PhantomSample:
             write_case(case, partial / "case")
             labels, ids_image, segments = phantom_reference(case)
             write_seg_nrrd(partial / REFERENCE_FILE, labels, ids_image, segments)
+        progress.update(1.0, "ready")
 
 
 @dataclass(frozen=True)
@@ -213,16 +216,38 @@ def _safe(text: str) -> str:
 # --- Slicer ---------------------------------------------------------------------------------
 
 def load_sample(name: str, cache_dir: str | Path | None = None) -> list[Any]:
-    """Load a sample into Slicer's scene (generating it first if needed); return the nodes."""
+    """Load a sample into Slicer's scene (generating it first, with a progress dialog that can
+    cancel, if it is not in the cache); return the nodes, none when cancelled."""
     import slicer
 
-    with slicer.util.WaitCursor():
-        slicer.util.showStatusMessage(f"Preparing sample data {name} (first use: generating)…")
-        files = sample_files(name, cache_dir)
-        nodes = [slicer.util.loadNodeFromFile(str(f.path), f.file_type, {"name": f.node_name})
-                 for f in files]
-    slicer.util.showStatusMessage(f"Loaded sample data {name}", 3000)
-    return nodes
+    try:
+        with _progress_dialog(f"Preparing sample data {name}") as progress:
+            files = sample_files(name, cache_dir, progress)
+    except Cancelled:
+        return []
+    return [slicer.util.loadNodeFromFile(str(f.path), f.file_type, {"name": f.node_name})
+            for f in files]
+
+
+@contextmanager
+def _progress_dialog(title: str) -> Iterator[Progress]:
+    """A `Progress` shown in Slicer's modal progress dialog; its Cancel button cancels."""
+    import slicer
+
+    dialog = slicer.util.createProgressDialog(labelText=title, maximum=100)
+    cancel = threading.Event()
+
+    def show(fraction: float, message: str) -> None:
+        dialog.value = int(100 * fraction)
+        dialog.labelText = f"{title}: {message}" if message else title
+        slicer.app.processEvents()
+        if dialog.wasCanceled:
+            cancel.set()
+
+    try:
+        yield Progress(show, cancel)
+    finally:
+        dialog.close()
 
 
 def register_sample_data(cache_dir: str | Path | None = None,
