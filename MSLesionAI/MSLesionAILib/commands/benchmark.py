@@ -1,0 +1,43 @@
+"""`mslesionai benchmark`: the shipped models beside baselines on held-out cohorts (RESULTS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from ..benchmark.run import Options, run_benchmark
+from ..progress import Progress
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "benchmark", help="measure the installed models and baselines on held-out phantom "
+                          "cohorts and the real sample case; write RESULTS.md and plots",
+        description="Held-out cohorts (seeds no model trained on), every installed model and "
+                    "the baselines, the papers' metrics, speed and memory per stage.")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for RESULTS.md and the PNGs (work files in OUT/work)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 tiny cropped cases per kind and 2-step baselines: checks the "
+                             "plumbing only, the figures mean nothing")
+    parser.add_argument("--cases", type=int, help="cases per kind (default 10; quick 2)")
+    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--models", type=Path, nargs="*",
+                        help="bundle folders (default: every installed model)")
+    parser.add_argument("--budget", type=float, default=1.0,
+                        help="baseline U-Net training steps as a fraction of the shipped "
+                             "model's (default 1: the same budget)")
+    parser.add_argument("--repeats", type=int, default=3, help="speed runs per pipeline")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    options = Options(out=args.out, quick=args.quick, cases=args.cases,
+                      skip_baselines=args.skip_baselines, models=args.models,
+                      budget=args.budget, repeats=args.repeats, threads=args.threads,
+                      command="mslesionai " + shlex.join(sys.argv[1:]))
+    print(f"wrote {run_benchmark(options, progress)}")
+    return 0
