@@ -224,7 +224,7 @@ def test_counts_volumes_and_tables_match_the_result_folders(patient, tmp_path):
     assert [row[-2] for row in rim_table[1:]] == ["rim+"] * 4 + ["rim−"]
     assert "MSLesionAI report — case 07" in text
     assert "FLAIR resampled from 3.0 mm slices" in text and "wm-deepscan 1.0" in text
-    assert "Excluded: too small 2, min volume ul 12.3" in text
+    assert "Excluded: too small 2, min volume (µL) 12.3" in text
 
 
 @pytest.mark.parametrize(("rim_positive", "flag"), [(3, "&lt; 4 PRL"),

@@ -114,8 +114,16 @@ def _model_name(model: Any) -> str:
 
 def _count_text(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{key.replace('_', ' ')} {item}" for key, item in value.items())
+        return ", ".join(f"{_key_title(key)} {item}" for key, item in value.items())
     return str(len(value)) if isinstance(value, list) else str(value)
+
+
+def _key_title(key: str) -> str:
+    """A summary key as words, its unit suffix in brackets: ``min_volume_ul`` → min volume (µL)."""
+    for suffix, unit in (("_ul", "µL"), ("_mm", "mm"), ("_s", "s")):
+        if key.endswith(suffix):
+            return f"{key.removesuffix(suffix).replace('_', ' ')} ({unit})"
+    return key.replace("_", " ")
 
 
 def _counts_table(result: PipelineResult) -> str:
