@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from MSLesionAILib.process import ProcessRun, cli_command, run_cli
+from MSLesionAILib.process import CANCEL_GRACE_S, ProcessRun, cli_command, run_cli
 
 # A stand-in for a long `mslesionai` command: progress lines, an output folder written
 # atomically, SIGTERM turned into `Cancelled` as the command line does, optionally a child
@@ -93,7 +93,7 @@ def test_a_worker_left_running_by_a_finished_command_is_stopped(helper):
     run = helper("worker", steps=1)
     started = time.monotonic()
     assert run.wait() == 0
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 30.0  # not the worker's 60 s
     assert not process_exists(int(wait_for_output(run, "worker ").split()[1]))
 
 
@@ -111,7 +111,7 @@ def test_cancel_stops_the_process_tree_promptly_and_leaves_no_output(helper, tmp
         time.sleep(0.02)
     started = time.monotonic()
     run.cancel()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < CANCEL_GRACE_S  # SIGTERM did it, no SIGKILL needed
     assert run.poll() == 130
     assert not process_exists(worker)
     assert list(tmp_path.iterdir()) == [tmp_path / "fake_cli.py"]  # no output, no partial
