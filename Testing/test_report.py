@@ -12,6 +12,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -39,10 +40,13 @@ YELLOW, ORANGE, GREEN, RED = (WM_LESION_SEGMENT[1], CORTICAL_SEGMENTS["leukocort
                               CORTICAL_SEGMENTS["intracortical_subpial"][1], RIM_SEGMENTS[1][1])
 
 
+GRID_DIRECTION = rotation_direction(20.0)  # oblique; a test also uses a flipped one
+
+
 def _grid() -> sitk.Image:
     grid = sitk.Image(SHAPE_ZYX[::-1], sitk.sitkFloat32)
     grid.SetSpacing((0.9, 0.9, 1.5))
-    grid.SetDirection(rotation_direction(20.0))
+    grid.SetDirection(GRID_DIRECTION)
     grid.SetOrigin((-30.0, 20.0, -15.0))
     return grid
 
@@ -250,21 +254,30 @@ def test_page_is_self_contained_and_its_pictures_are_pngs_of_the_lesions(patient
     assert not _near(rim, RIM_SEGMENTS[0][1]).any()  # ... and no rim− lesion shown
 
 
-def test_lightbox_is_radiological_with_anterior_up(tmp_path):
-    """The small green lesion sits to the patient's right of and anterior to the large orange
-    one (array y and x decrease: towards R and A after the grid's 20° turn is undone), so in
-    the large lesion's panel it must appear to the left of and above it."""
+# Stored as most NIfTI files are (i towards R, j towards A), turned 20° about S.
+RAS_STORED = tuple((np.diag([-1.0, -1.0, 1.0]) @ np.reshape(rotation_direction(20.0), (3, 3)))
+                   .ravel())
+
+
+@pytest.mark.parametrize("direction", [GRID_DIRECTION, RAS_STORED], ids=["LPS", "RAS"])
+def test_lightbox_is_radiological_with_anterior_up(tmp_path, monkeypatch, direction):
+    """A small green lesion next to the large orange one, in the same slice: in the large
+    lesion's panel it must appear where radiological convention puts it (patient's right on
+    the left, anterior up), whichever way the grid is stored."""
+    monkeypatch.setattr(sys.modules[__name__], "GRID_DIRECTION", direction)
     folder = write_cortical(tmp_path, neighbour_offset_yx=(-6, -8))
     rows = read_table_csv(folder / "lesions.csv")
     first, neighbour = (np.array([float(r[f"centroid_{c}"]) for c in "ras"]) for r in rows[:2])
-    right, anterior = neighbour[:2] - first[:2]
-    assert right > 3 and anterior > 3  # the geometry says what the picture must show
+    right_mm, anterior_mm = neighbour[:2] - first[:2]
+    assert min(abs(right_mm), abs(anterior_mm)) > 3  # the picture must show both offsets
     out = tmp_path / "report.html"
     write_report([folder], out)
     pixels = np.asarray(_png(_Page(out.read_text()).images[0]))
-    panel = pixels[: pixels.shape[0], : pixels.shape[1] // 6]  # first column: largest lesion
+    panel = pixels[:, : pixels.shape[1] // 6]  # first column: the largest lesion
     orange, green = (np.argwhere(_near(panel, color)).mean(axis=0) for color in (ORANGE, GREEN))
-    assert green[1] < orange[1] - 5 and green[0] < orange[0] - 5
+    rows_down, columns_right = green - orange
+    assert np.sign(columns_right) == -np.sign(right_mm) and abs(columns_right) > 5
+    assert np.sign(rows_down) == -np.sign(anterior_mm) and abs(rows_down) > 5
 
 
 @pytest.mark.parametrize("recorded", ["moved", "flag"])
