@@ -74,7 +74,7 @@ def sample_patches(volumes: np.ndarray, image: sitk.Image, centres_lps: np.ndarr
     if affines is None:
         points = centres_lps[:, None, :] + offsets[None]
     else:
-        points = centres_lps[:, None, :] + np.einsum("nij,kj->nki", affines, offsets)
+        points = centres_lps[:, None, :] + offsets @ np.swapaxes(affines, 1, 2)
     index = lps_to_index_zyx(image, points).reshape(-1, 3).T
     patches = np.stack([ndimage.map_coordinates(volume, index, order=order, mode="nearest")
                         for volume in volumes])

@@ -60,7 +60,7 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     phase = inputs.phase
     with timer.stage("preprocessing"):
         images = _model_images(inputs, bundle, register)
-        brain = _brain_mask(inputs, images)
+        brain = _brain_mask(inputs, images, bundle.input_names)
         warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
         spec = PatchSpec.from_metadata(bundle.metadata["patches"])
         warning = spacing_warning(phase, "phase", (spec.spacing_mm,) * 3, tolerance=1.0)
@@ -149,14 +149,15 @@ def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.
     return np.stack(volumes)
 
 
-def _brain_mask(inputs: RimInputs, images: np.ndarray) -> np.ndarray:
+def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str]) -> np.ndarray:
     """The brain on the phase grid: the given mask, else the foreground of the structural
-    image (the first non-phase model input)."""
+    image (the first model input that is not phase)."""
     if inputs.brain_mask is not None:
         check_overlap(inputs.brain_mask, "--brain-mask", inputs.phase, "--phase")
         mask = resample_like(inputs.brain_mask, inputs.phase, "nearest")
         return sitk.GetArrayFromImage(mask) > 0
-    return foreground_mask(images[-1] if len(images) > 1 else np.abs(images[0]))
+    structural = [volume for volume, name in zip(images, names, strict=True) if name != "phase"]
+    return foreground_mask(structural[0] if structural else np.abs(images[0]))
 
 
 def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, progress: Progress,

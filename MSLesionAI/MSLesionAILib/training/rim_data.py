@@ -75,7 +75,8 @@ def read_case(folder: Path, inputs: list[str]) -> tuple[sitk.Image, np.ndarray, 
     truth = truth if same_grid(truth, phase) else resample_like(truth, phase, "nearest")
     with open(folder / "truth" / "lesions.csv", newline="") as stream:
         rim = {int(row["lesion_id"]): int(row["rim"]) for row in csv.DictReader(stream)}
-    return phase, np.stack(volumes), sitk.GetArrayFromImage(truth).astype(np.int32), rim
+    images = np.stack(volumes) if volumes else np.zeros((0, *phase.GetSize()[::-1]), np.float32)
+    return phase, images, sitk.GetArrayFromImage(truth).astype(np.int32), rim
 
 
 def random_affines(count: int, rng: np.random.Generator) -> np.ndarray:
