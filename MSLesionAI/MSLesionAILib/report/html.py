@@ -48,6 +48,7 @@ figure img { max-width: 100%; display: block; background: black; }
 .warning { color: #8a4b00; }
 footer { margin-top: 32px; border-top: 1px solid #d5dae3; padding-top: 8px; }
 @page { margin: 14mm; }
+* { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 """
 
 
