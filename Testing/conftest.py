@@ -35,3 +35,15 @@ def make_image(size_xyz=(20, 16, 12), spacing=(1.0, 1.2, 2.5), origin=(-10.0, 30
 @pytest.fixture
 def oblique_image() -> sitk.Image:
     return make_image()
+
+
+@pytest.fixture
+def scene():
+    """A real MRML scene (slicer-core) with the segmentations logic, as `slicer.mrmlScene`."""
+    slicer = pytest.importorskip("slicer")
+    scene = slicer.vtkMRMLScene()
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    slicer.mrmlScene = scene
+    yield scene
+    scene.Clear(True)

@@ -21,16 +21,6 @@ LESION_SLICES = np.s_[3:6, 4:9, 2:5]
 
 
 @pytest.fixture
-def scene():
-    scene = slicer.vtkMRMLScene()
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)
-    slicer.mrmlScene = scene
-    yield scene
-    scene.Clear(True)
-
-
-@pytest.fixture
 def oblique_image() -> sitk.Image:
     """An anisotropic image whose axes are rotated about all three world axes."""
     image = sitk.GetImageFromArray(np.random.default_rng(0).random((10, 14, 17), np.float32))
@@ -143,7 +133,7 @@ def test_transforms_that_align_nodes_in_slicer_count(scene, oblique_image, class
 
 def test_rim_segment_ids_stay_distinct():
     ids = {mrml.segment_id(Segment(v, n, (0, 0, 0)))
-           for v, n in ((1, "rim+ lesion"), (2, "rim− lesion"))}
+           for v, n in ((1, "rim+ lesion"), (2, "rim- lesion"))}
     assert ids == {"rim_positive_lesion", "rim_negative_lesion"}
 
 

@@ -88,9 +88,6 @@ def test_phantom_reference_uses_the_modules_classes():
     assert {s.value: s.name for s in segments} == {1: RIM_SEGMENTS[1][0], 2: RIM_SEGMENTS[0][0]}
 
 
-@pytest.mark.xfail(raises=UnicodeEncodeError, strict=True,
-                   reason="results.write_seg_nrrd writes the NRRD header as ASCII (pynrrd), and "
-                          "the rim− segment name in labels.RIM_SEGMENTS has U+2212")
 def test_rim_reference_segmentation_can_be_written(tmp_path):
     grid = sitk.Image(4, 4, 4, sitk.sitkUInt8)
     rim = SimpleNamespace(kind="rim", truth={"wm_lesions": grid}, lesions=[])

@@ -22,12 +22,7 @@ from MSLesionAILib.results import LesionResult, Segment, write_result
 
 slicer = pytest.importorskip("slicer")
 
-# labels.RIM_SEGMENTS names "rim− lesion" with U+2212, which results.write_seg_nrrd (pynrrd
-# writes NRRD headers as ASCII) cannot write yet; these tests pass once that is fixed.
-RIM_SEG_NRRD = pytest.mark.xfail(raises=UnicodeEncodeError, strict=False,
-                                 reason="rim− segment name is not ASCII (labels/results)")
-TASK_PARAMS = [pytest.param(task, id=task.name, marks=[RIM_SEG_NRRD] if task.name == "rim" else [])
-               for task in tasks.TASKS.values()]
+TASK_PARAMS = [pytest.param(task, id=task.name) for task in tasks.TASKS.values()]
 
 BLOBS = [np.s_[2:6, 3:9, 3:8], np.s_[6:8, 10:13, 10:14], np.s_[2:4, 12:14, 2:4]]
 VENTRICLE_SLAB = np.s_[0:2, :, :]
@@ -125,16 +120,6 @@ class FakeRunner:
         return self.runs[-1]
 
 
-@pytest.fixture
-def scene():
-    scene = slicer.vtkMRMLScene()
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)
-    slicer.mrmlScene = scene
-    yield scene
-    scene.Clear(True)
-
-
 def add_inputs(scene, task: tasks.Task) -> dict:
     """The reference input in a patient folder, plus the task's second input."""
     reference = mrml.volume_from_image(scene, phantom(), task.reference_input.upper())
@@ -197,7 +182,6 @@ def test_module_flow_creates_result_nodes_matching_the_files(scene, task):
     assert not Path(run.option("out")).parent.exists()  # temporary files removed
 
 
-@RIM_SEG_NRRD
 def test_a_segmentation_input_is_exported_as_a_mask_of_its_lesion_segments(scene):
     inputs = add_inputs(scene, tasks.RIM)
     wm = workflow.run(tasks.WM, {"flair": inputs["phase"]}, runner=FakeRunner(tasks.WM))
@@ -350,7 +334,6 @@ def test_editing_the_class_in_the_table_moves_the_lesion_between_segments(scene,
         first] * 3
 
 
-@RIM_SEG_NRRD
 def test_rim_summary_gives_the_prl_count_and_the_chronic_active_flag(scene):
     task = tasks.RIM
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))

@@ -14,13 +14,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from .atomic import output_directory
 from .errors import BundleError
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written (see devices.py)
+    import torch
 
 SHIPPED_MODELS_DIR = Path(__file__).parent / "Resources" / "Models"
 MANIFEST_NAME = "models.json"
@@ -66,6 +66,8 @@ class ModelBundle:
 
     def load_state_dict(self) -> dict[str, torch.Tensor]:
         """Verify every file's SHA-256, then load the weights (no code is executed)."""
+        from safetensors.torch import load_file
+
         for name, expected in self.metadata["files"].items():
             file = self.path / name
             if not file.is_file():
@@ -143,6 +145,8 @@ def find_bundle(model: str | None, task: str, available_inputs: set[str] | None 
 def write_bundle(out_dir: str | Path, metadata: dict[str, Any],
                  state_dict: dict[str, torch.Tensor]) -> ModelBundle:
     """Write weights and metadata (with the weights' SHA-256) as a new bundle folder."""
+    from safetensors.torch import save_file
+
     with output_directory(out_dir) as partial:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(partial / WEIGHTS_NAME))

@@ -1,21 +1,32 @@
-"""Which device runs the networks: ``auto`` takes CUDA, then Apple's MPS, then the CPU."""
+"""Which device runs the networks: ``auto`` takes CUDA, then Apple's MPS, then the CPU.
+
+torch is imported when a device is chosen, not before: the Slicer panels read
+`DEVICE_CHOICES` before the first-use install has put torch in place.
+"""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def choose_device(requested: str = "auto") -> torch.device:
     """The torch device for ``requested``; asking for a device that is absent is an error."""
+    import torch
+
     if requested not in DEVICE_CHOICES:
         raise InputError(f"--device: '{requested}' is not one of {', '.join(DEVICE_CHOICES)}")
     if requested == "auto":

@@ -62,4 +62,8 @@ CORTICAL_FAMILY = "cortical"
 WM_LESION_SEGMENT = ("white-matter lesion", (1.0, 0.85, 0.0))
 CORTICAL_SEGMENTS = {LEUKOCORTICAL: ("leukocortical lesion", (0.95, 0.35, 0.1)),
                      INTRACORTICAL_SUBPIAL: ("intracortical/subpial lesion", (0.2, 0.85, 0.3))}
-RIM_SEGMENTS = {1: ("rim+ lesion", (0.9, 0.1, 0.1)), 0: ("rim− lesion", (0.2, 0.6, 1.0))}
+# Segment names are ASCII: they go into NRRD headers. In prose: rim+ / rim−.
+RIM_SEGMENTS = {1: ("rim+ lesion", (0.9, 0.1, 0.1)), 0: ("rim- lesion", (0.2, 0.6, 1.0))}
+
+# A patient with at least this many paramagnetic rim lesions is flagged chronic active.
+CHRONIC_ACTIVE_MIN_PRL = 4

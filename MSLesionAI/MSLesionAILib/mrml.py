@@ -112,7 +112,7 @@ def place_beside(nodes: Sequence[Any], reference_node: Any) -> None:
 
 def segment_id(segment: Segment) -> str:
     """A readable, stable segment ID from the class name ("rim+ lesion" → "rim_positive_lesion")."""
-    name = segment.name.lower().replace("+", " positive").replace("−", " negative")
+    name = re.sub(r"[-−](\s|$)", r" negative\1", segment.name.lower().replace("+", " positive"))
     return re.sub(r"[^a-z0-9]+", "_", name).strip("_") or f"class_{segment.value}"
 
 

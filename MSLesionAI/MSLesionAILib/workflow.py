@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from . import mrml
 from .errors import Cancelled, InputError, MSLesionAIError
-from .labels import TISSUE_NAMES
+from .labels import CHRONIC_ACTIVE_MIN_PRL, TISSUE_NAMES
 from .lesions import label_components, lesion_measures, wm_lesion_locations
 from .process import Run, Runner, run_cli
 from .tasks import CORTICAL as CORTICAL  # the tasks, re-exported for the module logic
@@ -36,7 +36,6 @@ from .tasks import WM as WM
 from .tasks import match_inputs as match_inputs
 
 EXIT_CANCELLED = 130
-CHRONIC_ACTIVE_PRL_COUNT = 4
 
 
 # --- running a pipeline ---------------------------------------------------------------------
@@ -297,6 +296,6 @@ def summary_line(task: Task, table_node: Any) -> str:
         parts.append(", ".join(f"{label}: {count}" for label, count in sorted(counts.items())))
     if task is RIM:
         prl_count = sum(str(row["rim_positive"]) == "1" for row in rows)
-        chronic = "" if prl_count >= CHRONIC_ACTIVE_PRL_COUNT else "not "
-        parts.append(f"{prl_count} PRL ({chronic}chronic active: ≥ {CHRONIC_ACTIVE_PRL_COUNT})")
+        chronic = "" if prl_count >= CHRONIC_ACTIVE_MIN_PRL else "not "
+        parts.append(f"{prl_count} PRL ({chronic}chronic active: ≥ {CHRONIC_ACTIVE_MIN_PRL})")
     return "; ".join(parts)

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..labels import CHRONIC_ACTIVE_MIN_PRL
 from .overlap import overlap_table, ratio
 
 TARGET_SPECIFICITY = 0.95
-PATIENT_PRL_COUNT = 4
 
 
 def candidate_truth(pred_ids: np.ndarray, truth_ids: np.ndarray,
@@ -94,7 +94,7 @@ def ranking_metrics(labels: Sequence[int], scores: Sequence[float]) -> dict[str,
 
 
 def patient_accuracy(truth_counts: Sequence[int], pred_counts: Sequence[int],
-                     min_count: int = PATIENT_PRL_COUNT) -> float:
+                     min_count: int = CHRONIC_ACTIVE_MIN_PRL) -> float:
     """Fraction of patients whose "≥ min_count rim+ lesions" call matches the truth's."""
     truth_flag = np.asarray(truth_counts) >= min_count
     pred_flag = np.asarray(pred_counts) >= min_count
