@@ -42,7 +42,7 @@ REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
 FULL_COHORTS = {"wm": CohortSpec("wm", 10, 900_000),
                 "cortical": CohortSpec("cortical", 10, 910_000),
                 "rim": CohortSpec("rim", 10, 920_000)}
-QUICK_COHORTS = {"wm": CohortSpec("wm", 2, 900_000, crop_mm=40.0, spacing_mm=2.0),
+QUICK_COHORTS = {"wm": CohortSpec("wm", 2, 900_000, crop_mm=64.0, spacing_mm=2.0),
                  "cortical": CohortSpec("cortical", 2, 910_000, crop_mm=16.0, spacing_mm=1.0),
                  "rim": CohortSpec("rim", 2, 920_000, crop_mm=40.0, spacing_mm=2.0)}
 # Baseline training / threshold calibration cases when no shipped model records its own.
@@ -130,7 +130,9 @@ def _cli(argv: list[str], log: Path) -> None:
 
 def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
               log: Path) -> dict[str, Any]:
-    if not json_path.is_file():
+    """`mslesionai evaluate --json`, unless that JSON already holds these predictions."""
+    if not json_path.is_file() or json.loads(json_path.read_text())["pred"] != list(
+            map(str, preds)):
         _cli(["evaluate", "--task", task, "--pred", *map(str, preds), "--truth",
               *map(str, truths), "--json", str(json_path)], log)
     return json.loads(json_path.read_text())
@@ -157,11 +159,11 @@ def _write_lesions(lesion_ids: np.ndarray, reference: sitk.Image, out: Path, nam
 
 
 def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report: Report,
-                progress: Progress) -> dict[str, Any]:
-    """Method name → predict(case folder, out folder) for the white-matter task."""
+                progress: Progress) -> dict[str, tuple[str, Any]]:
+    """Method name → (work folder key, predict(case folder, out folder)) for white matter."""
     log = work / "log.txt"
-    methods: dict[str, Any] = {
-        f"{b.id} v{b.metadata['version']}": (lambda folder, out, b=b: _cli(
+    methods: dict[str, tuple[str, Any]] = {
+        _name(b): (_key(b), lambda folder, out, b=b: _cli(
             ["wm", *_wm_inputs(folder), "--model", str(b.path), "--device", "cpu",
              "--out", str(out)], log)) for b in bundles}
     if options.skip_baselines:
@@ -186,8 +188,8 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
     report.notes.append(
         f"White matter: FLAIR threshold z > {threshold_z:g}, chosen for the best mean Dice on "
         f"{min(CALIBRATION_CASES, len(training_cases))} training cases (not the test cohort).")
-    return {**methods, f"FLAIR threshold (z > {threshold_z:g})": naive,
-            "3D U-Net (MONAI DynUNet, nnU-Net-style)": unet3d}
+    return {**methods, f"FLAIR threshold (z > {threshold_z:g})": (f"flair-z{threshold_z:g}", naive),
+            "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
 
 
 def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, work: Path,
@@ -239,9 +241,8 @@ def _wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
     methods = _wm_methods(bundles, options, work, report, progress.sub(0.0, 0.5))
     cohort = cohorts["wm"]
     reports, real = {}, {}
-    for number, (name, predict) in enumerate(methods.items()):
+    for number, (name, (key, predict)) in enumerate(methods.items()):
         progress.update(0.5 + 0.5 * number / len(methods), f"white matter: {name}")
-        key = _slug(name)
         outs = _predict(cohort, work / "wm" / key, predict)
         reports[name] = _evaluate("wm", outs, cohort, work / "wm" / f"{key}.json",
                                   work / "log.txt")
@@ -287,8 +288,7 @@ def _cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, 
     cohort = cohorts["cortical"]
     reports = {}
     for bundle in bundles:
-        name = f"{bundle.id} v{bundle.metadata['version']}"
-        key = _slug(name)
+        name, key = _name(bundle), _key(bundle)
 
         def predict(folder: Path, out: Path, bundle: ModelBundle = bundle) -> None:
             inputs = case_inputs(folder, bundle.input_names).contrasts()
@@ -380,6 +380,15 @@ def _speed_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, lis
             "(reading, checks, writing the files). Network forward: time inside the network's "
             "own calls. Peak memory: the process's maximum resident set (imports included).\n\n"
             + tables.speed_table(report.speeds))
+
+
+def _name(bundle: ModelBundle) -> str:
+    return f"{bundle.id} v{bundle.metadata['version']}"
+
+
+def _key(bundle: ModelBundle) -> str:
+    """A work folder name that changes when the weights do."""
+    return f"{_slug(bundle.id)}-{bundle.weights_sha256[:8]}"
 
 
 def _slug(name: str) -> str:

@@ -1,0 +1,153 @@
+"""The benchmark's plumbing on tiny cropped phantoms (`--quick`: the figures mean nothing), its
+refusal to report on training cases, and the shapes of its tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from MSLesionAILib.benchmark import tables
+from MSLesionAILib.benchmark.cohort import (
+    TrainingCaseError,
+    check_held_out,
+    free_first_seed,
+    used_seeds,
+)
+from MSLesionAILib.benchmark.run import QUICK_COHORTS
+from MSLesionAILib.benchmark.speed import forward_timer
+from MSLesionAILib.bundles import ModelBundle, write_bundle
+from MSLesionAILib.cli import main
+from MSLesionAILib.networks import build_network
+from MSLesionAILib.training import wm as wm_training
+
+FIRST_WM_SEED = QUICK_COHORTS["wm"].first_seed
+
+
+def _bundle_trained_on(*folders: Path) -> ModelBundle:
+    return ModelBundle(Path("nowhere"), {"id": "m", "training": {"data": {
+        "datasets": [str(f) for f in folders]}}})
+
+
+def _case(folder: Path, seed: int) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "case.json").write_text(json.dumps({"seed": seed}))
+    return folder
+
+
+def tiny_wm_bundle(folder: Path, trained_on: Path) -> Path:
+    """An untrained, very small white-matter bundle whose record names one training folder."""
+    metadata = wm_training.plan(argparse.Namespace(id="wm-tiny", version="0.0.1", slices=3,
+                                                   features="4,4,4,4,4,4"))
+    metadata["training"] = {"data": {"datasets": [str(trained_on)]},
+                            "settings": {"steps": 1}}
+    network = build_network("deepscan", **metadata["network"])
+    write_bundle(folder, metadata, network.state_dict())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("benchmark")
+    # The model "trained" on the first seed the quick WM cohort would take.
+    trained_on = root / "data" / f"case_{FIRST_WM_SEED:04d}"
+    bundle = tiny_wm_bundle(root / "wm-tiny", trained_on)
+    out = root / "out"
+    code = main(["--progress", "none", "benchmark", "--quick", "--out", str(out),
+                 "--models", str(bundle), "--repeats", "1", "--threads", "1"])
+    assert code == 0
+    return out
+
+
+def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
+    text = (quick_run / "RESULTS.md").read_text()
+    for heading in ("# MSLesionAI benchmark", "## White-matter lesions",
+                    "## Cortical lesions", "## Speed and memory", "## Notes"):
+        assert heading in text
+    assert "wm-tiny" in text and "3D U-Net" in text and "FLAIR threshold" in text
+    for png in ("per_patient_rates.png", "wm_volume_bland_altman.png", "lesion_counts.png"):
+        assert (quick_run / png).stat().st_size > 1000
+        assert f"({png})" in text
+
+
+def test_quick_cohort_skips_the_seeds_a_model_trained_on(quick_run: Path) -> None:
+    cases = sorted(p.name for p in (quick_run / "work" / "cohorts" / "wm").glob("case_*"))
+    assert cases == [f"case_{FIRST_WM_SEED + 1:04d}", f"case_{FIRST_WM_SEED + 2:04d}"]
+    assert f"1 seeds, {FIRST_WM_SEED}" in (quick_run / "RESULTS.md").read_text()
+
+
+def test_a_training_case_is_refused(tmp_path: Path) -> None:
+    case = _case(tmp_path / "test" / "case_0042", seed=42)
+    used = used_seeds([_bundle_trained_on(tmp_path / "train" / "realistic-42")])
+    with pytest.raises(TrainingCaseError, match="case_0042.*seed 42"):
+        check_held_out([case], used)
+    check_held_out([_case(tmp_path / "test" / "case_0043", seed=43)], used)
+
+
+def test_seeds_come_from_case_json_of_recorded_datasets(tmp_path: Path) -> None:
+    _case(tmp_path / "train" / "a", seed=7)
+    assert used_seeds([_bundle_trained_on(tmp_path / "train")]) == {7: "m"}
+
+
+def test_a_model_whose_training_seeds_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TrainingCaseError, match="cannot be guaranteed"):
+        used_seeds([_bundle_trained_on(tmp_path / "gone")])
+
+
+def test_free_first_seed_moves_past_used_seeds() -> None:
+    assert free_first_seed(10, 3, {11, 20}) == 12
+    assert free_first_seed(10, 3, set()) == 10
+
+
+def test_forward_timer_counts_the_outermost_call_once() -> None:
+    network = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    started = time.perf_counter()
+    with forward_timer() as forward_s:
+        network(torch.zeros(2, 4))
+    assert 0 < forward_s[0] <= time.perf_counter() - started
+
+
+def _columns(table: str) -> list[int]:
+    return [line.count("|") - 1 for line in table.strip().splitlines()]
+
+
+def test_wm_table_has_one_row_per_method_and_paper_figure() -> None:
+    mean = dict.fromkeys(tables.WM_KEYS, 0.5)
+    table = tables.wm_table({"a": {"cases": [{}] * 3, "mean": mean}}, "phantom")
+    assert set(_columns(table)) == {len(tables.WM_HEADER)}
+    assert len(table.strip().splitlines()) == 2 + 1 + len(tables.DEEPSCAN_PAPER)
+    assert "| a | phantom | 3 | 0.500 |" in table
+
+
+def test_cortical_table_has_a_row_per_method_and_minimum_volume() -> None:
+    entries = [{"min_volume_ul": v, "truth_lesions": 4, **dict.fromkeys(tables.CORTICAL_KEYS,
+                                                                           float("nan"))}
+               for v in (1.0, 3.0, 6.0, 9.0, 15.0)]
+    table = tables.cortical_table({"a": {"by_min_volume": entries},
+                                   "b": {"by_min_volume": entries}})
+    assert set(_columns(table)) == {len(tables.CORTICAL_HEADER)}
+    assert len(table.strip().splitlines()) == 2 + 10 + len(tables.CLAIMS_PAPER)
+    assert "| a | 15 | 4 | — |" in table
+
+
+def test_rim_table_sets_each_method_beside_the_papers() -> None:
+    metrics = {"lesions": 10, "rim_positive": 3, **dict.fromkeys(tables.RIM_KEYS, 0.9)}
+    table = tables.rim_table({"RimNet": metrics, "naive rim score": metrics})
+    assert set(_columns(table)) == {len(tables.RIM_HEADER)}
+    assert "RimNet (paper, cross-validation) | — | — | 0.943" in table
+    assert len(table.strip().splitlines()) == 2 + 2 + len(tables.RIM_PAPER)
+
+
+def test_speed_table_lists_the_stages() -> None:
+    summary = {"case": "c", "runs": 3, "stages_s": {"inference": 1.0, "read + write": 0.5},
+               "whole_s": 2.0, "forward_s": 0.8, "end_to_end_over_forward": 2.5,
+               "peak_memory_mib": 900.0}
+    table = tables.speed_table({"wm": summary})
+    assert "inference 1.00, read + write 0.50" in table
+    assert set(_columns(table)) == {len(tables.SPEED_HEADER)}
+    assert np.isclose(float(table.splitlines()[-1].split("|")[7]), 2.5)
