@@ -140,10 +140,7 @@ def write_rim(root: Path, rim_positive: int) -> Path:
     labels = np.where(ids > 0, np.where(ids <= rim_positive, 1, 2), 0)
     columns = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "centroid_s",
                "rim_probability", "rim_positive", "split_from"]
-    # ASCII segment names: pynrrd writes .seg.nrrd headers as ASCII, so the "−" (U+2212) of
-    # `labels.RIM_SEGMENTS` cannot be written there (the report reads no .seg.nrrd).
-    segments = [Segment(1, "rim+ lesion", RIM_SEGMENTS[1][1]),
-                Segment(2, "rim- lesion", RIM_SEGMENTS[0][1])]
+    segments = [Segment(1, *RIM_SEGMENTS[1]), Segment(2, *RIM_SEGMENTS[0])]
     return _write(root / "rim", "rim", ids, labels, segments, columns, rows,
                   {"phase": root / "phase.nii.gz"},
                   {"prl_count": rim_positive, "candidates": 5,
@@ -315,13 +312,9 @@ def test_command_line_writes_once_and_refuses_to_overwrite(patient, tmp_path, ca
     assert "--max-lesions: 0" in capsys.readouterr().err
 
 
-def test_report_from_scene_nodes_shows_the_users_edits(tmp_path):
+def test_report_from_scene_nodes_shows_the_users_edits(scene, tmp_path):
     """The module's Report button: result nodes (here loaded from a folder), after the user
     turned a rim− lesion into rim+ in the table, give a page with 5 PRL."""
-    slicer = pytest.importorskip("slicer")
-    scene = slicer.vtkMRMLScene()
-    slicer.vtkSlicerSegmentationsModuleLogic().SetMRMLScene(scene)
-    slicer.mrmlScene = scene
     folder = write_rim(tmp_path, rim_positive=4)
     phase = mrml.volume_from_image(scene, sitk.ReadImage(str(tmp_path / "phase.nii.gz")), "phase")
     nodes = mrml.load_result_folder(scene, folder, phase, "phase rim lesions")
@@ -334,7 +327,6 @@ def test_report_from_scene_nodes_shows_the_users_edits(tmp_path):
     assert "<div class='number'>5</div>" in text and "chronic active" in text
     assert "Slicer scene: phase rim lesions table" in text
     assert _near(np.asarray(_png(_Page(text).images[0])), RED).sum() > 50
-    scene.Clear(True)
 
 
 @pytest.fixture(scope="module")

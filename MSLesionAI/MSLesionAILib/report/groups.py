@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..labels import (
+    CHRONIC_ACTIVE_MIN_PRL,
     CORTICAL_CLASSES,
     CORTICAL_SEGMENTS,
     RIM_SEGMENTS,
@@ -13,9 +14,6 @@ from ..labels import (
     WM_LOCATIONS,
 )
 from .collect import PipelineResult
-
-# The "≥ 4 PRL" rule: a patient with four or more rim+ lesions has chronic active disease.
-CHRONIC_ACTIVE_MIN_PRL = 4
 
 TASK_TITLES = {"wm": "White-matter lesions", "cortical": "Cortical lesions",
                "rim": "Paramagnetic rim lesions"}

@@ -9,10 +9,10 @@ from html import escape
 from typing import Any
 
 from .. import __version__
+from ..labels import CHRONIC_ACTIVE_MIN_PRL
 from .collect import PipelineResult
 from .figures import BACKGROUNDS, Lightbox, lesions_to_show
 from .groups import (
-    CHRONIC_ACTIVE_MIN_PRL,
     GROUPINGS,
     TASK_TITLES,
     chronic_active,
