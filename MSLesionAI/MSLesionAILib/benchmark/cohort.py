@@ -20,7 +20,7 @@ from typing import Any
 
 from ..bundles import ModelBundle
 from ..errors import MSLesionAIError
-from ..phantom.dataset import MANIFEST, write_dataset
+from ..phantom import generate_case, write_case
 from ..progress import Progress
 
 TRAILING_NUMBER = re.compile(r"(\d+)$")
@@ -33,8 +33,8 @@ class TrainingCaseError(MSLesionAIError):
 
 @dataclass(frozen=True)
 class CohortSpec:
-    """What `write_cohort` generates: ``cases`` phantom cases of ``kind`` from ``first_seed``
-    upwards (moved past any used seed)."""
+    """What `write_cohort` generates: ``cases`` phantom cases of ``kind`` with consecutive
+    seeds from ``first_seed`` (moved past any used seed)."""
 
     kind: str
     cases: int
@@ -112,26 +112,21 @@ def free_first_seed(start: int, count: int, used: Iterable[int]) -> int:
 
 def write_cohort(folder: Path, spec: CohortSpec, used: dict[int, str],
                  progress: Progress | None = None) -> list[Path]:
-    """The cohort's case folders, generated with `phantom.dataset.write_dataset` (the
-    ``phantom-dataset`` command) unless ``folder`` already holds this very cohort; checked."""
+    """The cohort's case folders, checked; each case is generated (`phantom.generate_case`)
+    unless ``folder`` already holds it, so a cohort can grow between runs."""
+    progress = progress or Progress()
     first = free_first_seed(spec.first_seed, spec.cases, used)
-    wanted = {"kind": spec.kind, "mode": spec.mode, "crop_mm": spec.crop_mm,
-              "spacing_mm": spec.spacing_mm,
-              "seeds": list(range(first, first + spec.cases))}
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file() or _cohort_of(manifest_path) != wanted:
-        if folder.exists():
-            raise TrainingCaseError(f"{folder} holds another cohort; remove it or choose "
+    folders = [folder / f"case_{seed:04d}" for seed in range(first, first + spec.cases)]
+    for index, case_folder in enumerate(folders):
+        seed = first + index
+        if not (case_folder / "case.json").is_file():
+            case = generate_case(seed, spec.kind, mode=spec.mode, spacing_mm=spec.spacing_mm,
+                                 crop_mm=spec.crop_mm, progress=progress.sub(
+                                     index / spec.cases, (index + 1) / spec.cases))
+            write_case(case, case_folder)
+        recorded = json.loads((case_folder / "case.json").read_text())
+        if (recorded["seed"], recorded["kind"], recorded["mode"]) != (seed, spec.kind, spec.mode):
+            raise TrainingCaseError(f"{case_folder} holds another case; remove it or choose "
                                     "another --out")
-        write_dataset(folder, spec.cases, first, spec.kind, mode=spec.mode,
-                      spacing_mm=spec.spacing_mm, crop_mm=spec.crop_mm, progress=progress)
-    folders = [folder / f"case_{seed:04d}" for seed in wanted["seeds"]]
     check_held_out(folders, used)
     return folders
-
-
-def _cohort_of(manifest_path: Path) -> dict[str, Any]:
-    manifest = json.loads(manifest_path.read_text())
-    return {"kind": manifest["kind"], "mode": manifest["mode"], "crop_mm": manifest["crop_mm"],
-            "spacing_mm": manifest["spacing_mm"],
-            "seeds": [case["seed"] for case in manifest["cases"]]}
