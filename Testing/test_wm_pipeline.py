@@ -65,6 +65,7 @@ def make_case(folder: Path, with_lesions: bool = True) -> Path:
     _image(lesions, folder / "truth" / "wm_lesions.nii.gz")
     tissue = np.where(brain, Tissue.WHITE_MATTER, Tissue.BACKGROUND).astype(np.uint8)
     _image(tissue, folder / "truth" / "tissue.nii.gz")
+    (folder / "case.json").write_text(json.dumps({"seed": 77, "mode": "realistic"}))
     return folder
 
 
@@ -217,11 +218,19 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     assert main([*common, "--out", str(tmp_path / "b")]) == 0
     first, second = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
     assert first.metadata["training"]["seed"] == 3
+    assert first.metadata["training"]["data"]["seeds"] == [77]
     assert first.weights_sha256 == second.weights_sha256      # same seed, same weights
     state = first.load_state_dict()                          # the checksum verifies
     network = build_network("deepscan", **first.metadata["network"])
     network.load_state_dict(state)
     assert (first.path / "MODEL_CARD.md").is_file()
+    assert main(["--progress", "none", "train", "wm-measure", "--bundle", str(first.path),
+                 "--phantom", str(case.parent)]) == 0
+    measured = load_bundle(first.path)
+    figures = measured.metadata["metrics"]["heldout_phantom"]["mean"]
+    assert 0 <= figures["dice"] <= 1 and 0 <= figures["brain_mask_dice"] <= 1
+    assert measured.weights_sha256 == first.weights_sha256
+    assert "heldout_phantom" in (first.path / "MODEL_CARD.md").read_text()
 
 
 def test_the_shipped_bundle_finds_lesions_on_a_cropped_phantom_case(tmp_path) -> None:

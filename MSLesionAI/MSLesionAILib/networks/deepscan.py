@@ -44,7 +44,7 @@ class DeepSCAN(torch.nn.Module):
 
 
 def build(contrasts: int = 3, slices: int = 5, tissue_classes: int = 7,
-          features: Sequence[int] = (12, 16, 24, 32, 48, 12)) -> DeepSCAN:
+          features: Sequence[int] = (8, 16, 24, 32, 48, 8)) -> DeepSCAN:
     return DeepSCAN(contrasts, slices, tissue_classes, features)
 
 

@@ -41,8 +41,10 @@ class TrainingCase:
 
 
 def case_folders(datasets: list[Path]) -> list[Path]:
-    """Every case folder (one holding flair.nii.gz) in the given dataset folders, sorted."""
-    return sorted(p.parent for d in datasets for p in Path(d).glob("*/flair.nii.gz"))
+    """Every case folder (one holding flair.nii.gz) in the given dataset folders, sorted;
+    hidden folders (a generator's unfinished ``.NAME.partial-*``) are skipped."""
+    return sorted(p.parent for d in datasets for p in Path(d).glob("*/flair.nii.gz")
+                  if not p.parent.name.startswith("."))
 
 
 def load_case(folder: Path, metadata: dict[str, Any], use_mask: bool) -> TrainingCase:
