@@ -88,11 +88,18 @@ def test_phantom_reference_uses_the_modules_classes():
     assert {s.value: s.name for s in segments} == {1: RIM_SEGMENTS[1][0], 2: RIM_SEGMENTS[0][0]}
 
 
-def test_rim_reference_segmentation_can_be_written(tmp_path):
-    grid = sitk.Image(4, 4, 4, sitk.sitkUInt8)
-    rim = SimpleNamespace(kind="rim", truth={"wm_lesions": grid}, lesions=[])
+def test_rim_reference_segmentation_is_written_with_both_segments(tmp_path):
+    ids = np.zeros((4, 4, 4), np.uint16)
+    ids[1, 1, 1], ids[2, 2, 2] = 1, 2
+    rim = SimpleNamespace(kind="rim", truth={"wm_lesions": sitk.GetImageFromArray(ids)},
+                          lesions=[{"lesion_id": 1, "family": "wm", "rim": 1},
+                                   {"lesion_id": 2, "family": "wm", "rim": 0}])
     labels, ids_image, segments = phantom_reference(rim)
     write_seg_nrrd(tmp_path / "reference.seg.nrrd", labels, ids_image, segments)
+    voxels, segmentation = _reference_voxels(tmp_path / "reference.seg.nrrd")
+    assert [(s["labelValue"], s["name"]) for s in segmentation["segments"]] == [
+        (1, RIM_SEGMENTS[1][0]), (2, RIM_SEGMENTS[0][0])]
+    assert (voxels[1, 1, 1], voxels[2, 2, 2]) == (1, 2)
 
 
 def test_shipped_case_reference_is_its_consensus_mask(tmp_path):
