@@ -6,9 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import InputError
 from ..imageio import load_image
 from ..phantom import KINDS, MODES, generate_case, write_case
-from ..phantom.calibration import calibrate
+from ..phantom.calibration import TASKS, calibrate
 from ..phantom.dataset import write_dataset
 from ..progress import Progress
 
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibration.add_argument("--mode", choices=MODES, default="realistic")
     calibration.add_argument("--real-flair", type=Path, help="a real FLAIR (skull-stripped)")
     calibration.add_argument("--real-truth", type=Path, help="its white-matter lesion mask")
+    calibration.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
+                             help="which baselines (default all three)")
     calibration.add_argument("--out", type=Path, help="also write the report as JSON here")
     calibration.set_defaults(func=run_calibration)
 
@@ -55,10 +58,10 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _spacing(values: list[float] | None) -> float | tuple[float, ...] | None:
-    if values is None or len(values) not in (1, 3):
-        if values is not None:
-            raise SystemExit("mslesionai phantom: --spacing-mm takes one or three values")
+    if values is None:
         return None
+    if len(values) not in (1, 3) or min(values) <= 0:
+        raise InputError(f"--spacing-mm: {values} is not one or three positive sizes in mm")
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -87,7 +90,7 @@ def run_calibration(args: argparse.Namespace, progress: Progress) -> int:
     if args.real_flair and args.real_truth:
         real = {"real_flair": load_image(args.real_flair, "--real-flair"),
                 "real_truth": load_image(args.real_truth, "--real-truth")}
-    report = calibrate(args.n, args.seed, args.mode, progress=progress, **real)
+    report = calibrate(args.n, args.seed, args.mode, tasks=args.tasks, progress=progress, **real)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -107,43 +107,55 @@ def cortical_lfpr_at_ltpr(cases: Sequence[PhantomCase]) -> dict:
             "sweep": sweep}
 
 
+TASKS = ("flair", "rim", "cortical")
+
+
 def calibrate(n_cases: int, first_seed: int, mode: str = "realistic",
               real_flair: sitk.Image | None = None, real_truth: sitk.Image | None = None,
-              progress: Progress | None = None) -> dict:
-    """The three naive baselines on ``n_cases`` phantom cases per task (and the real case)."""
+              tasks: Sequence[str] = TASKS, progress: Progress | None = None) -> dict:
+    """The naive baselines of ``tasks`` on ``n_cases`` phantom cases each (FLAIR: also on the
+    real case when given)."""
     progress = progress or Progress()
     seeds = [first_seed + i for i in range(n_cases)]
     report: dict = {"mode": mode, "seeds": seeds}
-    f1_by_case = []
-    for i, seed in enumerate(seeds):
-        progress.update(i / (3 * n_cases), f"FLAIR case {seed}")
-        case = generate_case(seed, "wm", mode=mode)
-        f1_by_case.append(flair_f1_by_threshold(
-            case.images["flair"], sitk.GetArrayFromImage(case.brainmask) > 0,
-            sitk.GetArrayFromImage(case.truth["wm_lesions"])))
+    steps = len(tasks) * n_cases
+
+    def cases(kind: str, task_index: int):
+        for i, seed in enumerate(seeds):
+            progress.update((task_index * n_cases + i) / steps, f"{kind} case {seed}")
+            yield generate_case(seed, kind, mode=mode)
+
+    for task_index, task in enumerate(tasks):
+        if task == "flair":
+            report["flair"] = _flair_report(cases("wm", task_index), real_flair, real_truth)
+        elif task == "rim":
+            labels, scores = [], []
+            for case in cases("rim", task_index):
+                truth, case_scores = rim_scores(case)
+                labels += truth
+                scores += case_scores
+            report["rim"] = {"lesions": len(labels), "rim_positive": int(sum(labels)),
+                             **ranking_metrics(labels, scores)}
+        else:
+            cortical = list(cases("cortical", task_index))
+            report["cortical"] = {**cortical_lfpr_at_ltpr(cortical), "truth_lesions": sum(
+                r["family"] == "cortical" for c in cortical for r in c.lesions)}
+    progress.update(1.0, "calibrated")
+    return report
+
+
+def _flair_report(cases, real_flair: sitk.Image | None, real_truth: sitk.Image | None) -> dict:
+    f1_by_case = [flair_f1_by_threshold(case.images["flair"],
+                                        sitk.GetArrayFromImage(case.brainmask) > 0,
+                                        sitk.GetArrayFromImage(case.truth["wm_lesions"]))
+                  for case in cases]
     threshold, f1 = best_flair_threshold(f1_by_case)
-    report["flair"] = {"best_threshold_z": threshold, "mean_f1": f1,
-                       "f1_per_case": [c[threshold] for c in f1_by_case]}
+    report = {"best_threshold_z": threshold, "mean_f1": f1,
+              "f1_per_case": [c[threshold] for c in f1_by_case]}
     if real_flair is not None and real_truth is not None:
         brain = sitk.GetArrayFromImage(real_flair) != 0
         real = flair_f1_by_threshold(real_flair, brain, sitk.GetArrayFromImage(real_truth))
-        report["flair"]["real"] = {"f1_at_phantom_threshold": real[threshold],
-                                   "best_threshold_z": max(real, key=real.get),
-                                   "best_f1": max(real.values())}
-    labels, scores = [], []
-    for i, seed in enumerate(seeds):
-        progress.update((n_cases + i) / (3 * n_cases), f"rim case {seed}")
-        truth, case_scores = rim_scores(generate_case(seed, "rim", mode=mode))
-        labels += truth
-        scores += case_scores
-    report["rim"] = {"lesions": len(labels), "rim_positive": int(sum(labels)),
-                     **ranking_metrics(labels, scores)}
-    cortical = []
-    for i, seed in enumerate(seeds):
-        progress.update((2 * n_cases + i) / (3 * n_cases), f"cortical case {seed}")
-        cortical.append(generate_case(seed, "cortical", mode=mode))
-    report["cortical"] = cortical_lfpr_at_ltpr(cortical)
-    report["cortical"]["truth_lesions"] = sum(
-        r["family"] == "cortical" for c in cortical for r in c.lesions)
-    progress.update(1.0, "calibrated")
+        report["real"] = {"f1_at_phantom_threshold": real[threshold],
+                          "best_threshold_z": max(real, key=real.get),
+                          "best_f1": max(real.values())}
     return report

@@ -90,8 +90,8 @@ def _grid_direction(rng: np.random.Generator, mode: str) -> np.ndarray:
     """An oblique direction matrix: angulated axes, any axis order, sometimes a flipped axis."""
     max_angle_deg = 20.0 if mode == "realistic" else 35.0
     angles = rng.uniform(-max_angle_deg, max_angle_deg, 3)
-    angles[np.argmax(np.abs(angles))] = np.sign(angles.max() or 1.0) * max(
-        np.abs(angles).max(), 5.0)  # never close to axis-aligned
+    largest = np.argmax(np.abs(angles))
+    angles[largest] = np.copysign(max(abs(angles[largest]), 5.0), angles[largest])  # oblique
     rotation = Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
     permutation = np.eye(3)[:, rng.permutation(3)]
     flips = np.diag(np.where(rng.random(3) < 0.3, -1.0, 1.0))

@@ -66,7 +66,7 @@ def place_wm_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, count: int,
     lesions = LesionSet(labels=np.zeros(anatomy.tissue.shape, np.uint16),
                         fraction=np.zeros(anatomy.tissue.shape, np.float32))
     ventricle_centre = _centre_of(anatomy.tissue == Tissue.VENTRICLES)
-    for centre, volume_ul, wanted_type in _lesion_plan(rng, candidates, count, anatomy, mode):
+    for centre, volume_ul, wanted_type in _lesion_plan(rng, candidates, count, anatomy):
         long_axis = None
         if wanted_type == PERIVENTRICULAR and ventricle_centre is not None:
             long_axis = (centre - ventricle_centre) @ frame.index_to_mm
@@ -97,7 +97,7 @@ def _candidates(anatomy: CaseAnatomy, wm_dominant: np.ndarray) -> dict[str, np.n
 
 
 def _lesion_plan(rng: np.random.Generator, candidates: dict[str, np.ndarray], count: int,
-                 anatomy: CaseAnatomy, mode: str):
+                 anatomy: CaseAnatomy):
     """Yield (centre index zyx, volume µL, type) for every lesion, confluent clusters included."""
     types = [t for t in _TYPE_SHARES if candidates[t].size]
     if not types or count == 0:

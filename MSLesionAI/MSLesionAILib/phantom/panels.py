@@ -1,7 +1,8 @@
 """Pictures of a case folder: one near-axial slice of every contrast with the truth outlined
 (white-matter lesions yellow, rim+ red, cortical lesions green), and the tissue labels.
 
-``python -m MSLesionAILib.phantom.panels CASE_DIR OUT.png`` draws one (docs/images/).
+``python -m MSLesionAILib.phantom.panels CASE_DIR OUT.png [TITLE]`` draws one; with a rim
+case, ``OUT_lesions.png`` also shows phase close-ups of rim+ and rim− lesions (docs/images/).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..labels import TISSUE_COLORS
+from ..labels import TISSUE_COLORS, Tissue
 from .case import KIND_CONTRASTS
 
 _ORDER = KIND_CONTRASTS["all"]
@@ -56,10 +57,10 @@ def save_panel(folder: str | Path, path: str | Path, title: str = "") -> Path:
         sitk.ReadImage(str(folder / "truth" / "cortical_lesions.nii.gz")))
     with open(folder / "truth" / "lesions.csv", newline="") as stream:
         rim_ids = [int(r["lesion_id"]) for r in csv.DictReader(stream) if r["rim"] == "1"]
-    index = _busiest_slice(wm, cortical, rim_ids, reference)
+    tissue = sitk.GetArrayFromImage(reference)
+    index = _busiest_slice(wm, cortical, rim_ids, tissue, reference)
     outlines = {"#ffd400": np.isin(wm, rim_ids, invert=True) & (wm > 0),
                 "#ff2020": np.isin(wm, rim_ids) & (wm > 0), "#30e040": cortical > 0}
-    tissue = sitk.GetArrayFromImage(reference)
     columns = len(names) + 1
     figure, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.6))
     for column, name in enumerate([*names, "tissue"]):
@@ -88,6 +89,56 @@ def save_panel(folder: str | Path, path: str | Path, title: str = "") -> Path:
     return Path(path)
 
 
+def save_rim_gallery(folder: str | Path, path: str | Path, per_class: int = 5,
+                     crop_mm: float = 24.0) -> Path:
+    """Phase close-ups through the centre of the largest rim+ and rim− lesions (≥ 12.3 µL),
+    the lesion outlined, each with its truth and phase mimic from ``case.json``."""
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    phase_image = sitk.ReadImage(str(folder / "phase.nii.gz"))
+    phase = sitk.GetArrayFromImage(phase_image)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "truth" / "wm_lesions.nii.gz")))
+    rows = [r for r in json.loads((folder / "case.json").read_text())["lesions"]
+            if r["family"] == "wm" and r["volume_ul"] >= 12.3]
+    chosen = [sorted((r for r in rows if r["rim"] == rim), key=lambda r: -r["volume_ul"])
+              [:per_class] for rim in (1, 0)]
+    figure, axes = plt.subplots(2, per_class, figsize=(2.4 * per_class, 5.2), squeeze=False)
+    limit = float(np.percentile(np.abs(phase[phase != 0]), 99))
+    half = (crop_mm / 2 / np.array(phase_image.GetSpacing()[::-1])).astype(int)
+    direction = np.abs(np.array(phase_image.GetDirection()).reshape(3, 3))
+    axis = 2 - int(np.argmax(direction[2]))
+    for row_index, lesions in enumerate(chosen):
+        for column in range(per_class):
+            plot = axes[row_index, column]
+            plot.set_axis_off()
+            if column >= len(lesions):
+                continue
+            lesion = lesions[column]
+            mask = labels == lesion["lesion_id"]
+            centre = np.round(np.argwhere(mask).mean(0)).astype(int)
+            box = tuple(slice(max(c - h, 0), c + h + 1) for c, h in zip(centre, half,
+                                                                          strict=True))
+            crop_phase, crop_mask = phase[box], mask[box]
+            index = centre[axis] - box[axis].start
+            plane, aspect = near_axial(crop_phase, phase_image, index)
+            outline, _ = near_axial(crop_mask.astype(np.uint8), phase_image, index)
+            plot.imshow(plane, cmap="gray", vmin=-limit, vmax=limit, aspect=aspect)
+            if outline.any():
+                plot.contour(outline, [0.5], colors="#ff2020" if lesion["rim"] else "#ffd400",
+                             linewidths=0.6)
+            plot.set_title(f"{'rim+' if lesion['rim'] else 'rim−'} {lesion['volume_ul']:.0f} µL"
+                           f"\n{lesion.get('phase_mimic', '')}", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return Path(path)
+
+
 def _window(voxels: np.ndarray, name: str) -> dict:
     if name == "phase":
         limit = float(np.percentile(np.abs(voxels[voxels != 0]), 99)) if voxels.any() else 1.0
@@ -97,15 +148,22 @@ def _window(voxels: np.ndarray, name: str) -> dict:
 
 
 def _busiest_slice(wm: np.ndarray, cortical: np.ndarray, rim_ids: list[int],
-                   reference: sitk.Image) -> int:
-    """The near-axial slice with the most lesion voxels (rim+ lesions weigh more)."""
+                   tissue: np.ndarray, reference: sitk.Image) -> int:
+    """The near-axial slice with the most lesion voxels (rim+ lesions weigh more), among those
+    through the ventricles when there are any (the view a reader expects)."""
     weight = (wm > 0) + 4 * np.isin(wm, rim_ids) * (wm > 0) + 2 * (cortical > 0)
     direction = np.abs(np.array(reference.GetDirection()).reshape(3, 3))
     axis = 2 - int(np.argmax(direction[2]))
     other = tuple(a for a in range(3) if a != axis)
-    counts = weight.sum(axis=other)
+    counts = weight.sum(axis=other).astype(float)
+    ventricles = (tissue == Tissue.VENTRICLES).sum(axis=other)
+    if (counts * (ventricles > 0)).any():
+        counts *= ventricles > 0
     return int(np.argmax(counts)) if counts.any() else wm.shape[axis] // 2
 
 
 if __name__ == "__main__":
     save_panel(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
+    if (Path(sys.argv[1]) / "phase.nii.gz").exists():
+        save_rim_gallery(sys.argv[1], Path(sys.argv[2]).with_name(
+            Path(sys.argv[2]).stem + "_lesions.png"))

@@ -19,7 +19,7 @@ from .veins import VeinCanvas, draw_background_veins
 
 MIN_RIM_LESION_UL = 12.3  # RimNet's candidate threshold
 _TISSUE_CHI_PPM = {"csf": 0.0, "gm": 0.01, "deep_gm": 0.06, "wm": -0.025}
-_VEIN_CHI_PPM = 0.35
+_VEIN_CHI_PPM = 0.3
 _MIMICS = ("none", "central_vein", "diffuse", "core", "touching_vein")
 _MIMIC_SHARES = (0.3, 0.3, 0.15, 0.1, 0.15)
 
@@ -83,7 +83,7 @@ def _paint_rim(rng: np.random.Generator, rims: np.ndarray, lesion: np.ndarray,
     outside_mm = ndimage.distance_transform_edt(~lesion, sampling=spacing)
     depth_mm = inside_mm - outside_mm  # > 0 inside
     width_mm = rng.uniform(0.6, 2.0)
-    strength = rng.uniform(0.02, 0.12) if mode == "realistic" else rng.uniform(0.015, 0.2)
+    strength = rng.uniform(0.04, 0.16) if mode == "realistic" else rng.uniform(0.02, 0.2)
     shell = np.exp(-((depth_mm - width_mm / 3) / (width_mm / 2)) ** 2)
     complete = rng.random() < 0.5
     coverage = 1.0 if complete else rng.uniform(0.35, 0.85)
