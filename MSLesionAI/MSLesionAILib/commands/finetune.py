@@ -36,6 +36,8 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
                                trainer.evaluate_bundle(parent, case_folders(args.eval)),
                                store=False)
     bundle = trainer.finetune(parent, folders, args, progress)
+    if args.validation:
+        bundle = trainer.calibrate(bundle, case_folders(args.validation))
     print(f"fine-tuned {parent.id} v{parent.metadata['version']} on {len(folders)} cases: "
           f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if args.eval:

@@ -179,6 +179,21 @@ def to_reference(probabilities: np.ndarray, grid: sitk.Image,
                      for p in probabilities[1:]])
 
 
+def lesion_probabilities(images: dict[str, sitk.Image], network: torch.nn.Module,
+                         bundle: ModelBundle, device: torch.device, warnings: list[str],
+                         progress: Progress, timer: StageTimer) -> tuple[np.ndarray, ...]:
+    """p(leukocortical) and p(intracortical/subpial) on the MP2RAGE's own grid."""
+    reference = images["mp2rage"]
+    with timer.stage("preprocessing"):
+        grid = working_grid(reference, tuple(bundle.metadata["spacing_mm"]))
+        channels = model_channels(images, bundle.input_names, grid)
+    with timer.stage("inference"):
+        probabilities = class_probabilities(network, channels, bundle, device, warnings,
+                                            progress.sub(0.05, 0.95))
+    with timer.stage("resampling"):
+        return tuple(to_reference(probabilities, grid, reference))
+
+
 def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
                  spacing_mm_zyx: tuple[float, ...], min_volume_ul: float = 1.0,
                  threshold: float = 0.5, intracortical_weight: float = 0.5,
@@ -272,14 +287,9 @@ def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
     reference = images["mp2rage"]
     warnings = input_warnings(images, bundle)
     progress.update(0.1, "inputs loaded")
-    with timer.stage("preprocessing"):
-        grid = working_grid(reference, tuple(bundle.metadata["spacing_mm"]))
-        channels = model_channels(images, bundle.input_names, grid)
-    with timer.stage("inference"):
-        probabilities = class_probabilities(network, channels, bundle, device, warnings,
-                                            progress.sub(0.15, 0.9))
+    leuko, intra = lesion_probabilities(images, network, bundle, device, warnings,
+                                        progress.sub(0.1, 0.9), timer)
     with timer.stage("postprocessing"):
-        leuko, intra = to_reference(probabilities, grid, reference)
         wm_mask = None if wm_mask_image is None else sitk.GetArrayFromImage(wm_mask_image)
         post = bundle.metadata["postprocessing"]
         lesions = find_lesions(leuko, intra, reference.GetSpacing()[::-1], options.min_volume_ul,

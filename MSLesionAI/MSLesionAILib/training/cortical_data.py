@@ -49,9 +49,9 @@ CROP_MARGIN = 1.3           # crop this much larger than the patch before the af
 @dataclass
 class TrainingCase:
     name: str
-    channels: np.ndarray        # (contrasts, z, y, x) float32, z-scored
+    channels: np.ndarray        # (contrasts, z, y, x) float16, z-scored
     labels: np.ndarray          # (z, y, x) uint8: 0, then `CLASS_VALUES`
-    weights: np.ndarray         # (z, y, x) float32: 0 on white-matter lesions, 1 elsewhere
+    weights: np.ndarray         # (z, y, x) uint8: 0 on white-matter lesions, 1 elsewhere
     lesion_voxels: np.ndarray   # (n, 3) indices of cortical lesion voxels
     image_voxels: np.ndarray    # (m, 3) indices of non-zero MP2RAGE voxels (subsampled)
 
@@ -108,8 +108,9 @@ def load_case(folder: Path, input_names: list[str],
         lookup[lesion_id] = value
     box = image_box(channels, margin_voxels=0)
     channels, labels = channels[(slice(None), *box)], lookup[ids][box]
-    weights = (truth("wm_lesions")[box] == 0).astype(np.float32)
-    return TrainingCase(folder.name, channels, labels, weights, np.argwhere(labels > 0),
+    weights = (truth("wm_lesions")[box] == 0).astype(np.uint8)
+    return TrainingCase(folder.name, channels.astype(np.float16), labels, weights,
+                        np.argwhere(labels > 0),
                         np.argwhere(channels[0] != 0)[::5])
 
 
@@ -154,9 +155,9 @@ class PatchSampler:
         use_lesion = len(case.lesion_voxels) and self.rng.random() < LESION_CENTRED
         candidates = case.lesion_voxels if use_lesion else case.image_voxels
         centre = candidates[self.rng.integers(len(candidates))]
-        data = {"image": crop(case.channels, centre, self.crop_size),
-                "label": crop(case.labels[None], centre, self.crop_size),
-                "weight": crop(case.weights[None], centre, self.crop_size)}
+        data = {"image": crop(case.channels, centre, self.crop_size).astype(np.float32),
+                "label": crop(case.labels[None], centre, self.crop_size).astype(np.float32),
+                "weight": crop(case.weights[None], centre, self.crop_size).astype(np.float32)}
         data = self.transform(data)
         image = torch.as_tensor(data["image"]).float().clone()
         for channel in range(1, image.shape[0]):
