@@ -146,7 +146,7 @@ def test_rim_table_sets_each_method_beside_the_papers() -> None:
 def test_speed_table_lists_the_stages() -> None:
     summary = {"case": "c", "runs": 3, "stages_s": {"inference": 1.0, "read + write": 0.5},
                "whole_s": 2.0, "forward_s": 0.8, "end_to_end_over_forward": 2.5,
-               "peak_memory_mib": 900.0}
+               "peak_memory_mib": 900.0, "imports_s": 3.0}
     table = tables.speed_table({"wm": summary})
     assert "inference 1.00, read + write 0.50" in table
     assert set(_columns(table)) == {len(tables.SPEED_HEADER)}

@@ -56,7 +56,8 @@ RIM_PAPER = {  # RimNet: Table 3 and the patient-wise text; Deep-PRL: its Figure
 }
 
 SPEED_HEADER = ["pipeline", "case", "runs", "median per stage (s)", "whole case (s)",
-                "network forward (s)", "end-to-end / forward", "peak memory (MiB)"]
+                "network forward (s)", "end-to-end / forward", "peak memory (MiB)",
+                "imports, before (s)"]
 
 
 def fmt(value: Any) -> str:
@@ -107,5 +108,6 @@ def speed_table(speeds: Mapping[str, Mapping[str, Any]]) -> str:
     rows = [[name, summary["case"], summary["runs"],
              ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in summary["stages_s"].items()),
              summary["whole_s"], summary["forward_s"], summary["end_to_end_over_forward"],
-             f"{summary['peak_memory_mib']:.0f}"] for name, summary in speeds.items()]
+             f"{summary['peak_memory_mib']:.0f}", summary["imports_s"]]
+            for name, summary in speeds.items()]
     return markdown_table(SPEED_HEADER, rows)
