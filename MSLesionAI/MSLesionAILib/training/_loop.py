@@ -48,7 +48,7 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
         loss.backward()
         optimiser.step()
         schedule.step()
-        running += float(loss)
+        running += loss.item()
         if (step + 1) % log_every == 0 or step + 1 == steps:
             history.append(running / ((step % log_every) + 1))
             running = 0.0
