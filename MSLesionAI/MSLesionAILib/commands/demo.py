@@ -33,32 +33,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def demo_steps(run_dir: Path, device: str) -> list[tuple[tuple[str, ...], list[str]]]:
     """(what the step needs, argv) for each step of the demo, in order."""
-    phantom, real = run_dir / "phantom", REAL_CASE
+    wm, rim, cortical = (run_dir / f"phantom_{kind}" for kind in ("wm", "rim", "cortical"))
+    real = REAL_CASE
+
+    def phantom(kind: str, case: Path) -> tuple[tuple[str, ...], list[str]]:
+        return ("phantom",), ["phantom", str(case), "--seed", str(DEMO_SEED), "--kind", kind]
+
+    def evaluate(task: str, result: str, truth: Path) -> tuple[tuple[str, ...], list[str]]:
+        return (task, "evaluate"), ["evaluate", "--task", task, "--pred", f"{run_dir}/{result}",
+                                    "--truth", str(truth)]
+
     return [
-        (("phantom",), ["phantom", str(phantom), "--seed", str(DEMO_SEED), "--kind", "all"]),
-        (("phantom", "wm"), ["wm", "--flair", f"{phantom}/flair.nii.gz",
-                             "--t1", f"{phantom}/t1.nii.gz", "--t2", f"{phantom}/t2.nii.gz",
-                             "--out", f"{run_dir}/phantom_wm", "--device", device]),
-        (("phantom", "wm", "evaluate"), ["evaluate", "--task", "wm", "--pred",
-                                         f"{run_dir}/phantom_wm", "--truth", str(phantom)]),
-        (("phantom", "wm", "rim"), ["rim", "--phase", f"{phantom}/phase.nii.gz",
-                                    "--flair", f"{phantom}/flair.nii.gz", "--lesion-mask",
-                                    f"{run_dir}/phantom_wm/wm_lesions.nii.gz",
-                                    "--out", f"{run_dir}/phantom_rim", "--device", device]),
-        (("phantom", "wm", "rim", "evaluate"), ["evaluate", "--task", "rim", "--pred",
-                                                f"{run_dir}/phantom_rim", "--truth",
-                                                str(phantom)]),
-        (("phantom", "cortical"), ["cortical", "--mp2rage", f"{phantom}/cortical/mp2rage.nii.gz",
-                                   "--t2star-gre", f"{phantom}/cortical/t2star.nii.gz",
-                                   "--out", f"{run_dir}/phantom_cortical", "--device", device]),
-        (("phantom", "cortical", "evaluate"), ["evaluate", "--task", "cortical", "--pred",
-                                               f"{run_dir}/phantom_cortical",
-                                               "--truth", f"{phantom}/cortical"]),
-        (("wm",), ["wm", "--flair", f"{real}/flair.nii.gz", "--t1", f"{real}/t1.nii.gz",
-                   "--t2", f"{real}/t2.nii.gz", "--out", f"{run_dir}/real_wm",
+        phantom("wm", wm),
+        (("wm",), ["wm", "--flair", f"{wm}/flair.nii.gz", "--t1", f"{wm}/t1.nii.gz",
+                   "--t2", f"{wm}/t2.nii.gz", "--out", f"{run_dir}/result_phantom_wm",
                    "--device", device]),
-        (("wm", "evaluate"), ["evaluate", "--task", "wm", "--pred", f"{run_dir}/real_wm",
-                              "--truth", f"{real}/wm_lesions_gt.nii.gz"]),
+        evaluate("wm", "result_phantom_wm", wm),
+        (("wm",), ["wm", "--flair", f"{real}/flair.nii.gz", "--t1", f"{real}/t1.nii.gz",
+                   "--t2", f"{real}/t2.nii.gz", "--out", f"{run_dir}/result_real_wm",
+                   "--device", device]),
+        evaluate("wm", "result_real_wm", real / "wm_lesions_gt.nii.gz"),
+        phantom("rim", rim),
+        (("rim", "wm"), ["rim", "--phase", f"{rim}/phase.nii.gz", "--flair", f"{rim}/flair.nii.gz",
+                         "--out", f"{run_dir}/result_phantom_rim", "--device", device]),
+        evaluate("rim", "result_phantom_rim", rim),
+        phantom("cortical", cortical),
+        (("cortical",), ["cortical", "--mp2rage", f"{cortical}/mp2rage.nii.gz",
+                         "--t2star-gre", f"{cortical}/t2star.nii.gz",
+                         "--out", f"{run_dir}/result_phantom_cortical", "--device", device]),
+        evaluate("cortical", "result_phantom_cortical", cortical),
     ]
 
 
