@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,9 @@ def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Pat
     assert [c["seed"] for c in manifest["cases"]] == [10, 11]
     assert all((tmp_path / "set" / c["folder"] / "flair.nii.gz").exists()
                for c in manifest["cases"])
+    started = time.perf_counter()
     assert main(["phantom", str(tmp_path / "cases"), "--seed", "3"]) != 0  # never overwrites
+    assert time.perf_counter() - started < 5.0  # refused before generating a whole brain
 
 
 def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:

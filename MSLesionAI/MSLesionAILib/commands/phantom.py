@@ -65,10 +65,19 @@ def _spacing(values: list[float] | None) -> float | tuple[float, ...] | None:
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def _refuse_non_empty(out_dir: Path) -> None:
+    """Refuse at once, not after minutes of generation (`write_case` would refuse too)."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir}: already exists and is not empty; choose a new folder")
+
+
 def run_phantom(args: argparse.Namespace, progress: Progress) -> int:
     seeds = args.seed
-    for index, seed in enumerate(seeds):
-        out_dir = args.out_dir if len(seeds) == 1 else args.out_dir / f"case_{seed:04d}"
+    out_dirs = [args.out_dir] if len(seeds) == 1 else [args.out_dir / f"case_{seed:04d}"
+                                                      for seed in seeds]
+    for out_dir in out_dirs:
+        _refuse_non_empty(out_dir)
+    for index, (seed, out_dir) in enumerate(zip(seeds, out_dirs, strict=True)):
         case = generate_case(seed, args.kind, mode=args.mode, spacing_mm=_spacing(args.spacing_mm),
                              crop_mm=args.crop_mm,
                              progress=progress.sub(index / len(seeds), (index + 1) / len(seeds)))
@@ -78,6 +87,7 @@ def run_phantom(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def run_dataset(args: argparse.Namespace, progress: Progress) -> int:
+    _refuse_non_empty(args.out_dir)
     manifest = write_dataset(args.out_dir, args.n, args.seed, args.kind, mode=args.mode,
                              spacing_mm=_spacing(args.spacing_mm), crop_mm=args.crop_mm,
                              progress=progress)

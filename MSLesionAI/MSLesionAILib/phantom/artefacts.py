@@ -81,8 +81,10 @@ def rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> n
 
 def store(image: np.ndarray, brain: np.ndarray, scanner: dict, skull_stripped: bool,
           rng: np.random.Generator) -> np.ndarray:
-    """Noise, the site's scale and offset, skull stripping, and int16 storage."""
-    noisy = rician_noise(image, scanner["noise_fraction"], rng)
+    """Noise (relative to the brain's median signal), the site's scale and offset, skull
+    stripping, and int16 storage."""
+    sigma = scanner["noise_fraction"] * float(np.median(image[brain > 0]))
+    noisy = rician_noise(image, sigma, rng)
     scaled = scanner["wm_level"] * (noisy + scanner["offset_fraction"])
     if skull_stripped:
         scaled = scaled * brain

@@ -10,8 +10,10 @@ scale lesions are placed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -24,6 +26,7 @@ _VENTRICLE_MIN_DEPTH_MM = 12.0
 _VENTRICLE_MIN_VOXELS = 300
 _DEEP_GM_MIN_DEPTH_MM = 16.0
 _BOUNDARY_WIDTH_MM = 2.0
+_CACHE_NAME = "phantom_template_v1.npz"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,55 @@ class TemplateAnatomy:
 
 @lru_cache(maxsize=1)
 def template_anatomy() -> TemplateAnatomy:
-    """Load and derive the template anatomy once per process (about 10 s)."""
+    """The template anatomy: derived once per machine (about 5 s; cached under
+    ``~/.cache/mslesionai``, regenerated when missing), loaded once per process.
+
+    The maps are rounded to float16 whichever way they come, so a case is the same with or
+    without the cache file.
+    """
+    cached = _load_cache()
+    soft, affine = cached if cached is not None else _save_cache(*_derive())
+    soft = {name: voxels.astype(np.float32) for name, voxels in soft.items()}
+    maps = {name: _template_image(soft[name], affine) for name in MAP_NAMES}
+    brain_lps = _lps_points(affine, np.argwhere(soft["csf"] + soft["gm"] + soft["wm"] > 0.5))
+    ventricle_lps = _lps_points(affine, np.argwhere(soft["ventricles"] > 0.5))
+    return TemplateAnatomy(maps=maps,
+                           brain_centre_lps=(brain_lps.min(0) + brain_lps.max(0)) / 2,
+                           brain_extent_lps=np.stack([brain_lps.min(0), brain_lps.max(0)]),
+                           ventricle_centre_lps=ventricle_lps.mean(0))
+
+
+def cache_path() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "mslesionai" / _CACHE_NAME
+
+
+def _load_cache() -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    try:
+        with np.load(cache_path()) as stored:
+            return {name: stored[name] for name in MAP_NAMES}, stored["affine"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_cache(soft: dict[str, np.ndarray],
+                affine: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Round to float16 and store (atomically: parallel processes may race); a read-only home
+    only costs the next process the derivation again."""
+    soft = {name: voxels.astype(np.float16) for name, voxels in soft.items()}
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.npz")
+        np.savez_compressed(partial, affine=affine, **soft)
+        partial.replace(path)
+    except OSError:
+        pass
+    return soft, affine
+
+
+def _derive() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Soft maps (numpy z, y, x) from nilearn's template files, and their RAS affine."""
     from nilearn import datasets
 
     images = {"gm": datasets.load_mni152_gm_template(resolution=1),
@@ -52,17 +103,10 @@ def template_anatomy() -> TemplateAnatomy:
     csf = np.clip(brain - gm - wm, 0.0, 1.0)
     ras_zyx = _ras_coordinates(affine, brain.shape)
     depth_mm = ndimage.distance_transform_edt(brain)
-    soft = {"csf": csf, "gm": gm, "wm": wm,
+    return {"csf": csf, "gm": gm, "wm": wm,
             "ventricles": _ventricles(csf, gm, wm, depth_mm, ras_zyx),
             "deep_gm": _deep_gm(gm, wm, csf, depth_mm, ras_zyx),
-            "infratentorial": _infratentorial(ras_zyx) * brain}
-    maps = {name: _template_image(soft[name], affine) for name in MAP_NAMES}
-    brain_lps = _lps_points(affine, np.argwhere(brain))
-    ventricle_lps = _lps_points(affine, np.argwhere(soft["ventricles"] > 0.5))
-    return TemplateAnatomy(maps=maps,
-                           brain_centre_lps=(brain_lps.min(0) + brain_lps.max(0)) / 2,
-                           brain_extent_lps=np.stack([brain_lps.min(0), brain_lps.max(0)]),
-                           ventricle_centre_lps=ventricle_lps.mean(0))
+            "infratentorial": _infratentorial(ras_zyx) * brain}, affine
 
 
 def _ras_coordinates(affine: np.ndarray, shape_zyx: tuple[int, ...]) -> tuple[np.ndarray, ...]:
