@@ -14,12 +14,12 @@ import torch
 
 from MSLesionAILib.benchmark import tables
 from MSLesionAILib.benchmark.cohort import (
+    QUICK_COHORTS,
     TrainingCaseError,
     check_held_out,
     free_first_seed,
     used_seeds,
 )
-from MSLesionAILib.benchmark.run import QUICK_COHORTS
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, write_bundle
 from MSLesionAILib.cli import main

@@ -27,6 +27,7 @@ TRAILING_NUMBER = re.compile(r"(\d+)$")
 RECORD_SECTIONS = ("training", "fine_tuning")
 
 
+
 class TrainingCaseError(MSLesionAIError):
     """A figure would be computed on a case a model was trained on, or that cannot be ruled out."""
 
@@ -42,6 +43,17 @@ class CohortSpec:
     crop_mm: float | None = None
     spacing_mm: float | None = None
     mode: str = "realistic"
+
+
+FULL_COHORTS = {"wm": CohortSpec("wm", 10, 900_000),
+                "cortical": CohortSpec("cortical", 10, 910_000),
+                "rim": CohortSpec("rim", 10, 920_000)}
+QUICK_COHORTS = {"wm": CohortSpec("wm", 2, 900_000, crop_mm=64.0, spacing_mm=2.0),
+                 "cortical": CohortSpec("cortical", 2, 910_000, crop_mm=16.0, spacing_mm=1.0),
+                 "rim": CohortSpec("rim", 2, 920_000, crop_mm=96.0, spacing_mm=1.5)}
+# Baseline training / threshold calibration cases when no shipped model records its own.
+CALIBRATION_FIRST_SEED = {"wm": 930_000, "cortical": 940_000}
+CALIBRATION_CASES = 5
 
 
 def used_seeds(bundles: Iterable[ModelBundle]) -> dict[int, str]:

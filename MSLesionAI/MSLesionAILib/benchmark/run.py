@@ -1,21 +1,14 @@
-"""The benchmark run: cohorts → every model and baseline → the papers' metrics → RESULTS.md.
-
-Every model runs through its `mslesionai` command and every score comes from `mslesionai
-evaluate` (rim: `training.rim_benchmark`), so the benchmark measures what users run. Work files
-(cohorts, predictions, baseline bundles, speed runs) go to ``OUT/work`` and are reused by a
-later run with the same settings; ``OUT`` gets RESULTS.md and the PNG figures.
+"""The benchmark run: held-out cohorts → every model and baseline (`sections`) → RESULTS.md
+with the machine, versions, seeds and commit at the top, and the PNG figures (`plots`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
-from contextlib import redirect_stdout
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import monai
 import numpy as np
@@ -24,62 +17,13 @@ import torch
 
 from .. import __version__
 from ..bundles import ModelBundle, list_bundles, load_bundle
-from ..cli import main as cli_main
-from ..errors import MSLesionAIError
-from ..imageio import array_to_image, read_image, write_image
-from ..phantom.dataset import MANIFEST, write_dataset
 from ..progress import Progress
 from ..training._loop import git_commit
-from ..training.cortical_data import case_folders as cortical_case_folders
-from ..training.cortical_data import case_inputs
-from ..training.rim_benchmark import evaluate as rim_evaluate
-from ..training.rim_benchmark import network_scores, pipeline_scores
-from ..training.wm_data import case_folders as wm_case_folders
-from . import baselines, plots, speed, tables
-from .cohort import CohortSpec, used_seeds, write_cohort
+from . import plots, sections
+from .cohort import FULL_COHORTS, QUICK_COHORTS, used_seeds, write_cohort
+from .sections import Options, Report
 
-REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
-    "lesjak2017_patient07"
-FULL_COHORTS = {"wm": CohortSpec("wm", 10, 900_000),
-                "cortical": CohortSpec("cortical", 10, 910_000),
-                "rim": CohortSpec("rim", 10, 920_000)}
-QUICK_COHORTS = {"wm": CohortSpec("wm", 2, 900_000, crop_mm=64.0, spacing_mm=2.0),
-                 "cortical": CohortSpec("cortical", 2, 910_000, crop_mm=16.0, spacing_mm=1.0),
-                 "rim": CohortSpec("rim", 2, 920_000, crop_mm=96.0, spacing_mm=1.5)}
-# Baseline training / threshold calibration cases when no shipped model records its own.
-CALIBRATION_FIRST_SEED = {"wm": 930_000, "cortical": 940_000}
-CALIBRATION_CASES = 5
-QUICK_BASELINE = {"steps": 2, "patch_size": 16}
-DEFAULT_STEPS = {"wm": 4000, "cortical": 1500}
-
-
-@dataclass
-class Options:
-    """``mslesionai benchmark``'s options (see `commands.benchmark`)."""
-
-    out: Path
-    quick: bool = False
-    cases: int | None = None
-    skip_baselines: bool = False
-    models: list[Path] | None = None
-    budget: float = 1.0
-    repeats: int = 3
-    threads: int = 2
-    command: str = "mslesionai benchmark"
-
-
-@dataclass
-class Report:
-    """What the sections add up: markdown, plot data, and what was not run."""
-
-    sections: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    rates: dict[str, tuple[list, list]] = field(default_factory=dict)
-    volumes: dict[str, tuple[list, list]] = field(default_factory=dict)
-    counts: dict[str, tuple[list, list]] = field(default_factory=dict)
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    speeds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seeds: dict[str, list[int]] = field(default_factory=dict)
+__all__ = ["Options", "run_benchmark"]
 
 
 def run_benchmark(options: Options, progress: Progress | None = None) -> Path:
@@ -95,8 +39,8 @@ def run_benchmark(options: Options, progress: Progress | None = None) -> Path:
     by_task = _by_task(bundles)
     cohorts = {kind: _cohort(kind, options, work, used, report) for kind in FULL_COHORTS
                if by_task.get(kind) or (kind != "rim" and not options.skip_baselines)}
-    steps = ((_wm_section, 0.4), (_cortical_section, 0.7), (_rim_section, 0.8),
-             (_speed_section, 1.0))
+    steps = ((sections.wm_section, 0.4), (sections.cortical_section, 0.7),
+             (sections.rim_section, 0.8), (sections.speed_section, 1.0))
     start = 0.0
     for section, end in steps:
         section(by_task, cohorts, options, work, report, progress.sub(start, end))
@@ -121,295 +65,6 @@ def _cohort(kind: str, options: Options, work: Path, used: dict[int, str],
     return folders
 
 
-def _cli(argv: list[str], log: Path) -> None:
-    """``mslesionai ARGV`` in this process; its printed tables go to the log."""
-    with open(log, "a") as stream, redirect_stdout(stream):
-        code = cli_main(["--progress", "none", *argv])
-    if code:
-        raise MSLesionAIError(f"mslesionai {' '.join(argv)} failed (exit {code}); see {log}")
-
-
-def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
-              log: Path) -> dict[str, Any]:
-    """`mslesionai evaluate --json`, unless that JSON already holds these predictions."""
-    if not json_path.is_file() or json.loads(json_path.read_text())["pred"] != list(
-            map(str, preds)):
-        _cli(["evaluate", "--task", task, "--pred", *map(str, preds), "--truth",
-              *map(str, truths), "--json", str(json_path)], log)
-    return json.loads(json_path.read_text())
-
-
-def _wm_inputs(folder: Path) -> list[str]:
-    return [arg for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()
-            for arg in (f"--{name}", str(folder / f"{name}.nii.gz"))]
-
-
-def _predict(folders: list[Path], out_root: Path, predict: Any) -> list[Path]:
-    """``predict(case_folder, out_folder)`` for each case not yet predicted; the out folders."""
-    outs = [out_root / folder.name for folder in folders]
-    for folder, out in zip(folders, outs, strict=True):
-        if not (out / "done").is_file():
-            predict(folder, out)
-            (out / "done").touch()
-    return outs
-
-
-def _write_lesions(lesion_ids: np.ndarray, reference: sitk.Image, out: Path, name: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_image(array_to_image(lesion_ids.astype(np.uint16), reference), out / name)
-
-
-def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report: Report,
-                progress: Progress) -> dict[str, tuple[str, Any]]:
-    """Method name → (work folder key, predict(case folder, out folder)) for white matter."""
-    log = work / "log.txt"
-    methods: dict[str, tuple[str, Any]] = {
-        _name(b): (_key(b), lambda folder, out, b=b: _cli(
-            ["wm", *_wm_inputs(folder), "--model", str(b.path), "--device", "cpu",
-             "--out", str(out)], log)) for b in bundles}
-    if options.skip_baselines:
-        report.notes.append("White matter: baselines skipped (--skip-baselines).")
-        return methods
-    training_cases = _baseline_cases("wm", bundles, options, work, report)
-    threshold_z = baselines.calibrate_flair_threshold(training_cases[:CALIBRATION_CASES])
-    unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
-        "wm", bundles, options, work / "baselines", report), progress=progress)
-
-    def naive(folder: Path, out: Path) -> None:
-        flair = read_image(folder / "flair.nii.gz", "flair")
-        _write_lesions(baselines.flair_threshold_lesions(flair, threshold_z), flair, out,
-                       "wm_lesions.nii.gz")
-
-    def unet3d(folder: Path, out: Path) -> None:
-        contrasts = {name: read_image(folder / f"{name}.nii.gz", name)
-                     for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
-        _write_lesions(baselines.unet3d_lesions(unet, contrasts), contrasts["flair"], out,
-                       "wm_lesions.nii.gz")
-
-    report.notes.append(
-        f"White matter: FLAIR threshold z > {threshold_z:g}, chosen for the best mean Dice on "
-        f"{min(CALIBRATION_CASES, len(training_cases))} training cases (not the test cohort).")
-    return {**methods, f"FLAIR threshold (z > {threshold_z:g})": (f"flair-z{threshold_z:g}", naive),
-            "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
-
-
-def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, work: Path,
-                    report: Report) -> list[Path]:
-    """The shipped model's own training cases, else a generated calibration cohort."""
-    if bundles and not options.quick:
-        data = bundles[0].metadata["training"]["data"]
-        if kind == "wm":
-            cases = wm_case_folders([Path(d) for d in data.get("datasets", [])])
-        else:
-            cases = cortical_case_folders([Path(d) for d in data.get("folders", [])])
-        if cases:
-            report.notes.append(f"{kind} baselines trained on {bundles[0].id}'s {len(cases)} "
-                                "training cases.")
-            return cases
-    spec = (QUICK_COHORTS if options.quick else FULL_COHORTS)[kind]
-    folder, count = work / "calibration" / kind, 2 if options.quick else CALIBRATION_CASES
-    if not (folder / MANIFEST).is_file():
-        write_dataset(folder, count, CALIBRATION_FIRST_SEED[kind], kind, mode=spec.mode,
-                      spacing_mm=spec.spacing_mm, crop_mm=spec.crop_mm)
-    cases = sorted(p.parent for p in folder.glob("*/case.json"))
-    report.notes.append(f"{kind} baselines trained on {len(cases)} phantom cases generated by "
-                        f"phantom-dataset (seeds {CALIBRATION_FIRST_SEED[kind]}…); no shipped "
-                        "model's training cases found.")
-    return cases
-
-
-def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Path,
-            report: Report) -> dict[str, Any]:
-    """Training steps (a fraction of the shipped model's) and the cache folder."""
-    if options.quick:
-        settings = dict(QUICK_BASELINE)
-    else:
-        shipped = bundles[0].metadata["training"]["settings"] if bundles else {}
-        steps = max(1, round(shipped.get("steps", DEFAULT_STEPS[kind]) * options.budget))
-        settings = {"steps": steps}
-    report.notes.append(f"{kind} baseline U-Net: {settings['steps']} training steps "
-                        f"(budget {options.budget:g} × the shipped model's steps; "
-                        f"quick: {options.quick}).")
-    name = "-".join(f"{k}{v}" for k, v in settings.items())
-    return {**settings, "out": folder / f"{kind}-{name}"}
-
-
-def _wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
-                options: Options, work: Path, report: Report, progress: Progress) -> None:
-    bundles = by_task.get("wm", [])
-    if "wm" not in cohorts:
-        report.notes.append("White matter: no wm model installed and baselines skipped.")
-        return
-    if not bundles:
-        report.notes.append("White matter: no wm model installed; baselines only.")
-    methods = _wm_methods(bundles, options, work, report, progress.sub(0.0, 0.5))
-    cohort = cohorts["wm"]
-    reports, real = {}, {}
-    for number, (name, (key, predict)) in enumerate(methods.items()):
-        progress.update(0.5 + 0.5 * number / len(methods), f"white matter: {name}")
-        outs = _predict(cohort, work / "wm" / key, predict)
-        reports[name] = _evaluate("wm", outs, cohort, work / "wm" / f"{key}.json",
-                                  work / "log.txt")
-        if not options.quick:
-            real_out = _predict([REAL_CASE], work / "wm_real" / key, predict)
-            real[name] = _evaluate("wm", real_out, [REAL_CASE / "wm_lesions_gt.nii.gz"],
-                                   work / "wm_real" / f"{key}.json", work / "log.txt")
-        cases = reports[name]["cases"]
-        report.rates[f"WM {name}"] = ([c["ltpr"] for c in cases], [c["lfpr"] for c in cases])
-        report.volumes[name] = ([c["truth_volume_ul"] for c in cases],
-                                [c["pred_volume_ul"] for c in cases])
-        report.counts[f"WM {name}"] = ([c["truth_lesions"] for c in cases],
-                                       [c["pred_lesions"] for c in cases])
-    report.sections.append(
-        "## White-matter lesions (DeepSCAN's Table 2 shape)\n\n"
-        f"Held-out phantom cohort, {len(cohort)} cases (seeds {_range(report.seeds['wm'])}), "
-        "every method without a brain mask; means over cases. MSSEG-2016 lesion detection "
-        "(18-connectivity, lesions > 3 µL, α 10 %, β 70 %, γ 65 %).\n\n"
-        + tables.wm_table(reports, "phantom, held out"))
-    if real:
-        report.sections.append(
-            "### Real case: lesjak2017 patient 07 (ONE case, consensus of three raters)\n\n"
-            + tables.wm_table(real, "real, 1 case"))
-    else:
-        report.notes.append("White matter: the real case is not run in --quick.")
-
-
-def _cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
-                      options: Options, work: Path, report: Report, progress: Progress) -> None:
-    bundles = list(by_task.get("cortical", []))
-    if "cortical" not in cohorts:
-        report.notes.append("Cortical: no cortical model installed and baselines skipped.")
-        return
-    if not bundles:
-        report.notes.append("Cortical: no cortical model installed; baselines only.")
-    if options.skip_baselines:
-        report.notes.append("Cortical: baselines skipped (--skip-baselines).")
-    else:
-        cases = _baseline_cases("cortical", bundles, options, work, report)
-        bundles.append(baselines.train_plain_cortical(cases, **_budget(
-            "cortical", bundles, options, work / "baselines", report),
-            progress=progress.sub(0.0, 0.5)))
-    cohort = cohorts["cortical"]
-    reports = {}
-    for bundle in bundles:
-        name, key = _name(bundle), _key(bundle)
-
-        def predict(folder: Path, out: Path, bundle: ModelBundle = bundle) -> None:
-            _cli([*_cortical_argv(folder, bundle), "--model", str(bundle.path), "--device",
-                  "cpu", "--out", str(out)], work / "log.txt")
-
-        outs = _predict(cohort, work / "cortical" / key, predict)
-        reports[name] = _evaluate("cortical", outs, cohort, work / "cortical" / f"{key}.json",
-                                  work / "log.txt")
-        per_case = reports[name]["by_min_volume"][0]["per_case"]
-        report.rates[f"cortical {name}"] = ([c["ltpr"] for c in per_case],
-                                            [c["lfpr"] for c in per_case])
-        report.counts[f"cortical {name}"] = ([c["truth_lesions"] for c in per_case],
-                                             [c["pred_lesions"] for c in per_case])
-    if reports:
-        report.sections.append(
-            "## Cortical lesions (CLAIMS's Table 1 shape)\n\n"
-            f"Held-out phantom cohort, {len(cohort)} cases (seeds "
-            f"{_range(report.seeds['cortical'])}), at each minimum lesion volume. Lesion-wise "
-            "rates pool all lesions; patient-wise ones are medians over cases.\n\n"
-            + tables.cortical_table(reports))
-
-
-def _cortical_argv(folder: Path, bundle: ModelBundle) -> list[str]:
-    """``cortical`` and the case's files for the bundle's inputs."""
-    inputs = case_inputs(folder, bundle.input_names).contrasts()
-    return ["cortical", *[arg for name, path in inputs.items()
-                          for arg in (f"--{name.replace('_', '-')}", str(path))]]
-
-
-def _rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
-                 options: Options, work: Path, report: Report, progress: Progress) -> None:
-    bundles = by_task.get("rim", [])
-    if not bundles:
-        report.notes.append("Rim: no rim model installed; the rim baselines need one's "
-                            "training cases, so nothing was run.")
-        return
-    cohort = cohorts["rim"]
-    results, curves = {}, {}
-    for bundle in bundles:
-        scores, labels, _ = network_scores(bundle, cohort)
-        results[bundle.id] = rim_evaluate(scores, labels,
-                                          bundle.metadata["operating_point"]["threshold"])
-        curves[bundle.id] = (scores, labels)
-    if options.skip_baselines:
-        report.notes.append("Rim: baselines skipped (--skip-baselines).")
-    else:
-        for name, (scores, labels, threshold) in baselines.rim_baselines(bundles[0],
-                                                                         cohort).items():
-            results[name] = rim_evaluate(scores, labels, threshold)
-            curves[name] = (scores, labels)
-    best = max(bundles, key=lambda b: results[b.id]["roc_auc"])
-    scores, labels, _ = pipeline_scores(best, cohort)
-    results[f"{best.id}, whole pipeline (candidates)"] = rim_evaluate(
-        scores, labels, best.metadata["operating_point"]["threshold"])
-    report.curves = {name: (np.concatenate(labels), np.concatenate(scores))
-                     for name, (scores, labels) in curves.items()}
-    report.sections.append(
-        "## Paramagnetic rim lesions (RimNet's Table 3 / Deep-PRL's comparison shape)\n\n"
-        f"Held-out phantom cohort, {len(cohort)} cases (seeds {_range(report.seeds['rim'])}); "
-        "lesion-wise on the truth lesions ≥ 12.3 µL, operating points fixed on validation "
-        "cases (95 % specificity), patient-wise accuracy of the ≥ 4 PRL rule. The whole "
-        "pipeline row starts from the binary truth mask (candidates, automatic splitting).\n\n"
-        + tables.rim_table(results))
-    progress.update(1.0, "rim done")
-
-
-def _speed_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
-                   options: Options, work: Path, report: Report, progress: Progress) -> None:
-    if options.repeats < 1:
-        report.notes.append("Speed: not measured (--repeats 0).")
-        return
-    runs = {}
-    if by_task.get("wm"):
-        wm_case = REAL_CASE if not options.quick else cohorts["wm"][0]
-        runs["wm"] = (wm_case, by_task["wm"][0], ["wm", *_wm_inputs(wm_case)])
-    if by_task.get("cortical"):
-        folder, bundle = cohorts["cortical"][0], by_task["cortical"][0]
-        runs["cortical"] = (folder, bundle, _cortical_argv(folder, bundle))
-    for bundle in by_task.get("rim", []):
-        folder = cohorts["rim"][0]
-        runs[f"rim {bundle.id}"] = (folder, bundle, [
-            "rim", *[arg for name in bundle.input_names
-                     for arg in (f"--{name}", str(folder / f"{name}.nii.gz"))],
-            "--lesion-mask", str(folder / "truth" / "wm_lesions.nii.gz")])
-    for number, (name, (case, bundle, argv)) in enumerate(runs.items()):
-        progress.update(number / max(len(runs), 1), f"speed: {name}")
-        summary = speed.measure([*argv, "--model", str(bundle.path), "--device", "cpu"],
-                                work / "speed" / _slug(name), options.repeats, options.threads)
-        report.speeds[name] = {**summary, "case": case.name}
-    if report.speeds:
-        report.sections.append(
-            f"## Speed and memory (CPU, {options.threads} torch threads)\n\n"
-            f"Medians over {options.repeats} runs of the `mslesionai` command, each in its own "
-            "process, timed after the library's imports (last column); stages from "
-            "summary.json, `read + write` is the rest of the command (reading, checks, writing "
-            "the files). Network forward: time inside the network's own calls. Peak memory: "
-            "the process's maximum resident set (imports included).\n\n"
-            + tables.speed_table(report.speeds))
-
-
-def _name(bundle: ModelBundle) -> str:
-    return f"{bundle.id} v{bundle.metadata['version']}"
-
-
-def _key(bundle: ModelBundle) -> str:
-    """A work folder name that changes when the weights do."""
-    return f"{_slug(bundle.id)}-{bundle.weights_sha256[:8]}"
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name).strip("_")
-
-
-def _range(seeds: list[int]) -> str:
-    return f"{min(seeds)}–{max(seeds)}" if seeds else "none"
-
-
 def _header(options: Options, bundles: list[ModelBundle], used: dict[int, str]) -> str:
     models = "\n".join(f"- `{b.id}` v{b.metadata['version']} ({b.task}), weights SHA-256 "
                        f"{b.weights_sha256[:12]}…" for b in bundles) or "- none installed"
@@ -423,7 +78,7 @@ def _header(options: Options, bundles: list[ModelBundle], used: dict[int, str]) 
         f"{torch.__version__}, MONAI {monai.__version__}, SimpleITK {sitk.Version_VersionString()},"
         f" numpy {np.__version__}\n"
         f"- Training seeds excluded (read from the models' training records): {len(used)} "
-        f"seeds, {_range(sorted(used))}\n\nModels:\n\n{models}\n")
+        f"seeds, {sections.range_text(sorted(used))}\n\nModels:\n\n{models}\n")
 
 
 def _write_results(options: Options, bundles: list[ModelBundle], used: dict[int, str],
