@@ -104,7 +104,6 @@ class _SliceSource:
         self.voxels, self.lesion_ids, self.colors = voxels, lesion_ids, colors
         self.spacing_zyx_mm = np.asarray(spacing_zyx_mm, dtype=float)
         self.boxes = ndimage.find_objects(lesion_ids)
-        self.display_range = _display_range(voxels)
 
     def draw(self, axes: Axes, lesion_id: int, outlined: bool) -> None:
         """The axial slice with the most voxels of the lesion, centred on it."""
@@ -119,8 +118,9 @@ class _SliceSource:
         window = [(int(round(c - half_mm / s)), int(round(c + half_mm / s)) + 1)
                   for c, s in zip(centre, self.spacing_zyx_mm[1:], strict=True)]
         ids = _crop(self.lesion_ids[z], window)
-        axes.imshow(_crop(self.voxels[z], window), cmap="gray", vmin=self.display_range[0],
-                    vmax=self.display_range[1], interpolation="bilinear",
+        voxels = _crop(self.voxels[z], window)
+        low, high = _display_range(voxels)
+        axes.imshow(voxels, cmap="gray", vmin=low, vmax=high, interpolation="bilinear",
                     aspect=self.spacing_zyx_mm[1] / self.spacing_zyx_mm[2])
         if outlined:
             for other in np.unique(ids[(ids > 0) & (ids != lesion_id)]):
@@ -131,12 +131,13 @@ class _SliceSource:
 
 
 def _display_range(voxels: np.ndarray) -> tuple[float, float]:
-    """Grey-level window from the non-zero voxels (zero is the background of masked images)."""
+    """Grey-level window of one panel, from its non-zero voxels (zero is the background of
+    masked images): per panel, so that a lesion shows against its own surroundings, as a
+    reader would window it."""
     inside = voxels[voxels != 0]
     if inside.size == 0:
         return 0.0, 1.0
-    step = max(1, inside.size // 1_000_000)
-    low, high = np.percentile(inside[::step], [0.5, 99.5])
+    low, high = np.percentile(inside, [1.0, 99.5])
     return float(low), float(high if high > low else low + 1.0)
 
 

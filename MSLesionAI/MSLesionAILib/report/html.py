@@ -147,8 +147,9 @@ def _figure(result: PipelineResult, lightbox: Lightbox | None) -> str:
     return (f"<figure><img alt='{what} on {lightbox.contrast}' "
             f"src='data:image/png;base64,{data}'>"
             f"<figcaption>Axial slice through {shown}, on {escape(lightbox.contrast)}, "
-            f"{outline}; radiological convention (patient's right on the left, anterior up). "
-            "Titles: lesion number (table row), volume.</figcaption></figure>")
+            f"{outline}; radiological convention (patient's right on the left, anterior up), "
+            "each panel windowed to its own grey levels. Titles: lesion number (table row), "
+            "volume.</figcaption></figure>")
 
 
 def _why_no_figure(result: PipelineResult) -> str:
