@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
-from MSLesionAILib.benchmark import tables
+from MSLesionAILib.benchmark import baselines, tables
 from MSLesionAILib.benchmark.cohort import (
     QUICK_COHORTS,
     TrainingCaseError,
@@ -23,6 +24,7 @@ from MSLesionAILib.benchmark.cohort import (
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, write_bundle
 from MSLesionAILib.cli import main
+from MSLesionAILib.metrics.overlap import dice
 from MSLesionAILib.networks import build_network
 from MSLesionAILib.training import wm as wm_training
 
@@ -110,6 +112,21 @@ def test_forward_timer_counts_the_outermost_call_once() -> None:
     with forward_timer() as forward_s:
         network(torch.zeros(2, 4))
     assert 0 < forward_s[0] <= time.perf_counter() - started
+
+
+def test_flair_threshold_is_calibrated_and_finds_the_bright_lesion(tmp_path: Path) -> None:
+    grid = np.indices((40, 40, 40)) - 20
+    lesion = (grid ** 2).sum(axis=0) <= 9
+    voxels = np.random.default_rng(0).normal(100, 5, lesion.shape) + 100 * lesion
+    voxels[:, :, :4] = 0  # background outside the head
+    flair = sitk.GetImageFromArray(voxels.astype(np.float32))
+    (tmp_path / "truth").mkdir()
+    sitk.WriteImage(flair, str(tmp_path / "flair.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(lesion.astype(np.uint8)),
+                    str(tmp_path / "truth" / "wm_lesions.nii.gz"))
+    percentile = baselines.calibrate_flair_threshold([tmp_path])
+    found = baselines.flair_threshold_lesions(flair, percentile)
+    assert found.max() == 1 and dice(lesion, found) > 0.9
 
 
 def _columns(table: str) -> list[int]:

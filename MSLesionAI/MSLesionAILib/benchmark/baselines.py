@@ -1,9 +1,9 @@
 """The baselines the shipped models are measured against.
 
 White-matter lesions:
-- a naive FLAIR threshold: FLAIR z-scored in its intensity foreground (the pipeline's no-mask
-  path), lesion = z above a threshold chosen on calibration cases (never the test cohort) for
-  the best mean Dice, components of ≥ 3 µL;
+- a naive FLAIR threshold: lesion = FLAIR above a percentile of its intensity foreground (the
+  pipelines' no-mask normalisation region), the percentile chosen on calibration cases (never
+  the test cohort) for the best mean Dice, components of ≥ 3 µL;
 - a MONAI 3D U-Net (DynUNet, nnU-Net's architecture, scaled for a CPU), the DeepSCAN paper's
   nnU-Net-style reference: the white-matter model's training cases and preprocessing
   (`training.wm_data`), 3D patches, Dice + cross-entropy, flips and intensity augmentation,
@@ -40,7 +40,7 @@ from ..lesions import label_components
 from ..metrics.overlap import dice
 from ..networks import build_network
 from ..pipelines.wm import prepare_inputs
-from ..preprocessing import foreground_mask, zscore
+from ..preprocessing import foreground_mask
 from ..progress import Progress
 from ..training import cortical as cortical_training
 from ..training import wm as wm_training
@@ -55,7 +55,8 @@ __all__ = ["calibrate_flair_threshold", "flair_threshold_lesions", "rim_baseline
 
 MIN_LESION_UL = 3.0
 CONNECTIVITY = 18
-THRESHOLDS_Z = np.round(np.arange(1.0, 5.01, 0.25), 2)
+PERCENTILES = (90.0, 92.0, 94.0, 95.0, 96.0, 97.0, 97.5, 98.0, 98.5, 99.0, 99.25, 99.5, 99.75,
+               99.9)
 UNET3D_ID = "baseline-wm-unet3d"
 PLAIN_CORTICAL_ID = "baseline-cortical-plain-unet"
 SKIP_ALIASES = "skip_layers."
@@ -66,26 +67,31 @@ UNET3D_NETWORK = {"spatial_dims": 3, "in_channels": 3, "out_channels": 2,
                   "norm_name": "instance"}
 
 
-def flair_zscore(flair: sitk.Image) -> np.ndarray:
+def flair_percentiles(flair: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """FLAIR's voxels and, per `PERCENTILES`, its intensity at that percentile of its
+    foreground (the pipelines' no-mask normalisation region)."""
     voxels = sitk.GetArrayFromImage(flair).astype(np.float32)
-    return zscore(voxels, foreground_mask(voxels))
+    return voxels, np.percentile(voxels[foreground_mask(voxels)], PERCENTILES)
 
 
-def flair_threshold_lesions(flair: sitk.Image, threshold_z: float) -> np.ndarray:
-    """Lesion instance ids on FLAIR's grid: z-scored FLAIR above the threshold, ≥ 3 µL."""
-    return label_components(flair_zscore(flair) > threshold_z, CONNECTIVITY, MIN_LESION_UL,
+def flair_threshold_lesions(flair: sitk.Image, percentile: float) -> np.ndarray:
+    """Lesion instance ids on FLAIR's grid: voxels brighter than the given percentile of the
+    foreground, in components of ≥ 3 µL."""
+    voxels, thresholds = flair_percentiles(flair)
+    threshold = thresholds[list(PERCENTILES).index(percentile)]
+    return label_components(voxels > threshold, CONNECTIVITY, MIN_LESION_UL,
                             flair.GetSpacing()[::-1])
 
 
 def calibrate_flair_threshold(folders: list[Path]) -> float:
-    """The z threshold with the best mean voxel Dice on the calibration cases."""
-    dice_sums = np.zeros(len(THRESHOLDS_Z))
+    """The percentile with the best mean voxel Dice on the calibration cases."""
+    dice_sums = np.zeros(len(PERCENTILES))
     for folder in folders:
-        z = flair_zscore(read_image(folder / "flair.nii.gz", "flair"))
+        voxels, thresholds = flair_percentiles(read_image(folder / "flair.nii.gz", "flair"))
         truth = sitk.GetArrayFromImage(read_image(folder / "truth" / "wm_lesions.nii.gz",
                                                   "truth")) > 0
-        dice_sums += [dice(truth, z > threshold) for threshold in THRESHOLDS_Z]
-    return float(THRESHOLDS_Z[int(dice_sums.argmax())])
+        dice_sums += [dice(truth, voxels > threshold) for threshold in thresholds]
+    return float(PERCENTILES[int(dice_sums.argmax())])
 
 
 class PatchBatches:

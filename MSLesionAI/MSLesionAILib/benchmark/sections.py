@@ -136,13 +136,13 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         return methods
     training_cases = _baseline_cases("wm", bundles, options, work, report)
     calibration = _realistic_first(training_cases)[:CALIBRATION_CASES]
-    threshold_z = baselines.calibrate_flair_threshold(calibration)
+    percentile = baselines.calibrate_flair_threshold(calibration)
     unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
         "wm", bundles, options, work / "baselines", report), progress=progress)
 
     def naive(folder: Path, out: Path) -> None:
         flair = read_image(folder / "flair.nii.gz", "flair")
-        _write_lesions(baselines.flair_threshold_lesions(flair, threshold_z), flair, out,
+        _write_lesions(baselines.flair_threshold_lesions(flair, percentile), flair, out,
                        "wm_lesions.nii.gz")
 
     def unet3d(folder: Path, out: Path) -> None:
@@ -151,11 +151,12 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         _write_lesions(baselines.unet3d_lesions(unet, contrasts), contrasts["flair"], out,
                        "wm_lesions.nii.gz")
 
+    names = ", ".join(case.name for case in calibration)
     report.notes.append(
-        f"White matter: FLAIR threshold z > {threshold_z:g}, chosen for the best mean Dice on "
-        f"{len(calibration)} training cases ({', '.join(c.name for c in calibration)}), "
-        "never the test cohort.")
-    return {**methods, f"FLAIR threshold (z > {threshold_z:g})": (f"flair-z{threshold_z:g}", naive),
+        f"White matter: FLAIR threshold at the {percentile:g}th percentile of the foreground, "
+        f"chosen for the best mean Dice on {len(calibration)} training cases ({names}), never "
+        "the test cohort.")
+    return {**methods, f"FLAIR threshold (> P{percentile:g})": (f"flair-p{percentile:g}", naive),
             "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
 
 
