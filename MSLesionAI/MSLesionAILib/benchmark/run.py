@@ -84,6 +84,10 @@ def _header(options: Options, bundles: list[ModelBundle], used: dict[int, str]) 
 def _write_results(options: Options, bundles: list[ModelBundle], used: dict[int, str],
                    report: Report) -> Path:
     figures = _plot(options.out, report)
+    if report.reused:
+        report.notes.append(
+            f"{report.reused} case predictions were reused from {options.out / 'work'}, made "
+            "by an earlier run with the same weights (work folders are named by checksum).")
     text = "\n".join([
         _header(options, bundles, used), *report.sections,
         "## Figures\n", *[f"![{path.stem}]({path.name})\n" for path in figures],

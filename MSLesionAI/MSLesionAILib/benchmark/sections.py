@@ -66,6 +66,7 @@ class Report:
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     speeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: dict[str, list[int]] = field(default_factory=dict)
+    reused: int = 0
 
 
 def _cli(argv: list[str], log: Path) -> None:
@@ -91,13 +92,16 @@ def _wm_inputs(folder: Path) -> list[str]:
             for arg in (f"--{name}", str(folder / f"{name}.nii.gz"))]
 
 
-def _predict(folders: list[Path], out_root: Path, predict: Any) -> list[Path]:
-    """``predict(case_folder, out_folder)`` for each case not yet predicted; the out folders."""
+def _predict(folders: list[Path], out_root: Path, predict: Any, report: Report) -> list[Path]:
+    """``predict(case_folder, out_folder)`` for each case not yet predicted (the others are
+    counted as reused); the out folders."""
     outs = [out_root / folder.name for folder in folders]
     for folder, out in zip(folders, outs, strict=True):
-        if not (out / "done").is_file():
-            predict(folder, out)
-            (out / "done").touch()
+        if (out / "done").is_file():
+            report.reused += 1
+            continue
+        predict(folder, out)
+        (out / "done").touch()
     return outs
 
 
@@ -221,11 +225,11 @@ def wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Pa
     reports, real = {}, {}
     for number, (name, (key, predict)) in enumerate(methods.items()):
         progress.update(0.5 + 0.5 * number / len(methods), f"white matter: {name}")
-        outs = _predict(cohort, work / "wm" / key, predict)
+        outs = _predict(cohort, work / "wm" / key, predict, report)
         reports[name] = _evaluate("wm", outs, cohort, work / "wm" / f"{key}.json",
                                   work / "log.txt")
         if not options.quick:
-            real_out = _predict([REAL_CASE], work / "wm_real" / key, predict)
+            real_out = _predict([REAL_CASE], work / "wm_real" / key, predict, report)
             real[name] = _evaluate("wm", real_out, [REAL_CASE / "wm_lesions_gt.nii.gz"],
                                    work / "wm_real" / f"{key}.json", work / "log.txt")
         cases = reports[name]["cases"]
@@ -272,7 +276,7 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
             _cli([*_cortical_argv(folder, bundle), "--model", str(bundle.path), "--device",
                   "cpu", "--out", str(out)], work / "log.txt")
 
-        outs = _predict(cohort, work / "cortical" / key, predict)
+        outs = _predict(cohort, work / "cortical" / key, predict, report)
         reports[name] = _evaluate("cortical", outs, cohort, work / "cortical" / f"{key}.json",
                                   work / "log.txt")
         per_case = reports[name]["by_min_volume"][0]["per_case"]
