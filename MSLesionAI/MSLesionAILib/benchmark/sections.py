@@ -29,7 +29,13 @@ from ..training.rim_benchmark import evaluate as rim_evaluate
 from ..training.rim_benchmark import network_scores, pipeline_scores
 from ..training.wm_data import case_folders as wm_case_folders
 from . import baselines, speed, tables
-from .cohort import CALIBRATION_CASES, CALIBRATION_FIRST_SEED, FULL_COHORTS, QUICK_COHORTS
+from .cohort import (
+    CALIBRATION_CASES,
+    CALIBRATION_FIRST_SEED,
+    FULL_COHORTS,
+    QUICK_COHORTS,
+    case_seed,
+)
 
 REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"
@@ -143,6 +149,7 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
     percentile = baselines.calibrate_flair_threshold(calibration)
     unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
         "wm", bundles, options, work / "baselines", report), progress=progress)
+    _note_training_time(unet, bundles, report)
 
     def naive(folder: Path, out: Path) -> None:
         flair = read_image(folder / "flair.nii.gz", "flair")
@@ -173,6 +180,8 @@ def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, wor
             cases = wm_case_folders([Path(d) for d in data.get("datasets", [])])
         else:
             cases = cortical_case_folders([Path(d) for d in data.get("folders", [])])
+        if "seeds" in data:  # the recorded cases only, not every case in their folders
+            cases = [case for case in cases if case_seed(case) in set(data["seeds"])]
         if cases:
             report.notes.append(f"{kind} baselines trained on {bundles[0].id}'s {len(cases)} "
                                 "training cases.")
@@ -196,6 +205,13 @@ def _realistic_first(cases: list[Path]) -> list[Path]:
         "mode") != "realistic")
 
 
+def _note_training_time(baseline: ModelBundle, shipped: list[ModelBundle],
+                        report: Report) -> None:
+    seconds = [f"{b.id} {b.metadata['training']['seconds']:.0f} s" for b in [baseline, *shipped]
+               if "seconds" in b.metadata.get("training", {})]
+    report.notes.append("Training time (recorded in the bundles): " + ", ".join(seconds) + ".")
+
+
 def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Path,
             report: Report) -> dict[str, Any]:
     """Training steps (a fraction of the shipped model's) and the cache folder."""
@@ -203,7 +219,8 @@ def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Pat
         settings = dict(QUICK_BASELINE)
     else:
         shipped = bundles[0].metadata["training"]["settings"] if bundles else {}
-        steps = max(1, round(shipped.get("steps", DEFAULT_STEPS[kind]) * options.budget))
+        shipped_steps = shipped.get("steps_done", shipped.get("steps", DEFAULT_STEPS[kind]))
+        steps = max(1, round(shipped_steps * options.budget))
         settings = {"steps": steps, **{key: shipped[key] for key in SAME_SETTINGS[kind]
                                        if key in shipped}}
     report.notes.append(f"{kind} baseline U-Net: {settings} (budget {options.budget:g} × the "
@@ -264,9 +281,11 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
         report.notes.append("Cortical: baselines skipped (--skip-baselines).")
     else:
         cases = _baseline_cases("cortical", bundles, options, work, report)
-        bundles.append(baselines.train_plain_cortical(cases, **_budget(
+        plain = baselines.train_plain_cortical(cases, **_budget(
             "cortical", bundles, options, work / "baselines", report),
-            progress=progress.sub(0.0, 0.5)))
+            progress=progress.sub(0.0, 0.5))
+        _note_training_time(plain, bundles, report)
+        bundles.append(plain)
     cohort = cohorts["cortical"]
     reports = {}
     for bundle in bundles:
