@@ -69,7 +69,8 @@ def misregister(image: np.ndarray, grid: sitk.Image, scanner: dict,
                              .tolist())
     moving = sitk.GetImageFromArray(image)
     moving.CopyInformation(grid)
-    return sitk.GetArrayFromImage(sitk.Resample(moving, grid, transform, sitk.sitkLinear, 0.0))
+    return sitk.GetArrayFromImage(sitk.Resample(moving, grid, transform, sitk.sitkLinear, 0.0,
+                                                useNearestNeighborExtrapolator=True))
 
 
 def rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:

@@ -120,14 +120,16 @@ def _box_corners(extent_lps: np.ndarray) -> np.ndarray:
 
 
 def _crop_centre(rng: np.random.Generator, template: TemplateAnatomy, kind: str) -> np.ndarray:
-    """Cortical crops sit over a convexity; other crops near the ventricles (all lesion types)."""
-    if kind == "cortical":
-        direction = rng.normal(size=3) * np.array([1.0, 1.0, 0.6])
-        direction[2] = abs(direction[2]) + 0.3  # above the tentorium
-        direction /= np.linalg.norm(direction)
-        half_size = (template.brain_extent_lps[1] - template.brain_extent_lps[0]) / 2
-        return template.brain_centre_lps + 0.7 * half_size * direction
-    return template.ventricle_centre_lps + rng.uniform(-12.0, 12.0, 3)
+    """Cortical crops centre on a point of the cerebral cortex; others near the ventricles
+    (so that they hold every white-matter lesion type)."""
+    if kind != "cortical":
+        return template.ventricle_centre_lps + rng.uniform(-12.0, 12.0, 3)
+    maps = {name: sitk.GetArrayViewFromImage(template.maps[name])
+            for name in ("gm", "wm", "deep_gm", "infratentorial")}
+    cortex = ((maps["gm"] > 0.6) & (maps["deep_gm"] < 0.5) & (maps["infratentorial"] < 0.5))
+    index_zyx = np.unravel_index(rng.choice(np.flatnonzero(cortex)), cortex.shape)
+    return np.array(template.maps["gm"].TransformIndexToPhysicalPoint(
+        [int(i) for i in index_zyx[::-1]]))
 
 
 def _deformation(rng: np.random.Generator, template: TemplateAnatomy, mode: str,

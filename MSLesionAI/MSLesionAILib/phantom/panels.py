@@ -149,15 +149,15 @@ def _window(voxels: np.ndarray, name: str) -> dict:
 
 def _busiest_slice(wm: np.ndarray, cortical: np.ndarray, rim_ids: list[int],
                    tissue: np.ndarray, reference: sitk.Image) -> int:
-    """The near-axial slice with the most lesion voxels (rim+ lesions weigh more), among those
-    through the ventricles when there are any (the view a reader expects)."""
+    """The near-axial slice with the most lesion voxels (rim+ lesions weigh more); for
+    white-matter lesions, among those through the ventricles (the view a reader expects)."""
     weight = (wm > 0) + 4 * np.isin(wm, rim_ids) * (wm > 0) + 2 * (cortical > 0)
     direction = np.abs(np.array(reference.GetDirection()).reshape(3, 3))
     axis = 2 - int(np.argmax(direction[2]))
     other = tuple(a for a in range(3) if a != axis)
     counts = weight.sum(axis=other).astype(float)
     ventricles = (tissue == Tissue.VENTRICLES).sum(axis=other)
-    if (counts * (ventricles > 0)).any():
+    if not cortical.any() and (counts * (ventricles > 0)).any():
         counts *= ventricles > 0
     return int(np.argmax(counts)) if counts.any() else wm.shape[axis] // 2
 

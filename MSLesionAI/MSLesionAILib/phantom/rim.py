@@ -78,13 +78,13 @@ def _padded(box: tuple[slice, ...], spacing: np.ndarray, shape: tuple[int, ...]
 
 def _paint_rim(rng: np.random.Generator, rims: np.ndarray, lesion: np.ndarray,
                spacing: np.ndarray, mode: str) -> dict:
-    """A shell along the lesion border (mostly inside), complete or covering part of it."""
+    """A thin shell on the lesion's edge (a little inside), complete or covering part of it."""
     inside_mm = ndimage.distance_transform_edt(lesion, sampling=spacing)
     outside_mm = ndimage.distance_transform_edt(~lesion, sampling=spacing)
     depth_mm = inside_mm - outside_mm  # > 0 inside
-    width_mm = rng.uniform(0.6, 2.0)
+    width_mm = rng.uniform(0.5, 1.5)
     strength = rng.uniform(0.04, 0.16) if mode == "realistic" else rng.uniform(0.02, 0.2)
-    shell = np.exp(-((depth_mm - width_mm / 3) / (width_mm / 2)) ** 2)
+    shell = np.exp(-((depth_mm - width_mm / 4) / (width_mm / 2)) ** 2)  # at the edge
     complete = rng.random() < 0.5
     coverage = 1.0 if complete else rng.uniform(0.35, 0.85)
     if not complete:
