@@ -24,6 +24,7 @@ from PIL import Image
 from conftest import REPO, rotation_direction
 from MSLesionAILib import mrml
 from MSLesionAILib.cli import main
+from MSLesionAILib.errors import MSLesionAIError
 from MSLesionAILib.geometry import index_zyx_to_ras, voxel_volume_ul
 from MSLesionAILib.labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
 from MSLesionAILib.report import browser
@@ -327,6 +328,15 @@ def test_report_from_scene_nodes_shows_the_users_edits(scene, tmp_path):
     assert "<div class='number'>5</div>" in text and "chronic active" in text
     assert "Slicer scene: phase rim lesions table" in text
     assert _near(np.asarray(_png(_Page(text).images[0])), RED).sum() > 50
+
+
+def test_without_chromium_the_page_is_written_and_the_missing_pdf_explained(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    folder = write_rim(tmp_path, rim_positive=1)
+    with pytest.raises(MSLesionAIError, match="r.html written, but not the PDF: no Chromium"):
+        write_report([folder], tmp_path / "r.html", pdf=True)
+    assert (tmp_path / "r.html").exists() and not (tmp_path / "r.pdf").exists()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, MSLesionAIError
 from . import browser
 from .collect import read_patient
 from .figures import lesion_lightbox
@@ -27,25 +27,36 @@ def write_report(folders: list[str | Path], out_html: str | Path, *,
         raise InputError(f"--max-lesions: {max_lesions}; give at least 1")
     out_html = Path(out_html)
     outputs = [out_html, out_html.with_suffix(".pdf")] if pdf else [out_html]
-    for path in outputs:
-        if path.exists():
-            raise InputError(f"--out: {path} already exists; choose a new name "
-                             "(existing files are never overwritten)")
+    _refuse_existing(outputs)
     results = read_patient(folders, images)
     repeated = [task for task, n in Counter(r.task for r in results).items() if n > 1]
     if repeated:
         raise InputError(f"more than one {repeated[0]} result given; a report is for one "
                          "patient, with at most one result folder per pipeline")
     sections = [(result, lesion_lightbox(result, max_lesions)) for result in results]
-    page = render_report(patient or _patient_name(folders), sections,
-                         datetime.now().strftime("%Y-%m-%d %H:%M"))
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_html.with_name(f".{out_html.name}.partial-{os.getpid()}")
-    partial.write_text(page, encoding="utf-8")
-    partial.rename(out_html)
+    _write_whole(out_html, render_report(patient or _patient_name(folders), sections,
+                                         datetime.now().strftime("%Y-%m-%d %H:%M")))
     if pdf:
-        browser.print_pdf(out_html, outputs[1])
+        try:
+            browser.print_pdf(out_html, outputs[1])
+        except MSLesionAIError as error:
+            raise MSLesionAIError(f"{out_html} written, but not the PDF: {error}") from error
     return outputs
+
+
+def _refuse_existing(paths: list[Path]) -> None:
+    for path in paths:
+        if path.exists():
+            raise InputError(f"--out: {path} already exists; choose a new name "
+                             "(existing files are never overwritten)")
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write through a hidden temporary file, so the page appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
+    partial.rename(path)
 
 
 def _patient_name(folders: list[str | Path]) -> str:
