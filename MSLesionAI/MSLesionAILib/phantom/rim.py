@@ -107,14 +107,16 @@ def _paint_mimic(rng: np.random.Generator, mimic: str, lesion: np.ndarray,
     if mimic == "central_vein":
         direction = rng.normal(size=3)
         start = centre - (direction / np.linalg.norm(direction)) @ canvas.mm_to_index * extent_mm
-        canvas.draw(rng, start, direction, 2.0 * extent_mm, wander=0.05)
+        canvas.draw(rng, start, direction, 2.0 * extent_mm, wander=0.05,
+                    strength=rng.uniform(0.3, 0.8))  # thinner than a voxel: partial volume
     elif mimic == "touching_vein":
         border = np.argwhere(lesion & ~ndimage.binary_erosion(lesion))
         point = corner + border[rng.integers(len(border))]
         tangent = np.cross(rng.normal(size=3), (point - centre) @ canvas.frame.index_to_mm)
         start = point - (tangent / (np.linalg.norm(tangent) + 1e-9)) @ canvas.mm_to_index * (
             extent_mm / 2)
-        canvas.draw(rng, start, tangent, extent_mm * 1.5, wander=0.1)
+        canvas.draw(rng, start, tangent, extent_mm * 1.5, wander=0.1,
+                    strength=rng.uniform(0.3, 0.8))
     elif mimic == "diffuse":
         lesion_chi[box] += rng.uniform(0.01, 0.05) * ndimage.gaussian_filter(
             lesion.astype(np.float32), 1.0)
