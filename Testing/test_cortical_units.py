@@ -30,13 +30,14 @@ def test_unet_has_four_levels_and_keeps_the_patch_shape():
     assert logits.shape == (2, 3, 24, 16, 32)
 
 
-def test_focal_loss_ignores_white_matter_lesion_voxels():
+@pytest.mark.parametrize("dice_weight", [0.0, 1.0])
+def test_focal_loss_ignores_white_matter_lesion_voxels(dice_weight):
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 3, 8, 8, 8, generator=generator)
     labels = torch.randint(0, 3, (1, 1, 8, 8, 8), generator=generator).float()
     weights = torch.ones(1, 1, 8, 8, 8)
     weights[..., :4] = 0                          # "white-matter lesion" half
-    loss = MaskedFocalLoss()
+    loss = MaskedFocalLoss(dice_weight=dice_weight)
     reference = loss(logits, torch.cat([labels, weights], 1))
     changed = logits.clone()
     changed[..., :4] = 100 * torch.randn(1, 3, 8, 8, 4, generator=generator)
@@ -49,11 +50,12 @@ def test_focal_loss_ignores_white_matter_lesion_voxels():
         float(reference), rel=1e-3)
 
 
-def test_focal_loss_gradients_are_zero_on_weighted_out_voxels():
+@pytest.mark.parametrize("dice_weight", [0.0, 1.0])
+def test_focal_loss_gradients_are_zero_on_weighted_out_voxels(dice_weight):
     logits = torch.randn(1, 3, 4, 4, 4, requires_grad=True)
     targets = torch.cat([torch.ones(1, 1, 4, 4, 4), torch.ones(1, 1, 4, 4, 4)], 1)
     targets[:, 1, 0] = 0
-    MaskedFocalLoss()(logits, targets).backward()
+    MaskedFocalLoss(dice_weight=dice_weight)(logits, targets).backward()
     assert torch.all(logits.grad[:, :, 0] == 0)
     assert torch.any(logits.grad[:, :, 1:] != 0)
 

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from monai.losses import FocalLoss
+from monai.networks import one_hot
 
 from ..bundles import METADATA_NAME, ModelBundle, load_bundle, write_bundle
 from ..imageio import read_image
@@ -42,18 +43,29 @@ THRESHOLD_CANDIDATES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
 class MaskedFocalLoss:
-    """Softmax focal loss per voxel, weighted: targets (B, 2, …) hold the class labels and the
-    voxel weights; the loss is the weighted mean, so weight-0 voxels contribute nothing."""
+    """Softmax focal loss per voxel, weighted, plus an optional soft Dice of the two lesion
+    classes over the batch: targets (B, 2, …) hold the class labels and the voxel weights, and
+    both terms see only weighted voxels, so weight-0 voxels contribute nothing."""
 
-    def __init__(self, gamma: float = 2.0, lesion_weight: float = 1.0) -> None:
+    def __init__(self, gamma: float = 2.0, lesion_weight: float = 1.0,
+                 dice_weight: float = 0.0) -> None:
         self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma,
                                weight=[1.0] + [lesion_weight] * len(CORTICAL_CLASSES),
                                reduction="none")
+        self.dice_weight = dice_weight
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        labels, weights = targets[:, :1], targets[:, 1:]
-        per_voxel = self.focal(logits, labels.long()).sum(dim=1, keepdim=True)
-        return (per_voxel * weights).sum() / weights.sum().clamp_min(1.0)
+        labels, weights = targets[:, :1].long(), targets[:, 1:]
+        per_voxel = self.focal(logits, labels).sum(dim=1, keepdim=True)
+        loss = (per_voxel * weights).sum() / weights.sum().clamp_min(1.0)
+        if self.dice_weight:
+            predicted = torch.softmax(logits, dim=1)[:, 1:] * weights
+            truth = one_hot(labels, logits.shape[1])[:, 1:] * weights
+            dims = (0, *range(2, logits.ndim))
+            dice = (2 * (predicted * truth).sum(dims) + 1) / (predicted.sum(dims)
+                                                               + truth.sum(dims) + 1)
+            loss = loss + self.dice_weight * (1 - dice).mean()
+        return loss
 
 
 class Bfloat16Autocast(torch.nn.Module):
@@ -86,6 +98,9 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
     parser.add_argument("--learning-rate", type=float, default=learning_rate)
     parser.add_argument("--lesion-weight", type=float, default=1.0,
                         help="focal-loss weight of the two lesion classes (background 1)")
+    parser.add_argument("--dice-weight", type=float, default=1.0,
+                        help="weight of the lesion-class soft Dice added to the focal loss "
+                             "(0: CLAIMS's focal loss alone)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 is fastest on a busy machine)")
 
@@ -137,7 +152,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     cases = [load_case(folder, names, tuple(metadata["spacing_mm"])) for folder in folders]
     progress.update(0.05, f"{len(cases)} cases loaded")
     sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed)
-    loss = MaskedFocalLoss(lesion_weight=args.lesion_weight)
+    loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
     history = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
                   args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0))
     data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
@@ -145,7 +160,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     settings = {"steps": args.steps, "batch_size": args.batch_size,
                 "patch_size": args.patch_size, "learning_rate": args.learning_rate,
                 "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
-                "lesion_class_weight": args.lesion_weight,
+                "lesion_class_weight": args.lesion_weight, "dice_weight": args.dice_weight,
                 "optimiser": "Adam, polynomial decay", "precision": "bfloat16 autocast"}
     return training_record(args.seed, data, settings, time.time() - started, history)
 
