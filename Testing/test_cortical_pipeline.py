@@ -58,7 +58,7 @@ def write_case(folder: Path, seed: int = 0) -> Path:
     sitk.WriteImage(image_like(mp2rage), str(folder / "mp2rage.nii.gz"))
     sitk.WriteImage(image_like(ids), str(folder / "truth" / "cortical_lesions.nii.gz"))
     sitk.WriteImage(image_like(wm), str(folder / "truth" / "wm_lesions.nii.gz"))
-    with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+    with open(folder / "truth" / "lesions.csv", "w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["lesion_id", "family", "type", "volume_ul"])
         writer.writerow([1, "cortical", "leukocortical", 8.0])
@@ -109,7 +109,7 @@ def test_outputs_are_in_the_oblique_mp2rage_geometry(case, tmp_path, monkeypatch
     assert labelmap.GetSize() == mp2rage.GetSize()
     assert np.allclose(labelmap.GetDirection(), mp2rage.GetDirection(), atol=1e-6)
     assert np.allclose(labelmap.GetOrigin(), mp2rage.GetOrigin(), atol=1e-4)
-    with open(out / "lesions.csv", newline="") as stream:
+    with open(out / "lesions.csv", encoding="utf-8", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0])[:8] == ["lesion_id", "class", "volume_ul", "voxels", "centroid_r",
                                  "centroid_a", "centroid_s", "probability"]
@@ -134,7 +134,7 @@ def test_no_lesions_gives_an_empty_table(case, tmp_path):
     out = tmp_path / "out"
     assert main(["cortical", "--mp2rage", str(case / "mp2rage.nii.gz"), "--out", str(out),
                  "--model", str(bundle), "--device", "cpu", "--min-volume-ul", "3"]) == 0
-    with open(out / "lesions.csv", newline="") as stream:
+    with open(out / "lesions.csv", encoding="utf-8", newline="") as stream:
         assert list(csv.DictReader(stream)) == []
     assert json.loads((out / "summary.json").read_text())["counts"]["cortical_total"] == 0
     assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))).any()

@@ -26,7 +26,7 @@ def write_labelmap(path, ids_zyx, spacing=(1.0, 1.0, 1.0)):
 
 def write_csv(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as stream:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

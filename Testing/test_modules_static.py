@@ -55,7 +55,7 @@ def task_name(module: str) -> str:
 
 def literal(path: Path, name: str):
     """The value of a module-level assignment ``NAME = <literal>`` in a Python file."""
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == name:
             return ast.literal_eval(node.value)
     raise AssertionError(f"{path.name}: no {name}")

@@ -74,7 +74,7 @@ def process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split()[2] != "Z"
 
 
 def test_progress_lines_become_updates_and_other_lines_output(helper, tmp_path):

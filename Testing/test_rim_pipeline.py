@@ -47,7 +47,7 @@ def make_case(folder: Path, seed: int = 0) -> Path:
         _image((voxels * brain).astype(np.float32), folder / f"{name}.nii.gz")
     _image(brain.astype(np.uint8), folder / "brainmask.nii.gz")
     _image(lesions, folder / "truth" / "wm_lesions.nii.gz")
-    with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+    with open(folder / "truth" / "lesions.csv", "w", encoding="utf-8", newline="") as stream:
         stream.write("lesion_id,family,type,rim\n")
         for lesion_id, (_, _, rim) in LESIONS_ZYX.items():
             stream.write(f"{lesion_id},wm,wm,{rim}\n")
@@ -100,7 +100,7 @@ def _point(point_ras: np.ndarray) -> str:
 
 
 def _table(out: Path) -> list[dict[str, str]]:
-    with open(out / "lesions.csv", newline="") as stream:
+    with open(out / "lesions.csv", encoding="utf-8", newline="") as stream:
         return list(csv.DictReader(stream))
 
 

@@ -125,7 +125,7 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
     tissue = sitk.ReadImage(str(out / "wm_tissue.nii.gz"))
     assert same_grid(lesions, flair) and same_grid(tissue, flair)
     ids = sitk.GetArrayFromImage(lesions)
-    with open(out / "lesions.csv", newline="") as stream:
+    with open(out / "lesions.csv", encoding="utf-8", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == wm.COLUMNS
     assert len(rows) == len(LESIONS_ZYX) == ids.max()

@@ -46,7 +46,7 @@ def truth_result_folder(case_dir: Path, task: str, out_dir: Path) -> Path:
     reference_name = "flair" if task == "wm" else "phase"
     reference = sitk.ReadImage(str(case_dir / f"{reference_name}.nii.gz"))
     ids = sitk.GetArrayFromImage(sitk.ReadImage(str(case_dir / "truth" / "wm_lesions.nii.gz")))
-    with open(case_dir / "truth" / "lesions.csv", newline="") as stream:
+    with open(case_dir / "truth" / "lesions.csv", encoding="utf-8", newline="") as stream:
         truth = {int(row["lesion_id"]): row for row in csv.DictReader(stream)
                  if row["family"] == "wm"}
     rows = lesion_measures(ids, reference)

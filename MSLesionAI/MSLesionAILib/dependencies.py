@@ -24,7 +24,8 @@ REQUESTER = "MSLesionAI"
 
 def read_requirements(path: str | Path = REQUIREMENTS_FILE) -> list[str]:
     """The requirement lines of a requirements file, comments and blank lines left out."""
-    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    text = Path(path).read_text(encoding="utf-8")
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return [line for line in lines if line]
 
 

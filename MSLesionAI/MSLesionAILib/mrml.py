@@ -305,7 +305,7 @@ def _to_frame(node: Any, frame_node: Any) -> np.ndarray:
 
 
 def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="") as stream:
+    with open(path, encoding="utf-8", newline="") as stream:
         return next(csv.reader(stream))
 
 

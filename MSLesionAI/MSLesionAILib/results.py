@@ -81,7 +81,7 @@ def write_seg_nrrd(path: str | Path, class_labels_zyx: np.ndarray, reference: si
 
 
 def write_table_csv(path: str | Path, columns: list[str], rows: list[dict[str, Any]]) -> Path:
-    with open(path, "w", newline="") as stream:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="raise")
         writer.writeheader()
         writer.writerows(rows)
@@ -89,7 +89,7 @@ def write_table_csv(path: str | Path, columns: list[str], rows: list[dict[str, A
 
 
 def read_table_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as stream:
+    with open(path, encoding="utf-8", newline="") as stream:
         return list(csv.DictReader(stream))
 
 

@@ -189,7 +189,7 @@ def write_case(case: PhantomCase, out_dir: str | Path) -> Path:
         write_image(case.brainmask, folder / "brainmask.nii.gz")
         for name, image in case.truth.items():
             write_image(image, folder / "truth" / f"{name}.nii.gz")
-        with open(folder / "truth" / "lesions.csv", "w", newline="") as stream:
+        with open(folder / "truth" / "lesions.csv", "w", encoding="utf-8", newline="") as stream:
             writer = csv.DictWriter(stream, fieldnames=TABLE_COLUMNS)
             writer.writeheader()
             writer.writerows(case.lesions)

@@ -55,7 +55,7 @@ def save_panel(folder: str | Path, path: str | Path, title: str = "") -> Path:
     wm = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "truth" / "wm_lesions.nii.gz")))
     cortical = sitk.GetArrayFromImage(
         sitk.ReadImage(str(folder / "truth" / "cortical_lesions.nii.gz")))
-    with open(folder / "truth" / "lesions.csv", newline="") as stream:
+    with open(folder / "truth" / "lesions.csv", encoding="utf-8", newline="") as stream:
         rim_ids = [int(r["lesion_id"]) for r in csv.DictReader(stream) if r["rim"] == "1"]
     tissue = sitk.GetArrayFromImage(reference)
     index = _busiest_slice(wm, cortical, rim_ids, tissue, reference)
