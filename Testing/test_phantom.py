@@ -51,7 +51,7 @@ def read(folder: Path, name: str) -> np.ndarray:
 
 
 def rows(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "truth" / "lesions.csv", newline="") as stream:
+    with open(folder / "truth" / "lesions.csv", encoding="utf-8", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -62,7 +62,7 @@ def test_case_folder_has_the_files_of_its_kind(wm_folder: Path, cortical_folder:
                      "truth/tissue.nii.gz", "truth/lesions.csv"}
     assert {p.name for p in cortical_folder.glob("*.nii.gz")} == {
         "mp2rage.nii.gz", "t2star.nii.gz", "brainmask.nii.gz"}
-    with open(wm_folder / "truth" / "lesions.csv") as stream:
+    with open(wm_folder / "truth" / "lesions.csv", encoding="utf-8") as stream:
         assert stream.readline().strip() == ("lesion_id,family,type,rim,volume_ul,centroid_r,"
                                              "centroid_a,centroid_s,confluent_group")
 
@@ -222,3 +222,12 @@ def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> Non
     assert np.isfinite(phase).all() and phase.min() < 0 < phase.max()
     realistic = generate_case(21, "all", spacing_mm=(1.2, 1.2, 2.4), crop_mm=50.0)
     assert case.parameters["tissue_values"] != realistic.parameters["tissue_values"]
+
+
+def test_whole_brain_fits_in_its_oblique_field_of_view() -> None:
+    for seed in (1, 2):
+        case = generate_case(seed, "wm", mode="randomised", spacing_mm=2.5, wm_lesion_count=0)
+        brain = sitk.GetArrayFromImage(case.brainmask)
+        assert brain.sum() * 2.5**3 > 1.0e6  # a whole brain (µL), not a crop
+        faces = [brain[0], brain[-1], brain[:, 0], brain[:, -1], brain[:, :, 0], brain[:, :, -1]]
+        assert not any(face.any() for face in faces)

@@ -7,7 +7,6 @@ A case's physical point ``x`` (LPS, mm) looks at the template point ``deformatio
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,7 @@ _DEFAULT_SPACING_MM = {  # (in-plane low, high), (slice low, high), realistic mo
     "all": ((0.9, 1.1), (0.9, 1.2)),
 }
 DEFAULT_CROP_MM = {"cortical": 64.0}
-_MARGIN_MM = 6.0
+_MARGIN_MM = 12.0  # beyond the brain's surface: room for the warp and atrophy
 _FIELD_SPACING_MM = 6.0
 
 
@@ -51,9 +50,9 @@ def draw_geometry(rng: np.random.Generator, template: TemplateAnatomy, kind: str
         centre = np.array(inverse_pose.TransformPoint(centre_template.tolist()))
         half_extent = np.full(3, crop_mm / 2.0)
     else:
-        corners = np.array([inverse_pose.TransformPoint(c.tolist())
-                            for c in _box_corners(template.brain_extent_lps)])
-        along_axes = corners @ direction  # coordinates along the grid's axes
+        matrix = np.array(inverse_pose.GetMatrix()).reshape(3, 3)
+        surface = template.brain_surface_lps @ matrix.T + inverse_pose.GetTranslation()
+        along_axes = surface @ direction  # coordinates along the grid's axes
         centre = direction @ ((along_axes.min(0) + along_axes.max(0)) / 2)
         half_extent = (along_axes.max(0) - along_axes.min(0)) / 2 + _MARGIN_MM
     size = np.maximum(np.ceil(2 * half_extent / spacing).astype(int), 8)
@@ -113,10 +112,6 @@ def _head_pose(rng: np.random.Generator,
     pose.SetTranslation((template.brain_centre_lps - matrix @ centre_case).tolist())
     return pose, {"head_rotation_deg": angles_deg.tolist(), "head_scale": head_scale.tolist(),
                   "head_offset_mm": offset_mm.tolist()}
-
-
-def _box_corners(extent_lps: np.ndarray) -> np.ndarray:
-    return np.array(list(itertools.product(*extent_lps.T)))
 
 
 def _crop_centre(rng: np.random.Generator, template: TemplateAnatomy, kind: str) -> np.ndarray:

@@ -37,6 +37,7 @@ class TemplateAnatomy:
     brain_centre_lps: np.ndarray
     brain_extent_lps: np.ndarray  # (2, 3): lowest and highest LPS corner of the brain
     ventricle_centre_lps: np.ndarray
+    brain_surface_lps: np.ndarray  # (n, 3): points of the brain's outer surface
 
 
 @lru_cache(maxsize=1)
@@ -51,12 +52,15 @@ def template_anatomy() -> TemplateAnatomy:
     soft, affine = cached if cached is not None else _save_cache(*_derive())
     soft = {name: voxels.astype(np.float32) for name, voxels in soft.items()}
     maps = {name: _template_image(soft[name], affine) for name in MAP_NAMES}
-    brain_lps = _lps_points(affine, np.argwhere(soft["csf"] + soft["gm"] + soft["wm"] > 0.5))
+    brain = soft["csf"] + soft["gm"] + soft["wm"] > 0.5
+    brain_lps = _lps_points(affine, np.argwhere(brain))
+    surface = brain & ~ndimage.binary_erosion(brain)
     ventricle_lps = _lps_points(affine, np.argwhere(soft["ventricles"] > 0.5))
     return TemplateAnatomy(maps=maps,
                            brain_centre_lps=(brain_lps.min(0) + brain_lps.max(0)) / 2,
                            brain_extent_lps=np.stack([brain_lps.min(0), brain_lps.max(0)]),
-                           ventricle_centre_lps=ventricle_lps.mean(0))
+                           ventricle_centre_lps=ventricle_lps.mean(0),
+                           brain_surface_lps=_lps_points(affine, np.argwhere(surface)[::7]))
 
 
 def cache_path() -> Path:
