@@ -38,7 +38,7 @@ def _bundle_trained_on(*folders: Path) -> ModelBundle:
 
 def _case(folder: Path, seed: int) -> Path:
     folder.mkdir(parents=True)
-    (folder / "case.json").write_text(json.dumps({"seed": seed}))
+    (folder / "case.json").write_text(json.dumps({"seed": seed}), encoding="utf-8")
     return folder
 
 
@@ -67,7 +67,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
-    text = (quick_run / "RESULTS.md").read_text()
+    text = (quick_run / "RESULTS.md").read_text(encoding="utf-8")
     for heading in ("# MSLesionAI benchmark", "## White-matter lesions",
                     "## Cortical lesions", "## Speed and memory", "## Notes"):
         assert heading in text
@@ -80,7 +80,7 @@ def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
 def test_quick_cohort_skips_the_seeds_a_model_trained_on(quick_run: Path) -> None:
     cases = sorted(p.name for p in (quick_run / "work" / "cohorts" / "wm").glob("case_*"))
     assert cases == [f"case_{FIRST_WM_SEED + 1:04d}", f"case_{FIRST_WM_SEED + 2:04d}"]
-    assert f"1 seeds, {FIRST_WM_SEED}" in (quick_run / "RESULTS.md").read_text()
+    assert f"1 seeds, {FIRST_WM_SEED}" in (quick_run / "RESULTS.md").read_text(encoding="utf-8")
 
 
 def test_a_training_case_is_refused(tmp_path: Path) -> None:

@@ -94,14 +94,19 @@ def folder_seeds(folder: Path) -> set[int]:
     if folder.is_dir():
         for case_json in [folder / "case.json", *folder.glob("*/case.json")]:
             if case_json.is_file():
-                seeds.add(int(json.loads(case_json.read_text())["seed"]))
+                seeds.add(case_seed(case_json.parent))
                 seeds |= {int(m.group(1)) for m in [TRAILING_NUMBER.search(
                     case_json.parent.name)] if m}
     return seeds
 
 
+def case_record(folder: Path) -> dict[str, Any]:
+    """A phantom case's case.json: seed, kind, mode and everything drawn."""
+    return json.loads((Path(folder) / "case.json").read_text(encoding="utf-8"))
+
+
 def case_seed(folder: Path) -> int:
-    return int(json.loads((Path(folder) / "case.json").read_text())["seed"])
+    return int(case_record(folder)["seed"])
 
 
 def check_held_out(folders: Iterable[Path], used: dict[int, str]) -> None:
@@ -136,7 +141,7 @@ def write_cohort(folder: Path, spec: CohortSpec, used: dict[int, str],
                                  crop_mm=spec.crop_mm, progress=progress.sub(
                                      index / spec.cases, (index + 1) / spec.cases))
             write_case(case, case_folder)
-        recorded = json.loads((case_folder / "case.json").read_text())
+        recorded = case_record(case_folder)
         if (recorded["seed"], recorded["kind"], recorded["mode"]) != (seed, spec.kind, spec.mode):
             raise TrainingCaseError(f"{case_folder} holds another case; remove it or choose "
                                     "another --out")

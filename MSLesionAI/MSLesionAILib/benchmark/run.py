@@ -94,7 +94,7 @@ def _write_results(options: Options, bundles: list[ModelBundle], used: dict[int,
         "## Notes: what was and was not run\n",
         *[f"- {note}" for note in report.notes], ""])
     path = options.out / "RESULTS.md"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

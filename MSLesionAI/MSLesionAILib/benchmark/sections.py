@@ -34,6 +34,7 @@ from .cohort import (
     CALIBRATION_FIRST_SEED,
     FULL_COHORTS,
     QUICK_COHORTS,
+    case_record,
     case_seed,
 )
 
@@ -77,7 +78,7 @@ class Report:
 
 def _cli(argv: list[str], log: Path) -> None:
     """``mslesionai ARGV`` in this process; its printed tables go to the log."""
-    with open(log, "a") as stream, redirect_stdout(stream):
+    with open(log, "a", encoding="utf-8") as stream, redirect_stdout(stream):
         code = cli_main(["--progress", "none", *argv])
     if code:
         raise MSLesionAIError(f"mslesionai {' '.join(argv)} failed (exit {code}); see {log}")
@@ -86,11 +87,15 @@ def _cli(argv: list[str], log: Path) -> None:
 def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
               log: Path) -> dict[str, Any]:
     """`mslesionai evaluate --json`, unless that JSON already holds these predictions."""
-    if not json_path.is_file() or json.loads(json_path.read_text())["pred"] != list(
-            map(str, preds)):
-        _cli(["evaluate", "--task", task, "--pred", *map(str, preds), "--truth",
-              *map(str, truths), "--json", str(json_path)], log)
-    return json.loads(json_path.read_text())
+    pred = [str(path) for path in preds]
+    if not json_path.is_file() or _read_json(json_path)["pred"] != pred:
+        _cli(["evaluate", "--task", task, "--pred", *pred, "--truth", *map(str, truths),
+              "--json", str(json_path)], log)
+    return _read_json(json_path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _wm_inputs(folder: Path) -> list[str]:
@@ -201,8 +206,7 @@ def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, wor
 def _realistic_first(cases: list[Path]) -> list[Path]:
     """Realistic phantom cases before domain-randomised ones (a threshold is calibrated on
     intensities, which randomised cases scramble on purpose)."""
-    return sorted(cases, key=lambda case: json.loads((case / "case.json").read_text()).get(
-        "mode") != "realistic")
+    return sorted(cases, key=lambda case: case_record(case).get("mode") != "realistic")
 
 
 def _note_training_time(baseline: ModelBundle, shipped: list[ModelBundle],
