@@ -7,9 +7,10 @@ Numpy order inside a patch is (S, P, L), like an axial ITK image's (z, y, x). Tr
 the same grids through random affine maps (rotation, scaling) as augmentation, and stores
 patches a few voxels larger than the model's so that the centre can be shifted cheaply.
 
-Intensities are scaled per patch and channel from robust extremes (percentiles) to [-1, 1]
-(RimNet) or [0, 1] (Deep-PRL); a mask channel (Deep-PRL) is the candidate mask dilated in the
-patch grid.
+Intensities are scaled per patch and channel from robust extremes (the 5th and 95th
+percentiles, clipped) to [-1, 1] (RimNet) or [0, 1] (Deep-PRL): with the plain minimum and
+maximum, the veins in a phase patch set the range and squash a faint rim into a few grey
+levels. A mask channel (Deep-PRL) is the candidate mask dilated in the patch grid.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class PatchSpec:
     size_vox: int = 28
     spacing_mm: float = 0.75
     value_range: tuple[float, float] = (-1.0, 1.0)
-    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    clip_percentiles: tuple[float, float] = (5.0, 95.0)
     mask_dilation_vox: int = 0
 
     @classmethod

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from monai.losses import FocalLoss
 
-from ..bundles import write_bundle
+from ..bundles import load_bundle, write_bundle
 from ..devices import DEVICE_CHOICES, choose_device
 from ..errors import InputError
 from ..metrics.rim import TARGET_SPECIFICITY, rim_metrics, threshold_at_specificity
@@ -49,13 +49,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="new bundle folder")
     parser.add_argument("--id", help="bundle id (default: the folder's name)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--widths", type=int, nargs=3, default=(4, 8, 16),
+                        help="channels of the three convolution blocks")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--spacing-mm", type=float, default=0.75,
                         help="isotropic spacing of the patch grid")
-    parser.add_argument("--copies", type=int, nargs=2, default=(1, 4), metavar=("NEG", "POS"),
+    parser.add_argument("--copies", type=int, nargs=2, default=(0, 3), metavar=("NEG", "POS"),
                         help="extra randomly rotated/scaled copies per rim− and rim+ lesion")
+    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+                        help="start from this bundle's weights (same architecture and widths)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.set_defaults(func=run)
@@ -74,8 +78,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                            tuple(args.copies), args.seed, progress.sub(0.0, 0.15))
     validation = load_patch_set(validation_cases, config["inputs"], spec, spec.size_vox, (0, 0),
                                 args.seed, progress.sub(0.15, 0.2))
-    network_args = {"outputs": config["outputs"], "patch_size": spec.size_vox}
+    network_args = {"outputs": config["outputs"], "patch_size": spec.size_vox,
+                    "widths": list(args.widths)}
     network = build_network(args.arch, **network_args).to(memory_format=torch.channels_last_3d)
+    if args.init:
+        network.load_state_dict(load_bundle(args.init).load_state_dict())
     batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
                       config["shift_vox"], 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
@@ -90,7 +97,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         args.seed, {"training_cases": [str(c) for c in training_cases],
                     "validation_cases": [str(c) for c in validation_cases],
                     **counts("training", train), **counts("validation", validation)},
-        {k: v for k, v in vars(args).items() if k not in ("func", "data", "validation", "out")},
+        {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+         if k not in ("func", "data", "validation", "out")},
         time.perf_counter() - started, history)
     bundle = write_bundle(args.out, metadata, network.state_dict())
     write_model_card(bundle.path, metadata)

@@ -73,7 +73,7 @@ def read_case(folder: Path, inputs: list[str]) -> tuple[sitk.Image, np.ndarray, 
         volumes.append(sitk.GetArrayFromImage(image).astype(np.float32))
     truth = read_image(folder / "truth" / "wm_lesions.nii.gz", f"{folder.name}/truth")
     truth = truth if same_grid(truth, phase) else resample_like(truth, phase, "nearest")
-    with open(folder / "truth" / "lesions.csv", newline="") as stream:
+    with open(folder / "truth" / "lesions.csv", encoding="utf-8", newline="") as stream:
         rim = {int(row["lesion_id"]): int(row["rim"]) for row in csv.DictReader(stream)}
     images = np.stack(volumes) if volumes else np.zeros((0, *phase.GetSize()[::-1]), np.float32)
     return phase, images, sitk.GetArrayFromImage(truth).astype(np.int32), rim
@@ -157,15 +157,14 @@ class Batches:
             patch = np.swapaxes(patch, 2, 3)
         patch = patch.astype(np.float32)
         images = patch[:self.image_channels]
-        if rng.random() < 0.5:  # thick slices along a random axis (anisotropic voxels)
+        if rng.random() < 0.3:  # thick slices along a random axis (anisotropic voxels)
             axis = 1 + int(rng.integers(3))
-            images = ndimage.gaussian_filter1d(images, rng.uniform(0.5, 2.0), axis=axis)
+            images = ndimage.gaussian_filter1d(images, rng.uniform(0.5, 1.5), axis=axis)
         low, high = images.min(axis=(1, 2, 3), keepdims=True), images.max(axis=(1, 2, 3),
                                                                            keepdims=True)
-        gamma = np.exp(rng.normal(0.0, 0.25, (len(images), 1, 1, 1)))
+        gamma = np.exp(rng.normal(0.0, 0.15, (len(images), 1, 1, 1)))
         unit = ((images - low) / np.maximum(high - low, 1e-6)) ** gamma
         images = low + unit * (high - low)
-        images = images + rng.normal(0.0, rng.uniform(0.0, 0.08)) * rng.standard_normal(
-            images.shape)
+        images = images + rng.uniform(0.0, 0.03) * rng.standard_normal(images.shape)
         return np.ascontiguousarray(np.concatenate([images, patch[self.image_channels:]]),
                                     dtype=np.float32)
