@@ -205,7 +205,7 @@ def patient(tmp_path) -> list[Path]:
 def test_counts_volumes_and_tables_match_the_result_folders(patient, tmp_path):
     out = tmp_path / "report.html"
     write_report(patient[::-1], out, patient="case 07")
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     page = _Page(text)
     wm_counts, wm_table, cortical_counts, cortical_table, rim_counts, rim_table = page.tables
     wm_rows = read_table_csv(patient[0] / "lesions.csv")
@@ -234,7 +234,7 @@ def test_counts_volumes_and_tables_match_the_result_folders(patient, tmp_path):
 def test_prl_count_and_the_four_prl_flag(tmp_path, rim_positive, flag):
     out = tmp_path / "report.html"
     write_report([write_rim(tmp_path, rim_positive)], out)
-    card = re.search(r"<div class='card'>.*?</div></div>", out.read_text()).group(0)
+    card = re.search(r"<div class='card'>.*?</div></div>", out.read_text(encoding="utf-8")).group(0)
     assert f"<div class='number'>{rim_positive}</div>" in card
     assert flag in card
 
@@ -242,7 +242,7 @@ def test_prl_count_and_the_four_prl_flag(tmp_path, rim_positive, flag):
 def test_page_is_self_contained_and_its_pictures_are_pngs_of_the_lesions(patient, tmp_path):
     out = tmp_path / "report.html"
     write_report(patient, out)
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert not re.search(r"<(link|script)\b|\b(src|href)=['\"](?!data:)", text)
     wm, cortical, rim = (np.asarray(_png(source)) for source in _Page(text).images)
     assert _near(wm, YELLOW).sum() > 50            # five outlined lesions, one panel each
@@ -270,7 +270,7 @@ def test_lightbox_is_radiological_with_anterior_up(tmp_path, monkeypatch, direct
     assert min(abs(right_mm), abs(anterior_mm)) > 3  # the picture must show both offsets
     out = tmp_path / "report.html"
     write_report([folder], out)
-    pixels = np.asarray(_png(_Page(out.read_text()).images[0]))
+    pixels = np.asarray(_png(_Page(out.read_text(encoding="utf-8")).images[0]))
     panel = pixels[:, : pixels.shape[1] // 6]  # first column: the largest lesion
     orange, green = (np.argwhere(_near(panel, color)).mean(axis=0) for color in (ORANGE, GREEN))
     rows_down, columns_right = green - orange
@@ -284,22 +284,23 @@ def test_missing_input_image_is_named_and_can_be_given(tmp_path, recorded):
     was given (``"flair": true``) instead of its path."""
     folder = write_wm(tmp_path, image_path=tmp_path / "moved" / "flair.nii.gz")
     if recorded == "flag":
-        summary = json.loads((folder / "summary.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         summary["inputs"] = {"flair": True, "t1": False}
-        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     first, second = tmp_path / "first.html", tmp_path / "second.html"
     write_report([folder], first)
-    assert "give it with --image flair=PATH" in first.read_text()
-    assert ("moved/flair.nii.gz not found" in first.read_text()) == (recorded == "moved")
-    assert not _Page(first.read_text()).images
+    page = first.read_text(encoding="utf-8")
+    assert "give it with --image flair=PATH" in page
+    assert ("moved/flair.nii.gz not found" in page) == (recorded == "moved")
+    assert not _Page(page).images
     write_report([folder], second, images={"flair": tmp_path / "flair.nii.gz"})
-    assert len(_Page(second.read_text()).images) == 1
+    assert len(_Page(second.read_text(encoding="utf-8")).images) == 1
 
 
 def test_command_line_writes_once_and_refuses_to_overwrite(patient, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["report", *map(str, patient), "--out", str(out), "--patient", "p1"]) == 0
-    assert out.exists() and "p1" in out.read_text()
+    assert out.exists() and "p1" in out.read_text(encoding="utf-8")
     assert main(["report", str(patient[0]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["report", str(patient[0]), "--out", str(tmp_path / "x.html"),
@@ -324,7 +325,7 @@ def test_report_from_scene_nodes_shows_the_users_edits(scene, tmp_path):
     mrml.fill_table(nodes.table, columns, rows)
     out = tmp_path / "scene.html"
     write_scene_report([("rim", nodes, {"phase": phase})], out, patient="scene")
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert "<div class='number'>5</div>" in text and "chronic active" in text
     assert "Slicer scene: phase rim lesions table" in text
     assert _near(np.asarray(_png(_Page(text).images[0])), RED).sum() > 50

@@ -62,7 +62,7 @@ def _read_summary(folder: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from error
 

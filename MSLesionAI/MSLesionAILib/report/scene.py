@@ -37,7 +37,7 @@ def export_result_nodes(task: str, nodes: mrml.ResultNodes, image_nodes: dict[st
     summary = {**nodes.summary, "source": f"Slicer scene: {nodes.table.GetName()}",
                "inputs": {k: str(v) for k, v in inputs.items()},
                "files": {"lesions": lesions.name, "table": "lesions.csv"}}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return folder
 
 
