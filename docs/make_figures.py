@@ -110,6 +110,7 @@ def _draw_slice(axes, image: sitk.Image, reference_path: Path, outlined: bool,
     labels = sitk.GetArrayFromImage(sitk.Resample(labels, image, sitk.Transform(),
                                                   sitk.sitkNearestNeighbor))
     focus = labels == focus_value if focus_value else labels > 0
+    focus = focus if focus.any() else labels > 0
     z = int(np.argmax(focus.sum(axis=(1, 2))))
     voxels = sitk.GetArrayFromImage(image)[z]
     spacing = image.GetSpacing()

@@ -73,7 +73,9 @@ class PhantomSample:
         return _safe(GENERATOR_VERSION)
 
     def folder(self, cache_dir: Path) -> Path:
-        return cache_dir / self.version / f"{self.kind}-seed{self.seed}"
+        """Named by everything the case is drawn from, so a changed sample is made anew."""
+        crop = f"-crop{self.crop_mm:g}mm" if self.crop_mm else ""
+        return cache_dir / self.version / f"{self.kind}-seed{self.seed}{crop}"
 
     def files(self, cache_dir: Path) -> list[SampleFile]:
         from .phantom import KIND_CONTRASTS
@@ -139,7 +141,7 @@ Sample = PhantomSample | ShippedSample
 SAMPLES: tuple[Sample, ...] = (
     PhantomSample("MSLesionAI WM phantom", "wm", seed=90001),
     PhantomSample("MSLesionAI cortical 7T phantom", "cortical", seed=90002),
-    PhantomSample("MSLesionAI rim phantom", "rim", seed=90003, crop_mm=110.0),
+    PhantomSample("MSLesionAI rim phantom", "rim", seed=90003),
     ShippedSample("MSLesionAI patient07 (Lesjak 2017)", "lesjak2017_patient07",
                   ("flair", "t1", "t2"), "wm_lesions_gt.nii.gz"),
 )
