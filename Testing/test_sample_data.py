@@ -214,6 +214,12 @@ def test_cancel_during_generation_loads_nothing_and_leaves_no_files(tmp_path, mo
     assert not SMALL_WM.folder(tmp_path).exists()
 
 
+def test_samples_drawn_differently_are_cached_apart(tmp_path):
+    whole = PhantomSample("whole", "wm", seed=90001)
+    assert SMALL_WM.folder(tmp_path) != whole.folder(tmp_path)
+    assert PhantomSample("other seed", "wm", seed=90002).folder(tmp_path) != whole.folder(tmp_path)
+
+
 def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MSLESIONAI_CACHE", str(tmp_path / "c"))
     assert sample_data.cache_directory() == tmp_path / "c" / "sample_data"
