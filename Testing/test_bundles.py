@@ -46,7 +46,7 @@ def test_missing_weights_are_reported(tmp_path):
 
 
 def test_incomplete_metadata_is_refused(tmp_path):
-    (tmp_path / "metadata.json").write_text(json.dumps({"id": "x"}))
+    (tmp_path / "metadata.json").write_text(json.dumps({"id": "x"}), encoding="utf-8")
     with pytest.raises(BundleError, match="lacks version"):
         load_bundle(tmp_path)
 
@@ -54,7 +54,7 @@ def test_incomplete_metadata_is_refused(tmp_path):
 def test_manifest_order_decides_the_default(tmp_path):
     _write(tmp_path / "a", bundle_id="wm-a")
     _write(tmp_path / "b", bundle_id="wm-b")
-    (tmp_path / "models.json").write_text(json.dumps({"bundles": ["b"]}))
+    (tmp_path / "models.json").write_text(json.dumps({"bundles": ["b"]}), encoding="utf-8")
     assert [b.id for b in list_bundles([tmp_path])] == ["wm-b", "wm-a"]
     assert find_bundle(None, "wm", {"flair"}, dirs=[tmp_path]).id == "wm-b"
     assert find_bundle("wm-a", "wm", dirs=[tmp_path]).id == "wm-a"

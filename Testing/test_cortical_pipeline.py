@@ -122,7 +122,7 @@ def test_outputs_are_in_the_oblique_mp2rage_geometry(case, tmp_path, monkeypatch
         assert np.linalg.norm(found - expected, axis=1).min() < 0.6
     ids = sitk.GetArrayFromImage(labelmap)
     assert set(np.unique(ids)) == {0, 1, 2, 3}
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["counts"]["cortical_total"] == 2
     assert summary["counts"]["overlapping_wm_lesions"] == 1
     assert summary["model"]["id"] == "cortical-tiny" and summary["warnings"] == []
@@ -136,7 +136,8 @@ def test_no_lesions_gives_an_empty_table(case, tmp_path):
                  "--model", str(bundle), "--device", "cpu", "--min-volume-ul", "3"]) == 0
     with open(out / "lesions.csv", encoding="utf-8", newline="") as stream:
         assert list(csv.DictReader(stream)) == []
-    assert json.loads((out / "summary.json").read_text())["counts"]["cortical_total"] == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["cortical_total"] == 0
     assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))).any()
 
 
@@ -187,7 +188,7 @@ def test_shipped_bundle_runs_on_a_cropped_phantom(tmp_path):
     out = tmp_path / "out"
     assert main(["cortical", "--mp2rage", str(folder / "mp2rage.nii.gz"), "--out", str(out),
                  "--device", "cpu"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["model"]["id"] == SHIPPED[0].id
     labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
     assert labelmap.GetSize() == sitk.ReadImage(str(folder / "mp2rage.nii.gz")).GetSize()

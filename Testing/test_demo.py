@@ -23,4 +23,4 @@ def test_every_installed_step_parses_with_the_real_command_line(tmp_path):
 def test_the_real_sample_case_is_shipped():
     for name in ("flair", "t1", "t2", "wm_lesions_gt"):
         assert (REAL_CASE / f"{name}.nii.gz").is_file()
-    assert "CC-BY" in (REAL_CASE / "README.md").read_text()
+    assert "CC-BY" in (REAL_CASE / "README.md").read_text(encoding="utf-8")

@@ -53,7 +53,7 @@ def evaluate(tmp_path, capsys, *argv):
     out = tmp_path / "metrics.json"
     args = parser.parse_args(["evaluate", *map(str, argv), "--json", str(out)])
     code = args.func(args, Progress())
-    return code, json.loads(out.read_text()), capsys.readouterr().out
+    return code, json.loads(out.read_text(encoding="utf-8")), capsys.readouterr().out
 
 
 def test_wm_against_a_case_folder_and_a_plain_mask(tmp_path, capsys):

@@ -40,7 +40,7 @@ def ui_widgets(module: str) -> dict[str, ElementTree.Element]:
 
 def parameter_fields(module: str) -> dict[str, str]:
     """Field name → annotation source of the module's `@parameterNodeWrapper` class."""
-    source = module_file(module).read_text()
+    source = module_file(module).read_text(encoding="utf-8")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef) and any(
                 ast.unparse(d) == "parameterNodeWrapper" for d in node.decorator_list):
@@ -50,7 +50,8 @@ def parameter_fields(module: str) -> dict[str, str]:
 
 
 def task_name(module: str) -> str:
-    return re.search(r'taskName = "(\w+)"', module_file(module).read_text()).group(1)
+    source = module_file(module).read_text(encoding="utf-8")
+    return re.search(r'taskName = "(\w+)"', source).group(1)
 
 
 def literal(path: Path, name: str):
@@ -68,13 +69,14 @@ def cli_options(command: str) -> set[str]:
 
 @pytest.mark.parametrize("path", [*map(module_file, MODULES), SHARED], ids=lambda p: p.name)
 def test_module_code_compiles(path):
-    compile(path.read_text(), str(path), "exec")
+    compile(path.read_text(encoding="utf-8"), str(path), "exec")
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_ui_holds_every_widget_the_code_names(module):
     widgets = ui_widgets(module)
-    used = set(re.findall(r"self\.ui\.(\w+)", SHARED.read_text() + module_file(module).read_text()))
+    code = SHARED.read_text(encoding="utf-8") + module_file(module).read_text(encoding="utf-8")
+    used = set(re.findall(r"self\.ui\.(\w+)", code))
     assert used and used <= set(widgets), f"missing in {module}.ui: {used - set(widgets)}"
     assert widgets[module].get("class") == "qMRMLWidget"
 
@@ -187,7 +189,7 @@ def test_default_panel_arguments_are_accepted_by_the_command_line(module_files, 
 def cmake_listed_files(module: str) -> set[str]:
     """The files a module's CMakeLists.txt gives its scripts and resources, globs expanded."""
     folder = ROOT / module
-    text = (folder / "CMakeLists.txt").read_text()
+    text = (folder / "CMakeLists.txt").read_text(encoding="utf-8")
     variables = {"MODULE_NAME": [re.search(r"set\(MODULE_NAME (\w+)\)", text).group(1)]}
     for name, patterns in re.findall(r"file\(GLOB_RECURSE (\w+) RELATIVE \S+ CONFIGURE_DEPENDS"
                                      r"(.*?)\)", text, re.S):
@@ -228,13 +230,13 @@ def test_cmake_lists_every_script_and_resource_and_nothing_else(module):
 
 
 def test_top_level_cmake_adds_every_module_with_its_self_test():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.findall(r"add_subdirectory\((\w+)\)", text) == list(MODULES)
     assert (ROOT / "Resources" / "MSLesionAI.png").is_file()
     for module in MODULES:
-        module_cmake = (ROOT / module / "CMakeLists.txt").read_text()
+        module_cmake = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8")
         assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module_cmake
-        assert f"class {module}Test(" in module_file(module).read_text()
+        assert f"class {module}Test(" in module_file(module).read_text(encoding="utf-8")
 
 
 # --- first-use dependencies -----------------------------------------------------------------
@@ -247,7 +249,7 @@ def test_requirements_never_replace_slicers_packages_and_leave_torch_to_pytorch(
 
 def test_requirements_cover_the_librarys_runtime_dependencies():
     tomllib = pytest.importorskip("tomllib")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     needed = {dependencies.requirement_name(r).lower() for r in project["dependencies"]}
     listed = {dependencies.requirement_name(r).lower() for r in dependencies.read_requirements()}
     assert needed - listed == {"simpleitk", "numpy", "torch"}
@@ -255,7 +257,8 @@ def test_requirements_cover_the_librarys_runtime_dependencies():
 
 def test_missing_packages_are_found(tmp_path):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# comment\nnumpy>=1.0\n\nsurely-not-installed-package>=1 # why\n")
+    requirements.write_text("# comment\nnumpy>=1.0\n\nsurely-not-installed-package>=1 # why\n",
+                            encoding="utf-8")
     lines = dependencies.read_requirements(requirements)
     assert lines == ["numpy>=1.0", "surely-not-installed-package>=1"]
     assert dependencies.missing_requirements(lines) == ["surely-not-installed-package>=1"]

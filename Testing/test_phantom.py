@@ -117,7 +117,7 @@ def test_all_files_share_one_oblique_grid(wm_folder: Path) -> None:
     assert all(same_grid(images[0], image) for image in images[1:])
     direction = np.array(images[0].GetDirection()).reshape(3, 3)
     assert np.abs(direction - np.round(direction)).max() > 0.05  # not axis-aligned
-    recorded = json.loads((wm_folder / "case.json").read_text())["geometry"]
+    recorded = json.loads((wm_folder / "case.json").read_text(encoding="utf-8"))["geometry"]
     assert np.allclose(direction.ravel(), recorded["direction"], atol=1e-6)
     assert np.allclose(images[0].GetOrigin(), recorded["origin_lps"], atol=1e-4)
 
@@ -203,7 +203,7 @@ def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["case_0001", "case_0002"]
     assert main(["--progress", "none", "phantom-dataset", str(tmp_path / "set"), "--n", "2",
                  "--seed", "10", *options[:-2]]) == 0
-    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text(encoding="utf-8"))
     assert [c["seed"] for c in manifest["cases"]] == [10, 11]
     assert all((tmp_path / "set" / c["folder"] / "flair.nii.gz").exists()
                for c in manifest["cases"])

@@ -50,7 +50,7 @@ HELPER = textwrap.dedent("""
 @pytest.fixture
 def helper(tmp_path: Path):
     script = tmp_path / "fake_cli.py"
-    script.write_text(HELPER)
+    script.write_text(HELPER, encoding="utf-8")
 
     def start(mode: str = "normal", steps: int = 4, **options) -> ProcessRun:
         return ProcessRun([sys.executable, str(script), str(tmp_path / "out"), str(steps), mode],

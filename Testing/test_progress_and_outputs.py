@@ -50,16 +50,16 @@ def test_bar_ends_with_a_newline_when_complete():
 def test_output_directory_appears_only_on_success(tmp_path):
     out = tmp_path / "results"
     with output_directory(out) as partial:
-        (partial / "a.txt").write_text("x")
+        (partial / "a.txt").write_text("x", encoding="utf-8")
         assert not out.exists()
-    assert (out / "a.txt").read_text() == "x"
+    assert (out / "a.txt").read_text(encoding="utf-8") == "x"
     assert [p.name for p in tmp_path.iterdir()] == ["results"]
 
 
 def test_failed_or_cancelled_work_leaves_nothing(tmp_path):
     out = tmp_path / "results"
     with pytest.raises(Cancelled), output_directory(out) as partial:
-        (partial / "half-written.nii.gz").write_text("x")
+        (partial / "half-written.nii.gz").write_text("x", encoding="utf-8")
         raise Cancelled("cancelled by the user")
     assert list(tmp_path.iterdir()) == []
 
@@ -67,16 +67,16 @@ def test_failed_or_cancelled_work_leaves_nothing(tmp_path):
 def test_existing_results_are_never_overwritten(tmp_path):
     out = tmp_path / "results"
     out.mkdir()
-    (out / "lesions.csv").write_text("mine")
+    (out / "lesions.csv").write_text("mine", encoding="utf-8")
     with pytest.raises(InputError, match="already exists and is not empty"):
         with output_directory(out):
             pass
-    assert (out / "lesions.csv").read_text() == "mine"
+    assert (out / "lesions.csv").read_text(encoding="utf-8") == "mine"
 
 
 def test_an_existing_empty_folder_is_used(tmp_path):
     out = tmp_path / "results"
     out.mkdir()
     with output_directory(out) as partial:
-        (partial / "summary.json").write_text("{}")
+        (partial / "summary.json").write_text("{}", encoding="utf-8")
     assert (out / "summary.json").exists()

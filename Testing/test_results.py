@@ -47,7 +47,7 @@ def test_every_file_is_written_in_the_reference_geometry(tmp_path, oblique_image
     np.testing.assert_array_equal(sitk.GetArrayFromImage(labels), result.lesion_ids)
     assert [row["class"] for row in read_table_csv(files["table"])] == [
         "leukocortical", "intracortical_subpial"]
-    summary = json.loads(files["summary"].read_text())
+    summary = json.loads(files["summary"].read_text(encoding="utf-8"))
     assert summary["lesion_count"] == 2 and summary["files"]["table"] == "lesions.csv"
 
 

@@ -51,7 +51,7 @@ def make_case(folder: Path, seed: int = 0) -> Path:
         stream.write("lesion_id,family,type,rim\n")
         for lesion_id, (_, _, rim) in LESIONS_ZYX.items():
             stream.write(f"{lesion_id},wm,wm,{rim}\n")
-    (folder / "case.json").write_text(json.dumps({"seed": seed}))
+    (folder / "case.json").write_text(json.dumps({"seed": seed}), encoding="utf-8")
     return folder
 
 
@@ -107,7 +107,7 @@ def _table(out: Path) -> list[dict[str, str]]:
 def test_lesion_mask_gives_one_row_per_candidate(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz")) == 0
-    rows, summary = _table(out), json.loads((out / "summary.json").read_text())
+    rows, summary = _table(out), json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert list(rows[0]) == COLUMNS and len(rows) == 3 == summary["candidates"]
     ids = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "rim_lesions.nii.gz")))
     assert sorted(np.unique(ids[ids > 0]).tolist()) == [int(r["lesion_id"]) for r in rows]
@@ -121,7 +121,7 @@ def test_empty_mask_gives_an_empty_table(case: Path, tmp_path: Path) -> None:
     sitk.WriteImage(mask, str(tmp_path / "empty.nii.gz"))
     out = tmp_path / "out"
     assert _rim(case, out, "--lesion-mask", str(tmp_path / "empty.nii.gz")) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert _table(out) == [] and summary["prl_count"] == 0 and summary["candidates"] == 0
 
 
@@ -144,7 +144,7 @@ def test_point_without_lesion_inside_brain_is_flagged(case: Path, tmp_path: Path
                 "--brain-mask", str(case / "brainmask.nii.gz")) == 0
     rows = _table(out)
     assert len(rows) == 1 and rows[0]["note"] == "no lesion at point"
-    assert json.loads((out / "summary.json").read_text())["point"]["lesion_id"] == 0
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["point"]["lesion_id"] == 0
 
 
 def test_point_outside_lesions_and_brain_is_an_error(case: Path, tmp_path: Path,

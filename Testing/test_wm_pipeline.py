@@ -65,7 +65,8 @@ def make_case(folder: Path, with_lesions: bool = True) -> Path:
     _image(lesions, folder / "truth" / "wm_lesions.nii.gz")
     tissue = np.where(brain, Tissue.WHITE_MATTER, Tissue.BACKGROUND).astype(np.uint8)
     _image(tissue, folder / "truth" / "tissue.nii.gz")
-    (folder / "case.json").write_text(json.dumps({"seed": 77, "mode": "realistic"}))
+    (folder / "case.json").write_text(json.dumps({"seed": 77, "mode": "realistic"}),
+                                      encoding="utf-8")
     return folder
 
 
@@ -142,7 +143,7 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
         assert 0.5 < float(row["probability"]) <= 1.0
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
     assert dice(truth > 0, ids > 0) > 0.6      # through two resamplings at 2 mm
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["lesion_count"] == len(rows)
     assert summary["count_by_location"]["deep"] == len(rows)
     assert summary["total_lesion_volume_ul"] == pytest.approx(
@@ -162,8 +163,8 @@ def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_w
     out = tmp_path / "out"
     assert run_cli("--flair", case / "flair.nii.gz", "--brain-mask", case / "brainmask.nii.gz",
                    "--out", out, "--model", coarse.path) == 0
-    assert (out / "lesions.csv").read_text().strip() == ",".join(wm.COLUMNS)
-    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "lesions.csv").read_text(encoding="utf-8").strip() == ",".join(wm.COLUMNS)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["lesion_count"] == 0 and summary["total_lesion_volume_ul"] == 0
     assert set(summary["count_by_location"].values()) == {0}
     assert any("--flair" in w and "spacing" in w for w in summary["warnings"])
@@ -175,7 +176,7 @@ def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) 
     out = tmp_path / "out"
     assert run_cli("--flair", case / "flair.nii.gz", "--out", out, "--model",
                    tiny_bundle.path, "--connectivity", "6") == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["inputs"]["t1"] is False and summary["connectivity"] == 6
     tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
     assert tissue.max() <= max(Tissue)
@@ -230,7 +231,7 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     figures = measured.metadata["metrics"]["heldout_phantom"]["mean"]
     assert 0 <= figures["dice"] <= 1 and 0 <= figures["brain_mask_dice"] <= 1
     assert measured.weights_sha256 == first.weights_sha256
-    assert "heldout_phantom" in (first.path / "MODEL_CARD.md").read_text()
+    assert "heldout_phantom" in (first.path / "MODEL_CARD.md").read_text(encoding="utf-8")
 
 
 def test_the_shipped_bundle_finds_lesions_on_a_cropped_phantom_case(tmp_path) -> None:
@@ -242,7 +243,7 @@ def test_the_shipped_bundle_finds_lesions_on_a_cropped_phantom_case(tmp_path) ->
     out = tmp_path / "out"
     assert run_cli("--flair", case / "flair.nii.gz", "--t1", case / "t1.nii.gz", "--t2",
                    case / "t2.nii.gz", "--out", out) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["model"]["id"] == bundle.id
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
     found = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_lesions.nii.gz")))

@@ -91,7 +91,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     if not metadata_file.is_file():
         raise BundleError(f"model bundle {path}: no {METADATA_NAME} in that folder")
     try:
-        metadata = json.loads(metadata_file.read_text())
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BundleError(
             f"model bundle {path}: {METADATA_NAME} is not valid JSON: {error}") from error
@@ -114,7 +114,8 @@ def list_bundles(dirs: list[Path] | None = None) -> list[ModelBundle]:
         if not folder.is_dir():
             continue
         manifest = folder / MANIFEST_NAME
-        names = json.loads(manifest.read_text())["bundles"] if manifest.is_file() else []
+        names = (json.loads(manifest.read_text(encoding="utf-8"))["bundles"]
+                 if manifest.is_file() else [])
         names += sorted(p.name for p in folder.iterdir()
                         if (p / METADATA_NAME).is_file() and p.name not in names)
         bundles += [load_bundle(folder / name) for name in names]
@@ -151,5 +152,6 @@ def write_bundle(out_dir: str | Path, metadata: dict[str, Any],
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(partial / WEIGHTS_NAME))
         metadata = {**metadata, "files": {WEIGHTS_NAME: sha256_file(partial / WEIGHTS_NAME)}}
-        (partial / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        (partial / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n",
+                                             encoding="utf-8")
     return load_bundle(out_dir)

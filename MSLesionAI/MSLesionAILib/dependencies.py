@@ -75,7 +75,7 @@ def _install(requirements: list[str]) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         constraints = Path(folder) / "constraints.txt"
-        constraints.write_text("\n".join(protected_constraints()) + "\n")
+        constraints.write_text("\n".join(protected_constraints()) + "\n", encoding="utf-8")
         if hasattr(getattr(slicer, "packaging", None), "pip_ensure"):  # Slicer ≥ 5.12: asks
             from packaging.requirements import Requirement
 

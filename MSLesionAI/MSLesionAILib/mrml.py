@@ -242,7 +242,7 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
     labelmap is hidden (it serves "update table"); the table references the other two.
     """
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     files = summary["files"]
     labels, segments = read_seg_nrrd(folder / files["segmentation"])
     columns, rows = _csv_header(folder / files["table"]), read_table_csv(folder / files["table"])

@@ -110,7 +110,7 @@ def write_result(result: LesionResult, out_dir: str | Path) -> dict[str, Path]:
                                  out_dir / f"{key}.nii.gz")
     summary = {**result.summary, "files": {k: p.name for k, p in files.items()}}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default)
-                                          + "\n")
+                                          + "\n", encoding="utf-8")
     files["summary"] = out_dir / "summary.json"
     return files
 

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
               "truth": [str(t) for t in args.truth], **summarise(cases, args)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
     progress.update(1.0, "evaluated")
     return 0
 

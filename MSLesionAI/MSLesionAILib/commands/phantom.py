@@ -103,6 +103,6 @@ def run_calibration(args: argparse.Namespace, progress: Progress) -> int:
     report = calibrate(args.n, args.seed, args.mode, tasks=args.tasks, progress=progress, **real)
     text = json.dumps(report, indent=2)
     if args.out:
-        args.out.write_text(text + "\n")
+        args.out.write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0

@@ -194,7 +194,7 @@ def write_case(case: PhantomCase, out_dir: str | Path) -> Path:
             writer.writeheader()
             writer.writerows(case.lesions)
         (folder / "case.json").write_text(
-            json.dumps(case.parameters, indent=2, default=_json_default) + "\n")
+            json.dumps(case.parameters, indent=2, default=_json_default) + "\n", encoding="utf-8")
     return out_dir
 
 

@@ -31,5 +31,5 @@ def write_dataset(out_dir: str | Path, n: int, first_seed: int, kind: str, *,
             cases.append({"folder": name, "seed": seed, "lesions": len(case.lesions)})
         manifest = {"generator_version": GENERATOR_VERSION, "kind": kind, "mode": mode,
                     "spacing_mm": spacing_mm, "crop_mm": crop_mm, "cases": cases}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

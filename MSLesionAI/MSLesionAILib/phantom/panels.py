@@ -103,7 +103,7 @@ def save_rim_gallery(folder: str | Path, path: str | Path, per_class: int = 5,
     phase_image = sitk.ReadImage(str(folder / "phase.nii.gz"))
     phase = sitk.GetArrayFromImage(phase_image)
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "truth" / "wm_lesions.nii.gz")))
-    rows = [r for r in json.loads((folder / "case.json").read_text())["lesions"]
+    rows = [r for r in json.loads((folder / "case.json").read_text(encoding="utf-8"))["lesions"]
             if r["family"] == "wm" and r["volume_ul"] >= 12.3]
     chosen = [sorted((r for r in rows if r["rim"] == rim), key=lambda r: -r["volume_ul"])
               [:per_class] for rim in (1, 0)]

@@ -185,5 +185,5 @@ def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
     lines += ["", "Validation cases chose the operating point; test cases (if listed) were used "
               "for nothing else. Phantom data only: not validated on patients; research use.", ""]
     path = Path(folder) / "MODEL_CARD.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines), encoding="utf-8")
     return path

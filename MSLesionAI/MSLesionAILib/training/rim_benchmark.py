@@ -158,7 +158,7 @@ def pipeline_scores(bundle: ModelBundle, folders: list[Path]) -> tuple[list, lis
 def check_held_out(bundles: list[ModelBundle], test: list[Path]) -> None:
     """Refuse test cases that a bundle trained or validated on (same folder or same seed)."""
     def identity(folder: Path) -> tuple:
-        case = json.loads((Path(folder) / "case.json").read_text())
+        case = json.loads((Path(folder) / "case.json").read_text(encoding="utf-8"))
         return case.get("seed"), case.get("mode"), case.get("kind")
 
     test_ids = {identity(f) for f in test}
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(report)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+        (args.out / "report.json").write_text(json.dumps(report, indent=2, default=float),
+                                              encoding="utf-8")
         for name, (scores, labels, threshold) in curves.items():
             plot_curves(np.concatenate(labels), np.concatenate(scores),
                         args.out / f"curves_{name.replace(' ', '_')}.png", threshold, name)
@@ -214,9 +215,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def record_test_metrics(bundle: ModelBundle, metrics: dict[str, Any], cases: list[str]) -> None:
     """Add the held-out figures to metadata.json (the weights and their checksum are kept)."""
     path = bundle.path / "metadata.json"
-    metadata = json.loads(path.read_text())
+    metadata = json.loads(path.read_text(encoding="utf-8"))
     metadata["test"] = {"cases": cases, **{k: metrics[k] for k in METRIC_KEYS}}
-    path.write_text(json.dumps(metadata, indent=2, default=float) + "\n")
+    path.write_text(json.dumps(metadata, indent=2, default=float) + "\n", encoding="utf-8")
     write_model_card(bundle.path, metadata)
 
 

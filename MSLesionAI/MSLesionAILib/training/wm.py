@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             metadata["metrics"] = {"heldout_phantom": evaluate(draft, eval_folders,
                                                                progress.sub(0.9, 1.0))}
     bundle = write_bundle(args.out, metadata, network.state_dict())
-    (bundle.path / "MODEL_CARD.md").write_text(model_card(bundle.metadata))
+    (bundle.path / "MODEL_CARD.md").write_text(model_card(bundle.metadata), encoding="utf-8")
     print(f"wrote {bundle.path} ({bundle.weights_sha256[:12]}…)")
     return 0
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 def data_record(datasets: list[Path], folders: list[Path]) -> dict[str, Any]:
     """The training data: folders, and each case's phantom seed and mode (from case.json), so
     held-out cohorts can avoid these seeds."""
-    cases = [json.loads((folder / "case.json").read_text()) for folder in folders]
+    cases = [json.loads((folder / "case.json").read_text(encoding="utf-8")) for folder in folders]
     return {"datasets": [str(d) for d in datasets], "cases": len(folders),
             "seeds": [case["seed"] for case in cases],
             "modes": sorted({case.get("mode", "unknown") for case in cases}),
@@ -218,8 +218,9 @@ def measure(args: argparse.Namespace, progress: Progress) -> int:
     if args.real:
         metrics["real"] = evaluate(bundle, list(args.real), progress.sub(0.8, 1.0))
     metadata = {**bundle.metadata, "metrics": metrics}
-    (bundle.path / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
-    (bundle.path / "MODEL_CARD.md").write_text(model_card(metadata))
+    (bundle.path / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n",
+                                             encoding="utf-8")
+    (bundle.path / "MODEL_CARD.md").write_text(model_card(metadata), encoding="utf-8")
     print(json.dumps({k: v["mean"] for k, v in metrics.items()}, indent=2))
     return 0
 
