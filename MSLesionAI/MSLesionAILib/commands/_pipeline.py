@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..atomic import output_directory
@@ -21,15 +21,23 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="model bundle id or folder (default: the preferred shipped model)")
 
 
-def run_and_write(out_dir: Path, progress: Progress,
-                  run: Callable[[Progress], LesionResult]) -> LesionResult:
+def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:
+    """The absolute paths of the input images given on the command line, by contrast name."""
+    return {name: str(Path(getattr(args, name)).resolve())
+            for name in names if getattr(args, name, None)}
+
+
+def run_and_write(out_dir: Path, progress: Progress, run: Callable[[Progress], LesionResult],
+                  inputs: dict[str, str]) -> LesionResult:
     """Run a pipeline and write its files atomically into ``out_dir``; print a one-line summary.
 
-    The output folder is checked before the work starts, and on failure or cancel nothing is
-    left behind.
+    ``inputs`` (contrast → path) goes into summary.json, so a report can show the images. The
+    output folder is checked before the work starts, and on failure or cancel nothing is left
+    behind.
     """
     with output_directory(out_dir) as partial:
         result = run(progress.sub(0.0, 0.95))
+        result.summary["inputs"] = inputs
         progress.update(0.96, "writing results")
         write_result(result, partial)
     progress.update(1.0, "done")

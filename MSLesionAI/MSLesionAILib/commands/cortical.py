@@ -8,7 +8,7 @@ from pathlib import Path
 from ..bundles import find_bundle
 from ..pipelines import cortical
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, run_and_write
+from ._pipeline import add_pipeline_options, input_files, run_and_write
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,5 +34,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                      args.wm_lesions)
     bundle = find_bundle(args.model, "cortical", set(inputs.contrasts()))
     options = cortical.CorticalOptions(args.min_volume_ul, args.device)
-    run_and_write(args.out, progress, lambda part: cortical.run(inputs, bundle, options, part))
+    run_and_write(args.out, progress, lambda part: cortical.run(inputs, bundle, options, part),
+                  input_files(args, ("mp2rage", "t2star_gre", "t2star_epi", "wm_lesions")))
     return 0

@@ -12,7 +12,7 @@ from ..errors import BundleError, InputError
 from ..imageio import load_image, read_image
 from ..pipelines import rim
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, run_and_write
+from ._pipeline import add_pipeline_options, input_files, run_and_write
 
 CONTRASTS = ("flair", "mp2rage", "t2star")
 
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     device = choose_device(args.device)
     run_and_write(args.out, progress, lambda stage: rim.run(
         inputs, bundle=bundle, device=device, progress=stage,
-        operating_point=args.operating_point, wm_bundle=wm_bundle, register=args.register))
+        operating_point=args.operating_point, wm_bundle=wm_bundle, register=args.register),
+        input_files(args, ("phase", *CONTRASTS, "lesion_mask", "brain_mask")))
     return 0
 
 

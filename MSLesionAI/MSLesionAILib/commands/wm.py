@@ -10,7 +10,7 @@ from ..geometry import check_overlap
 from ..imageio import load_image
 from ..pipelines import wm
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, run_and_write
+from ._pipeline import add_pipeline_options, input_files, run_and_write
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,5 +45,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     device = choose_device(args.device)
     run_and_write(args.out, progress, lambda stage: wm.run(
         flair, others.get("t1"), others.get("t2"), brain_mask, bundle=bundle, device=device,
-        min_volume_ul=args.min_volume_ul, connectivity=args.connectivity, progress=stage))
+        min_volume_ul=args.min_volume_ul, connectivity=args.connectivity, progress=stage),
+        input_files(args, ("flair", "t1", "t2", "brain_mask")))
     return 0

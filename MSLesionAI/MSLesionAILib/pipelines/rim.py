@@ -21,7 +21,7 @@ import torch
 from ..bundles import ModelBundle
 from ..errors import InputError
 from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like
-from ..labels import RIM_SEGMENTS
+from ..labels import CHRONIC_ACTIVE_MIN_PRL, RIM_SEGMENTS
 from ..lesions import lesion_measures
 from ..networks import load_network
 from ..networks.rimnet import rim_probability
@@ -34,7 +34,6 @@ from ..timing import StageTimer
 
 COLUMNS = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "centroid_s",
            "rim_probability", "rim_positive", "split_from", "note"]
-CHRONIC_ACTIVE_MIN_PRL = 4
 RIM_POSITIVE_VALUE, RIM_NEGATIVE_VALUE = 1, 2
 NO_LESION_AT_POINT = "no lesion at point"
 WRAP_JUMP_FRACTION = 0.002
@@ -227,9 +226,7 @@ def _result(phase: sitk.Image, candidates: Candidates, rows: list[dict[str, Any]
     ids = candidates.lesion_ids
     class_labels = np.where(ids > 0, np.where(positive[ids], RIM_POSITIVE_VALUE,
                                               RIM_NEGATIVE_VALUE), 0).astype(np.uint8)
-    # .seg.nrrd headers are ASCII: "rim−" (U+2212) is written "rim-".
-    segments = [Segment(RIM_POSITIVE_VALUE if rim else RIM_NEGATIVE_VALUE,
-                        name.replace("\u2212", "-"), color)
+    segments = [Segment(RIM_POSITIVE_VALUE if rim else RIM_NEGATIVE_VALUE, name, color)
                 for rim, (name, color) in sorted(RIM_SEGMENTS.items(), reverse=True)]
     prl_count = sum(row["rim_positive"] for row in rows)
     summary = {
