@@ -142,20 +142,51 @@ def load_unet3d(bundle: ModelBundle) -> DynUNet:
     return network.eval()
 
 
+class BudgetSpent(Exception):
+    """The training time budget ran out before the planned steps."""
+
+
+def fit_within(network: torch.nn.Module, next_batch: Any, loss_fn: Any, steps: int,
+               learning_rate: float, progress: Progress,
+               seconds: float | None) -> tuple[list[float], int, float]:
+    """`training._loop.fit`, stopped when ``seconds`` of training have passed (the white-matter
+    trainer's ``--max-minutes`` rule); the loss history, steps done and seconds taken."""
+    started = time.perf_counter()
+    deadline = started + seconds if seconds else float("inf")
+    steps_done = [0]
+
+    def batch(step: int) -> Any:
+        if time.perf_counter() > deadline:
+            raise BudgetSpent
+        steps_done[0] = step + 1
+        return next_batch(step)
+
+    try:
+        history = fit(network, batch, loss_fn, steps, learning_rate, torch.device("cpu"),
+                      progress)
+    except BudgetSpent:
+        network.eval()
+        history = []
+    return history, steps_done[0], time.perf_counter() - started
+
+
 def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Path,
                  progress: Progress, seed: int = 0, patch_size: int = 64,
-                 batch_size: int = 2, learning_rate: float = 1e-3) -> ModelBundle:
-    """The nnU-Net-style reference, trained on the white-matter cases (cached in ``out``)."""
+                 batch_size: int = 2, learning_rate: float = 1e-3,
+                 seconds: float | None = None) -> ModelBundle:
+    """The nnU-Net-style reference, trained on the white-matter cases for at most ``steps``
+    steps and ``seconds`` (cached in ``out``)."""
     if (out / "metadata.json").is_file():
         return load_bundle(out)
     rng = seed_everything(seed)
-    started = time.perf_counter()
     cases = load_cases(folders, plan, rng)
     network = build_unet3d(UNET3D_NETWORK)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
-    history = fit(network, PatchBatches(cases, patch_size, batch_size, seed), loss, steps,
-                  learning_rate, torch.device("cpu"), progress)
-    settings = {"steps": steps, "patch_size": patch_size, "batch_size": batch_size,
+    history, steps_done, fit_s = fit_within(
+        network, PatchBatches(cases, patch_size, batch_size, seed), loss, steps, learning_rate,
+        progress, seconds)
+    settings = {"steps": steps, "steps_done": steps_done, "seconds_budget": seconds,
+                "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate, "loss": "Dice + cross-entropy"}
     metadata = {"id": UNET3D_ID, "version": "1.0.0", "task": "wm-baseline",
                 "architecture": "monai.DynUNet", "network": UNET3D_NETWORK,
@@ -163,8 +194,7 @@ def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Pat
                 "normalisation": plan["normalisation"], "classes": ["background", "lesion"],
                 "inference": {"roi_size": [INFERENCE_ROI_VOXELS] * 3, "overlap": 0.5},
                 "training": training_record(
-                    seed, {"cases": [str(f) for f in folders]}, settings,
-                    time.perf_counter() - started, history)}
+                    seed, {"cases": [str(f) for f in folders]}, settings, fit_s, history)}
     return write_bundle(out, metadata, unet3d_weights(network))
 
 
@@ -203,20 +233,23 @@ def plain_loss() -> Any:
 
 def train_plain_cortical(folders: list[Path], steps: int, out: Path, progress: Progress,
                          seed: int = 0, patch_size: int = 48, batch_size: int = 2,
-                         learning_rate: float = 0.5e-3) -> ModelBundle:
-    """The cortical U-Net without CLAIMS's choices, as a bundle the cortical pipeline runs."""
+                         learning_rate: float = 0.5e-3,
+                         seconds: float | None = None) -> ModelBundle:
+    """The cortical U-Net without CLAIMS's choices, as a bundle the cortical pipeline runs;
+    at most ``steps`` steps and ``seconds`` of training."""
     if (out / "metadata.json").is_file():
         return load_bundle(out)
     plan = cortical_plan(patch_size)
     seed_everything(seed)
-    started = time.perf_counter()
     cases = [load_cortical_case(f, ["mp2rage"], tuple(plan["spacing_mm"])) for f in folders]
     network = build_network(plan["architecture"], **plan["network"])
-    history = fit(network, PatchSampler(cases, patch_size, batch_size, seed), plain_loss(),
-                  steps, learning_rate, torch.device("cpu"), progress)
-    settings = {"steps": steps, "patch_size": patch_size, "batch_size": batch_size,
+    history, steps_done, fit_s = fit_within(
+        network, PatchSampler(cases, patch_size, batch_size, seed), plain_loss(), steps,
+        learning_rate, progress, seconds)
+    settings = {"steps": steps, "steps_done": steps_done, "seconds_budget": seconds,
+                "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate,
                 "loss": "Dice + cross-entropy, every voxel weighted 1"}
-    record = training_record(seed, {"cases": [str(f) for f in folders]}, settings,
-                             time.perf_counter() - started, history)
+    record = training_record(seed, {"cases": [str(f) for f in folders]}, settings, fit_s,
+                             history)
     return write_bundle(out, {**plan, "training": record}, network.state_dict())

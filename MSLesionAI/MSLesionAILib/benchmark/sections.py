@@ -42,6 +42,7 @@ REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"
 QUICK_BASELINE = {"steps": 2, "patch_size": 16}
 DEFAULT_STEPS = {"wm": 4000, "cortical": 1500}
+DEFAULT_SECONDS = 1800.0
 # Settings the baseline takes over from the shipped model (the 3D U-Net's patches are its own).
 SAME_SETTINGS = {"wm": (), "cortical": ("patch_size", "batch_size", "learning_rate")}
 
@@ -218,17 +219,19 @@ def _note_training_time(baseline: ModelBundle, shipped: list[ModelBundle],
 
 def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Path,
             report: Report) -> dict[str, Any]:
-    """Training steps (a fraction of the shipped model's) and the cache folder."""
+    """The shipped model's steps, and ``--budget`` × its recorded training seconds as a time
+    limit (architectures differ in cost per step); the cache folder."""
     if options.quick:
         settings = dict(QUICK_BASELINE)
     else:
-        shipped = bundles[0].metadata["training"]["settings"] if bundles else {}
-        shipped_steps = shipped.get("steps_done", shipped.get("steps", DEFAULT_STEPS[kind]))
-        steps = max(1, round(shipped_steps * options.budget))
-        settings = {"steps": steps, **{key: shipped[key] for key in SAME_SETTINGS[kind]
-                                       if key in shipped}}
-    report.notes.append(f"{kind} baseline U-Net: {settings} (budget {options.budget:g} × the "
-                        f"shipped model's steps; quick: {options.quick}).")
+        training = bundles[0].metadata["training"] if bundles else {}
+        shipped = training.get("settings", {})
+        settings = {"steps": shipped.get("steps_done") or shipped.get("steps", DEFAULT_STEPS[kind]),
+                    "seconds": round(training.get("seconds", DEFAULT_SECONDS) * options.budget),
+                    **{key: shipped[key] for key in SAME_SETTINGS[kind] if key in shipped}}
+    report.notes.append(f"{kind} baseline U-Net: at most {settings} (time budget "
+                        f"{options.budget:g} × the shipped model's training seconds; "
+                        f"quick: {options.quick}).")
     name = "-".join(f"{k}{v}" for k, v in settings.items())
     return {**settings, "out": folder / f"{kind}-{name}"}
 

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--models", type=Path, nargs="*",
                         help="bundle folders (default: every installed model)")
     parser.add_argument("--budget", type=float, default=1.0,
-                        help="baseline U-Net training steps as a fraction of the shipped "
-                             "model's (default 1: the same budget)")
+                        help="baseline U-Net training time as a fraction of the shipped "
+                             "model's recorded training time (default 1: the same budget)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="speed runs per pipeline (0: no speed runs)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
