@@ -9,7 +9,9 @@ import SimpleITK as sitk
 from conftest import make_image
 from MSLesionAILib.errors import InputError
 from MSLesionAILib.geometry import (
+    axis_aligned_grid,
     check_overlap,
+    corners_lps,
     index_zyx_to_lps,
     index_zyx_to_ras,
     lps_to_ras,
@@ -80,3 +82,13 @@ def test_half_overlap_is_measured():
     shifted = make_image(size_xyz=(10, 10, 10), spacing=(1, 1, 1), origin=(5, 0, 0),
                          direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
     assert overlap_fraction(shifted, reference) == pytest.approx(0.5)
+
+
+def test_axis_aligned_grid_covers_an_oblique_image(oblique_image):
+    grid = axis_aligned_grid(oblique_image, (0.5, 0.5, 0.5))
+    assert grid.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    inner = corners_lps(grid)
+    outer = corners_lps(oblique_image)
+    assert np.all(inner.min(0) <= outer.min(0) + 1e-6)
+    assert np.all(inner.max(0) >= outer.max(0) - 1e-6)
+    assert np.all(inner.max(0) - inner.min(0) <= outer.max(0) - outer.min(0) + 0.5 + 1e-6)

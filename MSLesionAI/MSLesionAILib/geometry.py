@@ -114,3 +114,18 @@ def resample_to_spacing(image: sitk.Image, spacing_mm: tuple[float, float, float
     grid.SetDirection(image.GetDirection())
     grid.SetOrigin(new_origin.tolist())
     return resample_like(image, grid, interpolation)
+
+
+def axis_aligned_grid(reference: sitk.Image,
+                      spacing_mm: tuple[float, float, float]) -> sitk.Image:
+    """An empty grid with identity direction (LPS axes) at ``spacing_mm`` (x, y, z) covering
+    ``reference``'s whole physical box: the networks see oblique and anisotropic inputs on the
+    anatomical axes they were trained on."""
+    corners = corners_lps(reference)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    spacing = np.asarray(spacing_mm, dtype=float)
+    size = np.maximum(np.ceil((high - low) / spacing - 1e-6), 1).astype(int)
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    grid.SetSpacing(spacing.tolist())
+    grid.SetOrigin((low + spacing / 2).tolist())
+    return grid

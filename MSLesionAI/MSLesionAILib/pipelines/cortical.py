@@ -9,8 +9,8 @@ white-matter lesion mask, when one is given, are kept but flagged and not counte
 (CLAIMS does not count them as false positives either: leukocortical and juxtacortical are hard
 to tell apart).
 
-`working_grid` and `model_channels` are also the training data's preprocessing, so training and
-inference replay the same plan.
+`geometry.axis_aligned_grid` and `model_channels` are also the training data's preprocessing,
+so training and inference replay the same plan.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from scipy import ndimage
 from ..bundles import ModelBundle
 from ..devices import choose_device
 from ..errors import InputError
-from ..geometry import corners_lps, resample_like
+from ..geometry import axis_aligned_grid, resample_like
 from ..imageio import array_to_image, load_image, read_image
 from ..inference import predict_sliding_window
 from ..labels import (
@@ -114,20 +114,6 @@ def load_contrasts(inputs: CorticalInputs) -> tuple[dict[str, sitk.Image], sitk.
     return images, wm_mask
 
 
-def working_grid(reference: sitk.Image, spacing_mm: tuple[float, float, float]) -> sitk.Image:
-    """An axis-aligned grid (identity direction) at ``spacing_mm`` (x, y, z) that covers the
-    reference's whole physical box, so oblique and anisotropic inputs reach the network the
-    way its training cases did."""
-    corners = corners_lps(reference)
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    spacing = np.asarray(spacing_mm, dtype=float)
-    size = np.maximum(np.ceil((high - low) / spacing - 1e-6), 1).astype(int)
-    grid = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
-    grid.SetSpacing(spacing.tolist())
-    grid.SetOrigin((low + spacing / 2).tolist())
-    return grid
-
-
 def model_channels(images: dict[str, sitk.Image], input_names: list[str],
                    grid: sitk.Image) -> np.ndarray:
     """(C, z, y, x) float32 network input on ``grid``: each contrast linearly resampled and
@@ -185,7 +171,7 @@ def lesion_probabilities(images: dict[str, sitk.Image], network: torch.nn.Module
     """p(leukocortical) and p(intracortical/subpial) on the MP2RAGE's own grid."""
     reference = images["mp2rage"]
     with timer.stage("preprocessing"):
-        grid = working_grid(reference, tuple(bundle.metadata["spacing_mm"]))
+        grid = axis_aligned_grid(reference, tuple(bundle.metadata["spacing_mm"]))
         channels = model_channels(images, bundle.input_names, grid)
     with timer.stage("inference"):
         probabilities = class_probabilities(network, channels, bundle, device, warnings,

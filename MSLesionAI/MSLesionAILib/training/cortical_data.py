@@ -26,7 +26,7 @@ import torch
 from monai import transforms
 
 from ..errors import InputError
-from ..geometry import resample_like
+from ..geometry import axis_aligned_grid, resample_like
 from ..imageio import read_image
 from ..labels import CORTICAL_FAMILY, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
 from ..pipelines.cortical import (
@@ -35,7 +35,6 @@ from ..pipelines.cortical import (
     image_box,
     load_contrasts,
     model_channels,
-    working_grid,
 )
 from ..results import read_table_csv
 
@@ -87,7 +86,7 @@ def load_case(folder: Path, input_names: list[str],
               spacing_mm: tuple[float, float, float]) -> TrainingCase:
     """A case through the pipeline's preprocessing, with its truth on the same grid."""
     images, _ = load_contrasts(case_inputs(folder, input_names))
-    grid = working_grid(images["mp2rage"], spacing_mm)
+    grid = axis_aligned_grid(images["mp2rage"], spacing_mm)
     channels = model_channels(images, input_names, grid)
 
     def truth(name: str) -> np.ndarray:
