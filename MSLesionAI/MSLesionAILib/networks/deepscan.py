@@ -8,7 +8,7 @@ ordered contrast-major (contrast 0's slices, then contrast 1's, ...).
 A volume is segmented slice by slice along each of its three axes, and again on a copy
 mirrored left-right; the logits of the passes are averaged, and the spread of the passes'
 lesion probabilities is the per-voxel uncertainty. Volumes are numpy-ordered (z, y, x) on a
-grid whose axes are anatomical (see `pipelines.wm.canonical_grid`), so the three axes are the
+grid whose axes are anatomical (see `geometry.axis_aligned_grid`), so the three axes are the
 axial, coronal and sagittal directions and the x axis is left-right.
 """
 

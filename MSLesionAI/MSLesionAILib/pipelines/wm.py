@@ -27,7 +27,7 @@ import SimpleITK as sitk
 import torch
 
 from ..bundles import ModelBundle
-from ..geometry import corners_lps, resample_like
+from ..geometry import axis_aligned_grid, resample_like
 from ..imageio import array_to_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
 from ..lesions import label_components, lesion_measures, wm_lesion_locations
@@ -54,18 +54,6 @@ class ModelInput:
     grid: sitk.Image
 
 
-def canonical_grid(reference: sitk.Image, spacing_mm: tuple[float, float, float]) -> sitk.Image:
-    """An axis-aligned (identity LPS direction) grid of ``spacing_mm`` over ``reference``'s box."""
-    corners = corners_lps(reference)
-    low, high = corners.min(0), corners.max(0)
-    spacing = np.asarray(spacing_mm, dtype=float)
-    size = np.maximum(np.ceil((high - low) / spacing - 1e-6), 1).astype(int)
-    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
-    grid.SetSpacing(spacing.tolist())
-    grid.SetOrigin((low + spacing / 2).tolist())
-    return grid
-
-
 def _crop_to(mask: np.ndarray, grid: sitk.Image) -> tuple[tuple[slice, ...], sitk.Image]:
     """The mask's bounding box plus a margin, as numpy slices and as the matching sub-grid."""
     if not mask.any():
@@ -85,7 +73,7 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
 
     ``contrasts`` must hold FLAIR; the others may be None. Images may have any geometry.
     """
-    grid = canonical_grid(contrasts["flair"], tuple(metadata["spacing_mm"]))
+    grid = axis_aligned_grid(contrasts["flair"], tuple(metadata["spacing_mm"]))
     arrays = {name: sitk.GetArrayFromImage(resample_like(sitk.Cast(image, sitk.sitkFloat32),
                                                          grid, "linear"))
               for name, image in contrasts.items() if image is not None}
