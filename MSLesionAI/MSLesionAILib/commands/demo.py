@@ -84,9 +84,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             continue
         print(f"\n$ mslesionai {' '.join(argv)}", flush=True)
         failures += main(["--progress", "none", *argv]) != 0
-    results = [str(p) for p in sorted(run_dir.iterdir()) if (p / "summary.json").is_file()]
-    if results and available("report", model_tasks):
-        argv = ["report", *results, "--out", f"{run_dir}/report.html"]
+    results = [p for p in sorted(run_dir.iterdir()) if (p / "summary.json").is_file()]
+    for result in results if available("report", model_tasks) else []:
+        # One report per result: each demo case is a different (phantom or real) patient.
+        argv = ["report", str(result), "--out", f"{run_dir}/report_{result.name}.html"]
         print(f"\n$ mslesionai {' '.join(argv)}", flush=True)
         failures += main(["--progress", "none", *argv]) != 0
     print(f"\ndemo results in {run_dir}")
