@@ -53,6 +53,8 @@ SUBPIAL = "subpial"
 CORTICAL_TYPES = (LEUKOCORTICAL, INTRACORTICAL, SUBPIAL)
 INTRACORTICAL_SUBPIAL = "intracortical_subpial"
 CORTICAL_CLASSES = (LEUKOCORTICAL, INTRACORTICAL_SUBPIAL)
+# CLAIMS's minimum cortical lesion volumes (µL): the pipeline's choices and the evaluation's.
+CLAIMS_MIN_VOLUMES_UL = (1.0, 3.0, 6.0, 9.0, 15.0)
 
 # Lesion families in the phantom's truth table.
 WM_FAMILY = "wm"

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import (
+    CLAIMS_MIN_VOLUMES_UL,
     CORTICAL_TYPES,
     INTRACORTICAL,
     INTRACORTICAL_SUBPIAL,
@@ -40,7 +41,7 @@ from ..lesions import lesion_sizes, min_voxels_for_volume, remove_small_lesions
 from .agreement import cohen_kappa, lins_ccc
 from .overlap import dice, finite_statistic, overlap_table, ratio, volume_difference
 
-MIN_VOLUMES_UL = (1.0, 3.0, 6.0, 9.0, 15.0)
+MIN_VOLUMES_UL = CLAIMS_MIN_VOLUMES_UL
 MIN_LESION_VOXELS = 3
 NOT_FOUND = "none"
 CLASS_OF_TYPE = {LEUKOCORTICAL: LEUKOCORTICAL, INTRACORTICAL: INTRACORTICAL_SUBPIAL,

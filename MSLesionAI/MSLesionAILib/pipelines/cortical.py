@@ -31,6 +31,7 @@ from ..geometry import axis_aligned_grid, resample_like
 from ..imageio import array_to_image, load_image, read_image
 from ..inference import predict_sliding_window
 from ..labels import (
+    CLAIMS_MIN_VOLUMES_UL,
     CORTICAL_CLASSES,
     CORTICAL_SEGMENTS,
     INTRACORTICAL_SUBPIAL,
@@ -44,7 +45,7 @@ from ..progress import Progress
 from ..results import LesionResult, Segment
 from ..timing import StageTimer
 
-MIN_VOLUME_CHOICES_UL = (1, 3, 6, 9, 15)
+MIN_VOLUME_CHOICES_UL = CLAIMS_MIN_VOLUMES_UL
 COARSEST_RELIABLE_SPACING_MM = 1.2
 CONNECTIVITY = 18
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
