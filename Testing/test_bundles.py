@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from MSLesionAILib.bundles import WEIGHTS_NAME, find_bundle, list_bundles, load_bundle, write_bundle
+from MSLesionAILib.bundles import (
+    WEIGHTS_NAME,
+    find_bundle,
+    list_bundles,
+    load_bundle,
+    update_metadata,
+    write_bundle,
+)
 from MSLesionAILib.errors import BundleError
 
 
@@ -80,3 +88,11 @@ def test_user_model_folders_come_from_the_environment(tmp_path, monkeypatch):
     _write(tmp_path / "mine", bundle_id="wm-mine")
     monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
     assert "wm-mine" in [b.id for b in list_bundles()]
+
+
+def test_metadata_update_keeps_the_weights_and_their_checksum(tmp_path):
+    bundle = _write(tmp_path / "wm-test")
+    updated = update_metadata(bundle, metrics={"dice": np.float32(0.5)})
+    assert updated.metadata["metrics"] == {"dice": 0.5}
+    assert updated.weights_sha256 == bundle.weights_sha256
+    torch.testing.assert_close(updated.load_state_dict()["w"], torch.arange(6.0).reshape(2, 3))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .atomic import output_directory
 from .errors import BundleError
+from .jsonfiles import write_json
 
 if TYPE_CHECKING:  # torch is imported where weights are read or written (see devices.py)
     import torch
@@ -152,6 +153,11 @@ def write_bundle(out_dir: str | Path, metadata: dict[str, Any],
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(partial / WEIGHTS_NAME))
         metadata = {**metadata, "files": {WEIGHTS_NAME: sha256_file(partial / WEIGHTS_NAME)}}
-        (partial / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n",
-                                             encoding="utf-8")
+        write_json(partial / METADATA_NAME, metadata)
     return load_bundle(out_dir)
+
+
+def update_metadata(bundle: ModelBundle, **entries: Any) -> ModelBundle:
+    """Rewrite metadata.json with ``entries`` added (the checksum covers the weights only)."""
+    write_json(bundle.path / METADATA_NAME, {**bundle.metadata, **entries})
+    return load_bundle(bundle.path)

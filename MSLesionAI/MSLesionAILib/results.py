@@ -11,7 +11,6 @@ Files written for a result named ``NAME`` (wm, cortical, rim):
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import SimpleITK as sitk
 import slicerio
 
 from .imageio import array_to_image, write_image
+from .jsonfiles import write_json
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,6 @@ def write_result(result: LesionResult, out_dir: str | Path) -> dict[str, Path]:
         files[key] = write_image(array_to_image(voxels, result.reference),
                                  out_dir / f"{key}.nii.gz")
     summary = {**result.summary, "files": {k: p.name for k, p in files.items()}}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default)
-                                          + "\n", encoding="utf-8")
-    files["summary"] = out_dir / "summary.json"
+    files["summary"] = write_json(out_dir / "summary.json", summary)
     return files
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 

@@ -7,7 +7,6 @@ byte for byte on every run, and changing one stage's draws leaves the others unc
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from .. import __version__
 from ..atomic import output_directory
 from ..errors import InputError
 from ..imageio import array_to_image, write_image
+from ..jsonfiles import write_json
 from ..labels import Tissue
 from ..progress import Progress
 from . import artefacts
@@ -193,14 +193,5 @@ def write_case(case: PhantomCase, out_dir: str | Path) -> Path:
             writer = csv.DictWriter(stream, fieldnames=TABLE_COLUMNS)
             writer.writeheader()
             writer.writerows(case.lesions)
-        (folder / "case.json").write_text(
-            json.dumps(case.parameters, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        write_json(folder / "case.json", case.parameters)
     return out_dir
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -12,7 +12,6 @@ cases go through the whole pipeline and CLAIMS's metrics are printed and stored 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from monai.losses import FocalLoss
 from monai.networks import one_hot
 
-from ..bundles import METADATA_NAME, ModelBundle, load_bundle, write_bundle
+from ..bundles import ModelBundle, update_metadata, write_bundle
 from ..imageio import read_image
 from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
@@ -293,14 +292,6 @@ def calibrate(bundle: ModelBundle, folders: list[Path]) -> ModelBundle:
     post = {**bundle.metadata["postprocessing"], "threshold": selection["threshold"],
             "threshold_selection": selection}
     return update_metadata(bundle, postprocessing=post)
-
-
-def update_metadata(bundle: ModelBundle, **entries: Any) -> ModelBundle:
-    """Rewrite metadata.json with ``entries`` (the checksum covers the weights only)."""
-    metadata = {**bundle.metadata, **entries}
-    (bundle.path / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n",
-                                             encoding="utf-8")
-    return load_bundle(bundle.path)
 
 
 def headline(metrics: list[dict[str, Any]]) -> str:

@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..bundles import ModelBundle, load_bundle
+from ..bundles import ModelBundle, load_bundle, update_metadata
 from ..errors import InputError
 from ..imageio import read_image
 from ..lesions import min_voxels_for_volume
@@ -214,11 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def record_test_metrics(bundle: ModelBundle, metrics: dict[str, Any], cases: list[str]) -> None:
     """Add the held-out figures to metadata.json (the weights and their checksum are kept)."""
-    path = bundle.path / "metadata.json"
-    metadata = json.loads(path.read_text(encoding="utf-8"))
-    metadata["test"] = {"cases": cases, **{k: metrics[k] for k in METRIC_KEYS}}
-    path.write_text(json.dumps(metadata, indent=2, default=float) + "\n", encoding="utf-8")
-    write_model_card(bundle.path, metadata)
+    test = {"cases": cases, **{k: metrics[k] for k in METRIC_KEYS}}
+    write_model_card(bundle.path, update_metadata(bundle, test=test).metadata)
 
 
 def print_table(report: dict[str, Any]) -> None:

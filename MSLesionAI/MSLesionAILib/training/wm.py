@@ -21,7 +21,7 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceLoss
 
-from ..bundles import METADATA_NAME, ModelBundle, load_bundle, write_bundle
+from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
 from ..metrics.msseg import wm_metrics
@@ -217,9 +217,7 @@ def measure(args: argparse.Namespace, progress: Progress) -> int:
                                               progress.sub(0.0, 0.8))
     if args.real:
         metrics["real"] = evaluate(bundle, list(args.real), progress.sub(0.8, 1.0))
-    metadata = {**bundle.metadata, "metrics": metrics}
-    (bundle.path / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n",
-                                             encoding="utf-8")
+    metadata = update_metadata(bundle, metrics=metrics).metadata
     (bundle.path / "MODEL_CARD.md").write_text(model_card(metadata), encoding="utf-8")
     print(json.dumps({k: v["mean"] for k, v in metrics.items()}, indent=2))
     return 0
