@@ -20,7 +20,6 @@ Rim lesions: the naive rim score and the logistic regression of `training.rim_be
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -142,34 +141,6 @@ def load_unet3d(bundle: ModelBundle) -> DynUNet:
     return network.eval()
 
 
-class BudgetSpent(Exception):
-    """The training time budget ran out before the planned steps."""
-
-
-def fit_within(network: torch.nn.Module, next_batch: Any, loss_fn: Any, steps: int,
-               learning_rate: float, progress: Progress,
-               seconds: float | None) -> tuple[list[float], int, float]:
-    """`training._loop.fit`, stopped when ``seconds`` of training have passed (the white-matter
-    trainer's ``--max-minutes`` rule); the loss history, steps done and seconds taken."""
-    started = time.perf_counter()
-    deadline = started + seconds if seconds else float("inf")
-    steps_done = [0]
-
-    def batch(step: int) -> Any:
-        if time.perf_counter() > deadline:
-            raise BudgetSpent
-        steps_done[0] = step + 1
-        return next_batch(step)
-
-    try:
-        history = fit(network, batch, loss_fn, steps, learning_rate, torch.device("cpu"),
-                      progress)
-    except BudgetSpent:
-        network.eval()
-        history = []
-    return history, steps_done[0], time.perf_counter() - started
-
-
 def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Path,
                  progress: Progress, seed: int = 0, patch_size: int = 64,
                  batch_size: int = 2, learning_rate: float = 1e-3,
@@ -182,10 +153,9 @@ def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Pat
     cases = load_cases(folders, plan, rng)
     network = build_unet3d(UNET3D_NETWORK)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
-    history, steps_done, fit_s = fit_within(
-        network, PatchBatches(cases, patch_size, batch_size, seed), loss, steps, learning_rate,
-        progress, seconds)
-    settings = {"steps": steps, "steps_done": steps_done, "seconds_budget": seconds,
+    record = fit(network, PatchBatches(cases, patch_size, batch_size, seed), loss, steps,
+                 learning_rate, torch.device("cpu"), progress, max_seconds=seconds)
+    settings = {"steps": steps, "seconds_budget": seconds,
                 "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate, "loss": "Dice + cross-entropy"}
     metadata = {"id": UNET3D_ID, "version": "1.0.0", "task": "wm-baseline",
@@ -194,7 +164,8 @@ def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Pat
                 "normalisation": plan["normalisation"], "classes": ["background", "lesion"],
                 "inference": {"roi_size": [INFERENCE_ROI_VOXELS] * 3, "overlap": 0.5},
                 "training": training_record(
-                    seed, {"cases": [str(f) for f in folders]}, settings, fit_s, history)}
+                    seed, {"cases": [str(f) for f in folders]}, settings, record.seconds,
+                    record)}
     return write_bundle(out, metadata, unet3d_weights(network))
 
 
@@ -243,13 +214,12 @@ def train_plain_cortical(folders: list[Path], steps: int, out: Path, progress: P
     seed_everything(seed)
     cases = [load_cortical_case(f, ["mp2rage"], tuple(plan["spacing_mm"])) for f in folders]
     network = build_network(plan["architecture"], **plan["network"])
-    history, steps_done, fit_s = fit_within(
-        network, PatchSampler(cases, patch_size, batch_size, seed), plain_loss(), steps,
-        learning_rate, progress, seconds)
-    settings = {"steps": steps, "steps_done": steps_done, "seconds_budget": seconds,
+    record = fit(network, PatchSampler(cases, patch_size, batch_size, seed), plain_loss(), steps,
+                 learning_rate, torch.device("cpu"), progress, max_seconds=seconds)
+    settings = {"steps": steps, "seconds_budget": seconds,
                 "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate,
                 "loss": "Dice + cross-entropy, every voxel weighted 1"}
-    record = training_record(seed, {"cases": [str(f) for f in folders]}, settings, fit_s,
-                             history)
-    return write_bundle(out, {**plan, "training": record}, network.state_dict())
+    training = training_record(seed, {"cases": [str(f) for f in folders]}, settings,
+                               record.seconds, record)
+    return write_bundle(out, {**plan, "training": training}, network.state_dict())

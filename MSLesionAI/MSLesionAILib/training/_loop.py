@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,36 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+@dataclass
+class FitRecord:
+    """What a training run did: the mean loss per logging interval, steps and seconds."""
+
+    losses: list[float]
+    steps_done: int
+    seconds: float
+
+
 def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int,
         learning_rate: float, device: torch.device, progress: Progress,
-        weight_decay: float = 1e-5, log_every: int = 50) -> list[float]:
-    """Adam with a polynomial learning-rate decay for ``steps`` steps; returns the loss per
-    logging interval. ``next_batch(step)`` returns (inputs, targets) on the CPU."""
+        weight_decay: float = 1e-5, log_every: int = 50,
+        max_seconds: float | None = None) -> FitRecord:
+    """Adam with a polynomial learning-rate decay for ``steps`` steps or ``max_seconds``,
+    whichever ends first: the decay follows the larger of the two fractions spent, so a run
+    cut short by its time budget still ends at a small learning rate.
+    ``next_batch(step)`` returns (inputs, targets) on the CPU."""
     network.to(device).train()
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate,
                                  weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: (1 - step / steps) ** 0.9)
-    history, running = [], 0.0
-    for step in range(steps):
+    started = time.perf_counter()
+
+    def spent(step: int) -> float:
+        elapsed = (time.perf_counter() - started) / max_seconds if max_seconds else 0.0
+        return min(1.0, max(step / steps, elapsed))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: (1 - spent(step)) ** 0.9)
+    losses, running, step = [], 0.0, 0
+    while step < steps and spent(step) < 1.0:
         inputs, targets = next_batch(step)
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(network(inputs.to(device)), targets.to(device))
@@ -49,12 +67,14 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
         optimiser.step()
         schedule.step()
         running += loss.item()
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            history.append(running / ((step % log_every) + 1))
+        step += 1
+        if step % log_every == 0 or step == steps:
+            losses.append(running / (((step - 1) % log_every) + 1))
             running = 0.0
-            progress.update((step + 1) / steps, f"step {step + 1}/{steps} loss {history[-1]:.4f}")
+            progress.update(max(step / steps, spent(step)),
+                            f"step {step}/{steps} loss {losses[-1]:.4f}")
     network.eval()
-    return history
+    return FitRecord(losses, step, time.perf_counter() - started)
 
 
 def git_commit() -> str:
@@ -66,7 +86,7 @@ def git_commit() -> str:
 
 
 def training_record(seed: int, data: dict[str, Any], settings: dict[str, Any],
-                    seconds: float, history: list[float]) -> dict[str, Any]:
+                    seconds: float, record: FitRecord) -> dict[str, Any]:
     """The ``training`` section of a bundle's metadata: how to reproduce this model."""
     return {
         "command": "mslesionai " + shlex.join(sys.argv[1:]),
@@ -74,7 +94,8 @@ def training_record(seed: int, data: dict[str, Any], settings: dict[str, Any],
         "data": data,
         "settings": settings,
         "seconds": round(seconds, 1),
-        "loss_history": [round(v, 5) for v in history],
+        "steps_done": record.steps_done,
+        "loss_history": [round(v, 5) for v in record.losses],
         "library_version": __version__,
         "commit": git_commit(),
         "torch": torch.__version__,

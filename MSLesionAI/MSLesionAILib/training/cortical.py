@@ -152,7 +152,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     progress.update(0.05, f"{len(cases)} cases loaded")
     sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed)
     loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
-    history = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
+    record = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
                   args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0))
     data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
             "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
@@ -161,7 +161,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
                 "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
                 "lesion_class_weight": args.lesion_weight, "dice_weight": args.dice_weight,
                 "optimiser": "Adam, polynomial decay", "precision": "bfloat16 autocast"}
-    return training_record(args.seed, data, settings, time.time() - started, history)
+    return training_record(args.seed, data, settings, time.time() - started, record)
 
 
 def initialise_prior(network: torch.nn.Module, lesion_prior: float = 0.01) -> None:

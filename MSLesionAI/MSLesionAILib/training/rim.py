@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                       config["shift_vox"], 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
     device = choose_device(args.device)
-    history = fit(network, batches, loss_function(config["outputs"]), args.steps,
+    record = fit(network, batches, loss_function(config["outputs"]), args.steps,
                   args.learning_rate, device, progress.sub(0.2, 0.95))
     scores = classify(network, validation.patches.astype(np.float32), device, TEST_TIME_FLIPS)
     threshold = threshold_at_specificity(validation.labels, scores, TARGET_SPECIFICITY)
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                     **counts("training", train), **counts("validation", validation)},
         {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
          if k not in ("func", "data", "validation", "out")},
-        time.perf_counter() - started, history)
+        time.perf_counter() - started, record)
     bundle = write_bundle(args.out, metadata, network.state_dict())
     write_model_card(bundle.path, metadata)
     progress.update(1.0, "bundle written")

@@ -38,10 +38,6 @@ NAME_PATTERNS = {"flair": ["*flair*", "*FLAIR*", "*Flair*"],
 TISSUE_LOSS_WEIGHT = 0.5
 
 
-class BudgetSpent(Exception):
-    """Raised between steps when ``--max-minutes`` is spent; the network keeps its weights."""
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("wm", help="white-matter lesions + tissue (DeepSCAN-style)")
     parser.add_argument("--data", nargs="+", required=True, type=Path,
@@ -61,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop early when this wall-clock budget is spent (the steps done "
                              "are recorded; a shared, loaded machine makes step times vary)")
+    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+                        help="start from this bundle's weights (same network settings)")
     parser.add_argument("--id", default="wm-deepscan")
     parser.add_argument("--version", default="1.0.0")
     parser.set_defaults(func=run)
@@ -115,27 +113,15 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     cases = load_cases(folders, metadata, rng)
     sampler = SliceSampler(cases, args.slices, args.crop, args.seed)
     network = build_network("deepscan", **metadata["network"])
+    if args.init:
+        network.load_state_dict(load_bundle(args.init).load_state_dict())
     start = time.perf_counter()
-    deadline = start + 60 * args.max_minutes if args.max_minutes else float("inf")
-    steps_done = [0]
-
-    def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if time.perf_counter() > deadline:
-            raise BudgetSpent
-        steps_done[0] = step
-        return sampler.batch(args.batch_size)
-
-    try:
-        history = fit(network, next_batch, loss_function(), args.steps, args.learning_rate,
-                      torch.device("cpu"), progress.sub(0.05, 0.9))
-        steps_done[0] = args.steps
-    except BudgetSpent:
-        network.eval()
-        history = []
+    record = fit(network, lambda step: sampler.batch(args.batch_size), loss_function(),
+                 args.steps, args.learning_rate, torch.device("cpu"), progress.sub(0.05, 0.9),
+                 max_seconds=60 * args.max_minutes if args.max_minutes else None)
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
-    settings["steps_done"] = steps_done[0]
     metadata["training"] = training_record(args.seed, data_record(args.data, folders), settings,
-                                           time.perf_counter() - start, history)
+                                           time.perf_counter() - start, record)
     eval_folders = case_folders(args.eval)
     if eval_folders:
         with tempfile.TemporaryDirectory() as scratch:
