@@ -1,0 +1,201 @@
+"""Fine-tuning the cortical model on cases corrected in the Slicer scene (MRML only, no Qt).
+
+A case is a segmentation with the two cortical lesion segments (typically a cortical result the
+user corrected in the Segment Editor) and the MP2RAGE it was drawn on: the segmentation's
+reference geometry volume, which for a result is the run's MP2RAGE. A T2* GRE named like one
+(the panel's auto-selection rule) in the MP2RAGE's subject hierarchy folder is added when there
+is one. `start` exports the cases as the case folders ``mslesionai finetune cortical`` reads
+(see `training.cortical_data`), starts it through an injectable `Runner` like a pipeline run,
+and returns a job whose `FinetuneJob.finish` gives the new bundle, written to a new folder of
+the user's model folder and found there by its id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import mrml
+from .bundles import ModelBundle, find_bundle, list_bundles, load_bundle, model_dirs
+from .errors import Cancelled, InputError, MSLesionAIError
+from .imageio import array_to_image, write_image
+from .labels import CORTICAL_CLASSES, CORTICAL_FAMILY, INTRACORTICAL, LEUKOCORTICAL
+from .lesions import label_components
+from .process import Run, Runner, run_cli
+from .results import write_table_csv
+from .tasks import CORTICAL, match_inputs
+from .workflow import EXIT_CANCELLED, lesion_classes, option_arguments
+
+MODEL_DIRS_VARIABLE = "MSLESIONAI_MODEL_DIRS"
+# The type written in truth/lesions.csv for each class: the intracortical/subpial segment does
+# not tell intracortical from subpial lesions, and either type trains that class.
+TRUTH_TYPES = dict(zip(CORTICAL_CLASSES, (LEUKOCORTICAL, INTRACORTICAL), strict=True))
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class AnnotatedCase:
+    """A corrected cortical segmentation, the MP2RAGE it was drawn on and an optional T2*."""
+
+    segmentation: Any
+    mp2rage: Any
+    t2star_gre: Any = None
+
+
+@dataclass
+class FinetuneJob:
+    """A fine-tuning run in progress; ``out`` is the bundle folder it will write."""
+
+    run: Run
+    folder: Path  # temporary: the exported cases
+    out: Path
+
+    def finish(self) -> ModelBundle:
+        """Wait for the run; the new bundle."""
+        try:
+            code = self.run.wait()
+            if code == EXIT_CANCELLED:
+                raise Cancelled("fine-tuning: cancelled")
+            if code != 0:
+                raise MSLesionAIError(f"fine-tuning: {self.run.error()}")
+            return load_bundle(self.out)
+        finally:
+            self.discard()
+
+    def cancel(self) -> None:
+        self.run.cancel()
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str = "",
+          runner: Runner = run_cli, options: dict[str, Any] | None = None) -> FinetuneJob:
+    """Export the annotated cases and start ``mslesionai finetune cortical`` from the ``base``
+    bundle (an id or folder; None or "": the preferred installed cortical model) to a new
+    bundle named ``name`` (default: the base's id + ``-finetuned``); ``options`` are further
+    command-line options (e.g. ``{"steps": 100}``)."""
+    cases = annotated_cases(segmentation_nodes)
+    parent = find_bundle(base or None, CORTICAL.name)
+    out = new_bundle_folder(use_user_model_dir(), name or f"{parent.id}-finetuned")
+    folder = Path(tempfile.mkdtemp(prefix="mslesionai-finetune-"))
+    try:
+        for number, case in enumerate(cases, start=1):
+            export_case(case, folder / f"case_{number:02d}")
+        args = ["finetune", "cortical", "--cases", str(folder), "--from", str(parent.path),
+                "--out", str(out), "--id", out.name, *option_arguments(options or {})]
+        return FinetuneJob(runner(args), folder, out)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
+    """The cases of the chosen segmentations; one error naming every segmentation that cannot
+    be used (or saying that none was chosen)."""
+    if not segmentation_nodes:
+        raise InputError("fine-tuning: no annotated cases; choose the corrected cortical "
+                         "segmentations to train on")
+    problems = [problem for node in segmentation_nodes if (problem := _case_problem(node))]
+    if problems:
+        raise InputError("fine-tuning: " + "; ".join(problems))
+    cases = []
+    for node in segmentation_nodes:
+        mp2rage = _reference_volume(node)
+        cases.append(AnnotatedCase(node, mp2rage, _t2star_gre_beside(mp2rage)))
+    return cases
+
+
+def export_case(case: AnnotatedCase, folder: Path) -> Path:
+    """Write a case folder: ``mp2rage.nii.gz`` [``t2star_gre.nii.gz``] and the truth, each
+    lesion segment's connected components as lesions of its class, on the MP2RAGE's grid."""
+    grid = mrml.image_from_volume(case.mp2rage)
+    write_image(grid, folder / "mp2rage.nii.gz")
+    if case.t2star_gre is not None:
+        write_image(mrml.image_from_volume(case.t2star_gre, frame_node=case.mp2rage),
+                    folder / "t2star_gre.nii.gz")
+    classes = lesion_classes(CORTICAL, case.segmentation, grid)  # 1-based, as CORTICAL_CLASSES
+    ids, rows = np.zeros(classes.shape, np.uint16), []
+    for value, name in enumerate(CORTICAL_CLASSES, start=1):
+        components = label_components(classes == value, CORTICAL.connectivity)
+        first = len(rows)
+        ids[components > 0] = components[components > 0] + first
+        rows += [{"lesion_id": first + k, "family": CORTICAL_FAMILY, "type": TRUTH_TYPES[name]}
+                 for k in range(1, int(components.max(initial=0)) + 1)]
+    write_image(array_to_image(ids, grid), folder / "truth" / "cortical_lesions.nii.gz")
+    write_table_csv(folder / "truth" / "lesions.csv", ["lesion_id", "family", "type"], rows)
+    return folder
+
+
+def use_user_model_dir() -> Path:
+    """The folder new models go to, on the model search path: the first folder of
+    ``MSLESIONAI_MODEL_DIRS``; when that is unset, ``$XDG_DATA_HOME/mslesionai/models``
+    (``~/.local/share/…``), then put in the variable for this process and the commands it
+    starts, so that the models there are listed and ``--model ID`` finds them."""
+    user_dirs = model_dirs()[1:]
+    if user_dirs:
+        return user_dirs[0]
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    folder = Path(data) / "mslesionai" / "models"
+    os.environ[MODEL_DIRS_VARIABLE] = str(folder)
+    return folder
+
+
+def new_bundle_folder(model_dir: Path, name: str) -> Path:
+    """``model_dir/NAME``, else ``NAME-2``, ``NAME-3``…: a folder that does not exist, named
+    with an id no installed bundle has (the new bundle's id is its folder's name), so nothing
+    is overwritten and the id selects exactly the new model."""
+    if not MODEL_NAME.fullmatch(name):
+        raise InputError(f"model name '{name}': use letters, digits, '.', '-' and '_' only")
+    taken = {bundle.id for bundle in list_bundles()}
+    candidate, number = name, 1
+    while candidate in taken or (model_dir / candidate).exists():
+        number += 1
+        candidate = f"{name}-{number}"
+    return model_dir / candidate
+
+
+def _case_problem(node: Any) -> str | None:
+    """Why a segmentation cannot be a case, or None."""
+    segmentation = node.GetSegmentation()
+    missing = [name for name in CORTICAL.lesion_segments
+               if not segmentation.GetSegmentIdBySegmentName(name)]
+    if missing:
+        return (f"{node.GetName()} lacks the cortical lesion segments "
+                f"{', '.join(repr(name) for name in missing)} (those of a cortical result)")
+    if _reference_volume(node) is None:
+        return (f"{node.GetName()} has no MP2RAGE: set its source volume (reference geometry) "
+                "in the Segment Editor")
+    return None
+
+
+def _reference_volume(segmentation_node: Any) -> Any:
+    role = segmentation_node.GetReferenceImageGeometryReferenceRole()
+    volume = segmentation_node.GetNodeReference(role)
+    return volume if volume is not None and volume.IsA("vtkMRMLScalarVolumeNode") else None
+
+
+def _t2star_gre_beside(mp2rage: Any) -> Any:
+    """The T2* GRE in the MP2RAGE's subject hierarchy folder (not at the scene's top, where
+    volumes of several patients may lie), or None."""
+    import vtk
+
+    hierarchy = mp2rage.GetScene().GetSubjectHierarchyNode()
+    folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(mp2rage))
+    if not folder or folder == hierarchy.GetSceneItemID():
+        return None
+    children = vtk.vtkIdList()
+    hierarchy.GetItemChildren(folder, children)
+    volumes = [hierarchy.GetItemDataNode(children.GetId(i))
+               for i in range(children.GetNumberOfIds())]
+    volumes = [v for v in volumes if v is not None and v.IsA("vtkMRMLScalarVolumeNode")]
+    return match_inputs(CORTICAL, volumes).get("t2star-gre")

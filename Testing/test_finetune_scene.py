@@ -1,0 +1,130 @@
+"""Fine-tuning on cases corrected in the scene (the cortical panel's section), on a real
+`slicer-core` scene: the exported case folders are what the fine-tuning command's loader reads,
+voxel for voxel; unusable choices are refused in one error; a real, tiny fine-tuning run goes
+through the command-line runner and gives a new model found by its id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MSLesionAILib import finetune_scene, mrml
+from MSLesionAILib.bundles import find_bundle
+from MSLesionAILib.errors import InputError
+from MSLesionAILib.imageio import array_to_image
+from MSLesionAILib.labels import (
+    CORTICAL_CLASSES,
+    CORTICAL_SEGMENTS,
+    INTRACORTICAL_SUBPIAL,
+    LEUKOCORTICAL,
+    WM_LESION_SEGMENT,
+)
+from MSLesionAILib.process import run_cli
+from MSLesionAILib.results import Segment, read_table_csv
+
+pytest.importorskip("slicer")
+cortical_data = pytest.importorskip("MSLesionAILib.training.cortical_data")
+CLASS_VALUES = pytest.importorskip("MSLesionAILib.pipelines.cortical").CLASS_VALUES
+
+SHAPE_ZYX = (20, 24, 28)
+SPACING_MM = (0.5, 0.5, 0.5)  # the shipped model's: the loader's grid is the MP2RAGE's
+LESIONS = [(np.s_[4:9, 5:10, 6:11], LEUKOCORTICAL),
+           (np.s_[12:15, 12:16, 3:6], INTRACORTICAL_SUBPIAL),
+           (np.s_[15:18, 18:21, 20:24], INTRACORTICAL_SUBPIAL)]
+
+
+def class_labels() -> np.ndarray:
+    labels = np.zeros(SHAPE_ZYX, np.uint8)
+    for box, name in LESIONS:
+        labels[box] = CLASS_VALUES[name]
+    return labels
+
+
+def volume(scene, name: str, seed: int, folder: int):
+    voxels = np.random.default_rng(seed).uniform(50, 100, SHAPE_ZYX)
+    voxels[class_labels() > 0] = 160
+    image = sitk.GetImageFromArray(voxels.astype(np.float32))
+    image.SetSpacing(SPACING_MM)
+    image.SetOrigin((-6.0, 10.0, 4.0))
+    node = mrml.volume_from_image(scene, image, name)
+    scene.GetSubjectHierarchyNode().CreateItem(folder, node)
+    return node
+
+
+def corrected_case(scene, t2star: bool = True):
+    """A patient folder with an MP2RAGE (and a T2* GRE) and a cortical segmentation drawn on
+    the MP2RAGE, made as a cortical result's is."""
+    hierarchy = scene.GetSubjectHierarchyNode()
+    patient = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), "patient")
+    mp2rage = volume(scene, "MP2RAGE UNI", 1, patient)
+    if t2star:
+        volume(scene, "T2star GRE", 2, patient)
+    segments = [Segment(CLASS_VALUES[name], *CORTICAL_SEGMENTS[name]) for name in CORTICAL_CLASSES]
+    labels = array_to_image(class_labels(), mrml.image_from_volume(mp2rage))
+    return mrml.segmentation_from_labelmap(scene, labels, segments, "MP2RAGE cortical lesions",
+                                           mp2rage)
+
+
+def test_an_exported_case_loads_with_voxel_exact_labels(scene, tmp_path):
+    segmentation = corrected_case(scene)
+    [case] = finetune_scene.annotated_cases([segmentation])
+    assert case.mp2rage.GetName() == "MP2RAGE UNI" and case.t2star_gre.GetName() == "T2star GRE"
+
+    folder = finetune_scene.export_case(case, tmp_path / "case_01")
+
+    assert cortical_data.case_folders([tmp_path]) == [folder]
+    assert (folder / "t2star_gre.nii.gz").is_file()
+    loaded = cortical_data.load_case(folder, ["mp2rage"], SPACING_MM)
+    np.testing.assert_array_equal(loaded.labels, class_labels())
+    rows = read_table_csv(folder / "truth" / "lesions.csv")
+    assert [(row["lesion_id"], row["type"]) for row in rows] == [
+        ("1", "leukocortical"), ("2", "intracortical"), ("3", "intracortical")]
+
+
+def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_error(scene):
+    with pytest.raises(InputError, match="no annotated cases"):
+        finetune_scene.annotated_cases([])
+    good = corrected_case(scene, t2star=False)
+    wm = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "FLAIR WM lesions")
+    wm.GetSegmentation().AddEmptySegment("wm", WM_LESION_SEGMENT[0])
+    empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+    with pytest.raises(InputError) as error:
+        finetune_scene.annotated_cases([good, wm, empty])
+    message = str(error.value)
+    assert "FLAIR WM lesions lacks the cortical lesion segments 'leukocortical lesion'" in message
+    assert "; empty lacks" in message and "MP2RAGE cortical lesions" not in message
+    assert finetune_scene.annotated_cases([good])[0].t2star_gre is None
+
+
+def test_new_bundle_folders_never_reuse_a_folder_or_an_installed_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
+    (tmp_path / "site").mkdir()
+    assert finetune_scene.new_bundle_folder(tmp_path, "site") == tmp_path / "site-2"
+    assert finetune_scene.new_bundle_folder(tmp_path, "cortical-claims").name == (
+        "cortical-claims-2")
+    with pytest.raises(InputError, match="model name 'my model'"):
+        finetune_scene.new_bundle_folder(tmp_path, "my model")
+
+
+def test_the_default_user_model_folder_is_put_on_the_search_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("MSLESIONAI_MODEL_DIRS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    folder = finetune_scene.use_user_model_dir()
+    assert folder == tmp_path / "mslesionai" / "models"
+    assert finetune_scene.use_user_model_dir() == folder  # now read from the variable
+
+
+def test_a_tiny_real_finetuning_run_gives_a_model_found_by_its_id(scene, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path / "models"))
+    segmentation = corrected_case(scene, t2star=False)
+
+    job = finetune_scene.start([segmentation], None, "site", run_cli,
+                               {"steps": 2, "batch-size": 1, "patch-size": 16})
+    bundle = job.finish()
+
+    assert bundle.path == tmp_path / "models" / "site" and bundle.id == "site"
+    assert bundle.metadata["parent"]["id"] == "cortical-claims"
+    assert bundle.metadata["fine_tuning"]["data"]["cases"] == 1
+    assert find_bundle("site", "cortical").path == bundle.path
+    assert job.run.progress() and not job.folder.exists()
