@@ -25,6 +25,7 @@ from .tasks import TASKS, Task, match_inputs, option_name, parameter_name
 
 POLL_INTERVAL_MS = 200
 AUTO_MODEL = "auto"
+REPORT_FOLDER_SETTING = "MSLesionAI/reportFolder"
 # The panel's devices: `devices.DEVICE_CHOICES` less "mps" (that module imports torch).
 DEVICES = ["auto", "cpu", "cuda"]
 ACKNOWLEDGEMENT = (
@@ -98,8 +99,12 @@ class LesionModuleLogic(ScriptedLoadableModuleLogic):
 
 class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The panel: inputs bound to the parameter node, Apply that turns into Cancel, progress,
-    the result table (a click on a row centres the slice views on that lesion) and the
-    editing buttons."""
+    the result table (a click on a row centres the slice views on that lesion), the editing
+    buttons and Report.
+
+    One job runs at a time: the button that started it (``jobButtons``) turns into Cancel, the
+    others are disabled, and ``jobFinished(job)`` takes its result once it has ended.
+    """
 
     logicClass: Any = None
 
@@ -108,6 +113,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         VTKObservationMixin.__init__(self)
         self.logic = None
         self.job = None
+        self.jobButton = self.jobButtonText = self.jobFinished = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.timer = qt.QTimer()
@@ -120,6 +126,8 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = self.logicClass()
+        self.jobButtons = [self.ui.applyButton]
+        self.modelComboBoxes = [self.ui.modelComboBox]
         self.ui.resultTableSelector.addAttribute("vtkMRMLTableNode", "MSLesionAI.task",
                                                  self.logic.taskName)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
@@ -129,6 +137,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.updateTableButton.connect("clicked(bool)", self.onUpdateTable)
         self.ui.applyClassesButton.connect("clicked(bool)", self.onApplyClasses)
         self.ui.applyClassesButton.visible = self.logic.task.class_column is not None
+        self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
         self.timer.connect("timeout()", self.onPoll)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -165,16 +174,19 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(parameters)
 
     def updateModelChoices(self) -> None:
-        """"auto" and the installed bundles of this task (reading bundles needs the library's
-        packages: only once they are installed)."""
-        if self.ui.modelComboBox.count > 1 or missing_requirements(
-                [*read_requirements(), "torch"]):
+        """Add the installed bundles of this task that the model lists lack, the user's model
+        folder included (reading bundles needs the library's packages: only once they are
+        installed)."""
+        if missing_requirements([*read_requirements(), "torch"]):
             return
         from .bundles import list_bundles
+        from .finetune_scene import use_user_model_dir
 
+        use_user_model_dir()
         for bundle in list_bundles():
-            if bundle.task == self.logic.taskName:
-                self.ui.modelComboBox.addItem(bundle.id)
+            for comboBox in self.modelComboBoxes:
+                if bundle.task == self.logic.taskName and comboBox.findText(bundle.id) < 0:
+                    comboBox.addItem(bundle.id)
 
     def setParameterNode(self, parameters) -> None:
         if self._parameterNode:
@@ -186,6 +198,12 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- running ------------------------------------------------------------------------
 
     def onApplyButton(self) -> None:
+        self.startOrCancelJob(self.ui.applyButton, lambda: self.logic.start(
+            self._parameterNode, self.ui.modelComboBox.currentText), self.showResult)
+
+    def startOrCancelJob(self, button, start, finished) -> None:
+        """Cancel the running job, or run ``start()`` (a `workflow.Job`-like object) and
+        hand the job to ``finished`` once it has ended."""
         if self.job:
             self.cancelJob()
             self.ui.statusLabel.text = "Cancelled."
@@ -193,8 +211,11 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Failed to start.", waitCursor=True):
             if not ensure_dependencies():
                 return
-            self.job = self.logic.start(self._parameterNode, self.ui.modelComboBox.currentText)
-            self.ui.applyButton.text = "Cancel"
+            self.job = start()
+            self.jobButton, self.jobButtonText, self.jobFinished = button, button.text, finished
+            for other in self.jobButtons:
+                other.enabled = other is button
+            button.text = "Cancel"
             self.ui.progressBar.value = 0
             self.timer.start()
 
@@ -204,13 +225,16 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = message
         if self.job.run.poll() is None:
             return
-        job = self.job
+        job, finished = self.job, self.jobFinished
         self.stopPolling()
         with slicer.util.tryWithErrorDisplay(f"{self.moduleName} failed.", waitCursor=True):
-            nodes = job.finish()
-            slicer.util.setSliceViewerLayers(background=job.reference, fit=True)
-            self.ui.resultTableSelector.setCurrentNode(nodes.table)
-            self.ui.statusLabel.text = "\n".join(["Done.", *nodes.summary.get("warnings", [])])
+            finished(job)
+
+    def showResult(self, job) -> None:
+        nodes = job.finish()
+        slicer.util.setSliceViewerLayers(background=job.reference, fit=True)
+        self.ui.resultTableSelector.setCurrentNode(nodes.table)
+        self.ui.statusLabel.text = "\n".join(["Done.", *nodes.summary.get("warnings", [])])
 
     def cancelJob(self) -> None:
         if self.job:
@@ -219,13 +243,17 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def stopPolling(self) -> None:
         self.timer.stop()
-        self.job = None
-        self.ui.applyButton.text = "Apply"
+        if self.jobButton:
+            self.jobButton.text = self.jobButtonText
+        for button in self.jobButtons:
+            button.enabled = True
+        self.job = self.jobButton = self.jobButtonText = self.jobFinished = None
 
     # --- results and editing ------------------------------------------------------------
 
     def onResultTableChanged(self, tableNode) -> None:
         self.ui.tableView.setMRMLTableNode(tableNode)
+        self.ui.reportButton.enabled = tableNode is not None
         self.updateSummary()
 
     def onTableClicked(self, index) -> None:
@@ -247,6 +275,25 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay("Could not update the result.", waitCursor=True):
                 getattr(workflow, functionName)(self.logic.task, mrml.result_nodes(table))
             self.updateSummary()
+
+    def onReportButton(self) -> None:
+        """Write the selected result's report as a new file in a folder the user picks, and
+        open it."""
+        settings = qt.QSettings()
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), "Folder for the new report",
+            settings.value(REPORT_FOLDER_SETTING, slicer.app.defaultScenePath))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not write the report.", waitCursor=True):
+            if not ensure_dependencies():
+                return
+            from .report.scene import write_result_report
+
+            path = write_result_report(self.ui.resultTableSelector.currentNode(), folder)
+            settings.setValue(REPORT_FOLDER_SETTING, folder)
+            self.ui.statusLabel.text = f"Report written: {path}"
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
 
     def updateSummary(self) -> None:
         from . import workflow

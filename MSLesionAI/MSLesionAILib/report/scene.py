@@ -8,14 +8,17 @@ drawn on) and reported like any other folder, so the page shows what the user se
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .. import mrml
 from ..imageio import write_image
 from ..results import write_table_csv
+from ..tasks import TASK_ATTRIBUTE, TASKS
 from .build import write_report
 
 # (task name, the run's result nodes, its input volume nodes by contrast, e.g. {"flair": node})
@@ -48,3 +51,44 @@ def write_scene_report(results: Sequence[SceneResult], out_html: str | Path, *,
         folders = [export_result_nodes(task, nodes, images, Path(work) / task)
                    for task, nodes, images in results]
         return write_report(folders, out_html, patient=patient or "patient", pdf=pdf)
+
+
+def write_result_report(table_node: Any, folder: str | Path) -> Path:
+    """The Report button: one module result (the lesion table a run made, with its segmentation
+    and lesion ids as they are now) as a new HTML file in ``folder``; the file written.
+
+    The pictures are drawn on the volume the result's segmentation was made on (its reference
+    geometry: the run's reference input, the contrast the report prefers for each task).
+    """
+    task = TASKS[table_node.GetAttribute(TASK_ATTRIBUTE)]
+    nodes = mrml.result_nodes(table_node)
+    segmentation = nodes.segmentation
+    reference = segmentation.GetNodeReference(segmentation.GetReferenceImageGeometryReferenceRole())
+    images = {task.reference_input: reference} if reference else {}
+    out = new_report_path(folder, segmentation.GetName())
+    write_scene_report([(task.name, nodes, images)], out,
+                       patient=patient_name(reference or table_node))
+    return out
+
+
+def new_report_path(folder: str | Path, name: str, now: datetime | None = None) -> Path:
+    """A file in ``folder`` that does not exist yet: ``NAME report YYYY-MM-DD HHMM.html`` (the
+    name reduced to characters safe in file names), `` (2)``, `` (3)``… added when taken."""
+    stem = re.sub(r"[^\w.+-]+", "_", name).strip("._") or "result"
+    stem = f"{stem} report {(now or datetime.now()).strftime('%Y-%m-%d %H%M')}"
+    path, number = Path(folder) / f"{stem}.html", 1
+    while path.exists():
+        number += 1
+        path = Path(folder) / f"{stem} ({number}).html"
+    return path
+
+
+def patient_name(node: Any) -> str:
+    """The top subject hierarchy folder holding the node (the patient of DICOM data, or the
+    folder the data were put in), else the node's own name."""
+    hierarchy = node.GetScene().GetSubjectHierarchyNode()
+    item, top = hierarchy.GetItemByDataNode(node), None
+    while item and item != hierarchy.GetSceneItemID():
+        item, top = hierarchy.GetItemParent(item), item
+    own = hierarchy.GetItemByDataNode(node)
+    return hierarchy.GetItemName(top) if top and top != own else node.GetName()
