@@ -2,7 +2,8 @@
 intracortical/subpial as in CLAIMS.
 
 Thin on purpose: the shared panel, logic and self-test are in `MSLesionAILib.slicer_module`,
-the work in the `mslesionai cortical` command line.
+the work in the `mslesionai cortical` command line; the "Fine-tune on annotated cases" section
+runs `mslesionai finetune cortical` on corrected segmentations (`MSLesionAILib.finetune_scene`).
 """
 
 from typing import Annotated
@@ -24,7 +25,8 @@ class MSLesionAICortical(ScriptedLoadableModule):
 Detects multiple sclerosis cortical lesions on 7 T MP2RAGE (T2* GRE / EPI optional) and classes
 each one leukocortical or intracortical/subpial (CLAIMS). Lesions touching an optional
 white-matter lesion segmentation are flagged, not counted. Edit a lesion's class in the table
-and press "Move lesions to their class" to move it between segments.""")
+and press "Move lesions to their class" to move it between segments. "Fine-tune on annotated
+cases" adapts the model to your site from a few corrected results.""")
 
 
 @parameterNodeWrapper
@@ -43,9 +45,34 @@ class MSLesionAICorticalLogic(shared.LesionModuleLogic):
     taskName = "cortical"
     parameterNodeClass = MSLesionAICorticalParameterNode
 
+    def startFinetune(self, segmentationNodes, base: str, name: str):
+        """Start fine-tuning ``base`` on corrected segmentations (`finetune_scene.start`)."""
+        from MSLesionAILib import finetune_scene, process
+
+        return finetune_scene.start(segmentationNodes, base, name,
+                                    self.runner or process.run_cli)
+
 
 class MSLesionAICorticalWidget(shared.LesionModuleWidget):
     logicClass = MSLesionAICorticalLogic
+
+    def setup(self) -> None:
+        super().setup()
+        self.jobButtons.append(self.ui.finetuneButton)
+        self.modelComboBoxes.append(self.ui.finetuneBaseComboBox)
+        self.ui.finetuneButton.connect("clicked(bool)", self.onFinetuneButton)
+
+    def onFinetuneButton(self) -> None:
+        self.startOrCancelJob(self.ui.finetuneButton, lambda: self.logic.startFinetune(
+            self.ui.finetuneCasesSelector.checkedNodes(), self.ui.finetuneBaseComboBox.currentText,
+            self.ui.finetuneNameLineEdit.text.strip()), self.onFinetuned)
+
+    def onFinetuned(self, job) -> None:
+        """Add the new model to the model lists and select it for the next run."""
+        bundle = job.finish()
+        self.updateModelChoices()
+        self.ui.modelComboBox.setCurrentIndex(self.ui.modelComboBox.findText(bundle.id))
+        self.ui.statusLabel.text = f"New model {bundle.id} in {bundle.path}: selected as the model."
 
 
 class MSLesionAICorticalTest(shared.LesionModuleTest):

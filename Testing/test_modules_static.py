@@ -1,7 +1,7 @@
 """What can be checked of the Slicer modules without the Slicer app: they compile, their `.ui`
 files parse and hold every widget the code names, their parameters are options of the command
-line and the arguments their logic builds parse there, the CMake files list exactly the files
-there are, and the first-use install's checks."""
+line and the arguments their logic builds (a run, the cortical fine-tuning) parse there, the
+CMake files list exactly the files there are, and the first-use install's checks."""
 
 from __future__ import annotations
 
@@ -182,6 +182,25 @@ def test_default_panel_arguments_are_accepted_by_the_command_line(module_files, 
     args = build_parser().parse_args([logic.taskName, f"--{logic.task.reference_input}", "x",
                                       "--out", "o", *option_arguments(options)])
     assert args.device == "auto"
+
+
+def test_cortical_finetune_arguments_are_accepted_by_the_command_line(module_files, scene,
+                                                                       tmp_path, monkeypatch):
+    from test_finetune_scene import corrected_case
+
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
+    started = []
+    logic = module_files["MSLesionAICortical"].MSLesionAICorticalLogic()
+    logic.runner = started.append
+
+    job = logic.startFinetune([corrected_case(scene)], "", "site")
+
+    args = build_parser().parse_args(started[0])
+    assert (args.command, args.task, args.id, args.out) == ("finetune", "cortical", "site",
+                                                           tmp_path / "site")
+    assert args.cases == [job.folder] and (job.folder / "case_01" / "mp2rage.nii.gz").is_file()
+    assert Path(args.parent).name == "cortical-claims-v1"
+    job.discard()
 
 
 # --- CMake ----------------------------------------------------------------------------------
