@@ -25,14 +25,14 @@ import numpy as np
 
 from . import mrml
 from .bundles import ModelBundle, find_bundle, list_bundles, load_bundle, model_dirs
-from .errors import Cancelled, InputError, MSLesionAIError
+from .errors import InputError
 from .imageio import array_to_image, write_image
 from .labels import CORTICAL_CLASSES, CORTICAL_FAMILY, INTRACORTICAL, LEUKOCORTICAL
 from .lesions import label_components
-from .process import Run, Runner, run_cli
+from .process import Run, Runner, ScratchJob, run_cli
 from .results import write_table_csv
 from .tasks import CORTICAL, match_inputs
-from .workflow import EXIT_CANCELLED, lesion_classes, option_arguments
+from .workflow import lesion_classes, option_arguments
 
 MODEL_DIRS_VARIABLE = "MSLESIONAI_MODEL_DIRS"
 # The type written in truth/lesions.csv for each class: the intracortical/subpial segment does
@@ -50,32 +50,20 @@ class AnnotatedCase:
     t2star_gre: Any = None
 
 
-@dataclass
-class FinetuneJob:
+class FinetuneJob(ScratchJob):
     """A fine-tuning run in progress; ``out`` is the bundle folder it will write."""
 
-    run: Run
-    folder: Path  # temporary: the exported cases
-    out: Path
+    def __init__(self, run: Run, folder: Path, out: Path) -> None:
+        super().__init__(run, folder)  # folder: the exported cases
+        self.out = out
 
     def finish(self) -> ModelBundle:
         """Wait for the run; the new bundle."""
         try:
-            code = self.run.wait()
-            if code == EXIT_CANCELLED:
-                raise Cancelled("fine-tuning: cancelled")
-            if code != 0:
-                raise MSLesionAIError(f"fine-tuning: {self.run.error()}")
+            self.wait_for_success("fine-tuning")
             return load_bundle(self.out)
         finally:
             self.discard()
-
-    def cancel(self) -> None:
-        self.run.cancel()
-        self.discard()
-
-    def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str = "",

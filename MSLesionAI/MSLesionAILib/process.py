@@ -19,9 +19,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .cli import EXIT_CANCELLED
+from .errors import Cancelled, MSLesionAIError
 from .progress import parse_progress_line
 
 LIBRARY_PARENT = Path(__file__).resolve().parent.parent
@@ -48,6 +51,31 @@ class Run(Protocol):
 
 
 Runner = Callable[[Sequence[str]], Run]
+
+
+@dataclass
+class ScratchJob:
+    """A started command and its scratch folder (exported inputs, output), which goes when the
+    job ends or is cancelled."""
+
+    run: Run
+    folder: Path
+
+    def wait_for_success(self, what: str) -> None:
+        """Wait for the command; `Cancelled` or `MSLesionAIError` (its error line) unless it
+        succeeded."""
+        code = self.run.wait()
+        if code == EXIT_CANCELLED:
+            raise Cancelled(f"{what}: cancelled")
+        if code != 0:
+            raise MSLesionAIError(f"{what}: {self.run.error()}")
+
+    def cancel(self) -> None:
+        self.run.cancel()
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def python_executable() -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +24,31 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import mrml
-from .errors import Cancelled, InputError, MSLesionAIError
+from .errors import InputError
 from .labels import CHRONIC_ACTIVE_MIN_PRL, TISSUE_NAMES
 from .lesions import label_components, lesion_measures, wm_lesion_locations
-from .process import Run, Runner, run_cli
+from .process import EXIT_CANCELLED as EXIT_CANCELLED  # for the module logic's tests
+from .process import Run, Runner, ScratchJob, run_cli
 from .tasks import CORTICAL as CORTICAL  # the tasks, re-exported for the module logic
 from .tasks import RIM, TASK_ATTRIBUTE, Task
 from .tasks import TASKS as TASKS
 from .tasks import WM as WM
 from .tasks import match_inputs as match_inputs
 
-EXIT_CANCELLED = 130
-
-
 # --- running a pipeline ---------------------------------------------------------------------
 
-@dataclass
-class Job:
+class Job(ScratchJob):
     """A pipeline run in progress; its results become nodes only in `finish`."""
 
-    task: Task
-    reference: Any  # the reference input volume node
-    run: Run
-    folder: Path    # temporary: exported inputs and the command's output
-    name: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.name = f"{self.reference.GetName()} {self.task.title}"
+    def __init__(self, task: Task, reference: Any, run: Run, folder: Path) -> None:
+        super().__init__(run, folder)
+        self.task, self.reference = task, reference  # reference: the reference input node
+        self.name = f"{reference.GetName()} {task.title}"
 
     def finish(self) -> mrml.ResultNodes:
         """Wait for the run, then load its results as new nodes beside the reference input."""
         try:
-            code = self.run.wait()
-            if code == EXIT_CANCELLED:
-                raise Cancelled(f"{self.task.name}: cancelled")
-            if code != 0:
-                raise MSLesionAIError(f"{self.task.name}: {self.run.error()}")
+            self.wait_for_success(self.task.name)
             nodes = mrml.load_result_folder(self.reference.GetScene(), self.folder / "out",
                                             self.reference, self.name)
         finally:
@@ -69,13 +57,6 @@ class Job:
         mrml.place_beside(nodes.nodes(), self.reference)
         _show_only_lesions(self.task, nodes.segmentation)
         return nodes
-
-    def cancel(self) -> None:
-        self.run.cancel()
-        self.discard()
-
-    def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def start(task: Task, inputs: dict[str, Any], options: dict[str, Any] | None = None,
