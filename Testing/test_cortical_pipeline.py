@@ -192,3 +192,15 @@ def test_shipped_bundle_runs_on_a_cropped_phantom(tmp_path):
     assert summary["model"]["id"] == SHIPPED[0].id
     labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
     assert labelmap.GetSize() == sitk.ReadImage(str(folder / "mp2rage.nii.gz")).GetSize()
+
+
+def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
+    common = ["--progress", "none", "train", "cortical", "--data", str(case.parent),
+              "--patch-size", "16", "--batch-size", "1", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "1"]) == 0
+    first = load_bundle(tmp_path / "a")
+    assert main([*common, "--out", str(tmp_path / "b"), "--steps", "1000",
+                 "--max-minutes", "0", "--init", str(first.path)]) == 0
+    continued = load_bundle(tmp_path / "b")
+    assert continued.metadata["training"]["steps_done"] == 0   # the budget was already spent
+    assert continued.weights_sha256 == first.weights_sha256    # so the weights are the start's

@@ -10,14 +10,17 @@ import numpy as np
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Indented UTF-8 JSON with a final newline; numpy scalars and arrays become plain values."""
+    """Indented UTF-8 JSON with a final newline; numpy scalars and arrays become plain values,
+    paths strings."""
     path = Path(path)
-    path.write_text(json.dumps(data, indent=2, default=_numpy_to_python) + "\n",
+    path.write_text(json.dumps(data, indent=2, default=_to_plain) + "\n",
                     encoding="utf-8")
     return path
 
 
-def _numpy_to_python(value: Any) -> Any:
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -54,7 +54,10 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
     started = time.perf_counter()
 
     def spent(step: int) -> float:
-        elapsed = (time.perf_counter() - started) / max_seconds if max_seconds else 0.0
+        if max_seconds is None:
+            elapsed = 0.0
+        else:
+            elapsed = (time.perf_counter() - started) / max_seconds if max_seconds > 0 else 1.0
         return min(1.0, max(step / steps, elapsed))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: (1 - spent(step)) ** 0.9)
@@ -75,6 +78,11 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
                             f"step {step}/{steps} loss {losses[-1]:.4f}")
     network.eval()
     return FitRecord(losses, step, time.perf_counter() - started)
+
+
+def minutes_to_seconds(minutes: float | None) -> float | None:
+    """A ``--max-minutes`` option as `fit`'s ``max_seconds`` (None: no time budget)."""
+    return None if minutes is None else 60.0 * minutes
 
 
 def git_commit() -> str:

@@ -22,7 +22,7 @@ import torch
 from monai.losses import FocalLoss
 from monai.networks import one_hot
 
-from ..bundles import ModelBundle, update_metadata, write_bundle
+from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
 from ..imageio import read_image
 from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
@@ -31,7 +31,7 @@ from ..pipelines import cortical as pipeline
 from ..progress import Progress
 from ..results import read_table_csv
 from ..timing import StageTimer
-from ._loop import fit, seed_everything, training_record
+from ._loop import fit, minutes_to_seconds, seed_everything, training_record
 from .cortical_data import PatchSampler, case_folders, case_inputs, load_case
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
@@ -102,6 +102,8 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
                              "(0: CLAIMS's focal loss alone)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 is fastest on a busy machine)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop when this wall-clock budget is spent (steps done recorded)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", required=True, type=Path,
                         help="case or dataset folders (mp2rage.nii.gz, truth/ per case)")
     add_training_options(parser, steps=1500, learning_rate=0.5e-3)
+    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+                        help="start from this bundle's weights (same network settings)")
     parser.add_argument("--id", default="cortical-claims")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--t2star", action="store_true",
@@ -153,7 +157,8 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed)
     loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
     record = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
-                  args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0))
+                  args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0),
+                  max_seconds=minutes_to_seconds(args.max_minutes))
     data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
             "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
     settings = {"steps": args.steps, "batch_size": args.batch_size,
@@ -178,7 +183,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = plan(args)
     folders = case_folders(args.data)
     network = build_network(metadata["architecture"], **metadata["network"])
-    initialise_prior(network)
+    if args.init:
+        network.load_state_dict(load_bundle(args.init).load_state_dict())
+    else:
+        initialise_prior(network)
     record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9))
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")

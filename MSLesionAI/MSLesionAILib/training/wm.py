@@ -29,7 +29,7 @@ from ..metrics.overlap import dice
 from ..networks import build_network
 from ..pipelines import wm as wm_pipeline
 from ..progress import Progress
-from ._loop import fit, seed_everything, training_record
+from ._loop import fit, minutes_to_seconds, seed_everything, training_record
 from .wm_data import SliceSampler, case_folders, load_cases
 
 NAME_PATTERNS = {"flair": ["*flair*", "*FLAIR*", "*Flair*"],
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     start = time.perf_counter()
     record = fit(network, lambda step: sampler.batch(args.batch_size), loss_function(),
                  args.steps, args.learning_rate, torch.device("cpu"), progress.sub(0.05, 0.9),
-                 max_seconds=60 * args.max_minutes if args.max_minutes else None)
+                 max_seconds=minutes_to_seconds(args.max_minutes))
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
     metadata["training"] = training_record(args.seed, data_record(args.data, folders), settings,
                                            time.perf_counter() - start, record)
