@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import random
 import shlex
@@ -83,6 +84,17 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
 def minutes_to_seconds(minutes: float | None) -> float | None:
     """A ``--max-minutes`` option as `fit`'s ``max_seconds`` (None: no time budget)."""
     return None if minutes is None else 60.0 * minutes
+
+
+def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, Any]:
+    """Training data: the dataset folders, and each case's phantom seed and mode (from
+    case.json), so held-out cohorts can avoid these seeds."""
+    cases = [json.loads((folder / "case.json").read_text(encoding="utf-8")) for folder in folders]
+    return {"datasets": [str(d) for d in datasets], "cases": len(folders),
+            "seeds": [case["seed"] for case in cases],
+            "modes": sorted({case.get("mode", "unknown") for case in cases}),
+            "generator_versions": sorted({case.get("generator_version", "unknown")
+                                          for case in cases})}
 
 
 def git_commit() -> str:

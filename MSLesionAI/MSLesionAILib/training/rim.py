@@ -24,7 +24,7 @@ from ..networks import build_network
 from ..pipelines.rim import classify
 from ..progress import Progress
 from ..rim_patches import PatchSpec
-from ._loop import fit, seed_everything, training_record
+from ._loop import fit, minutes_to_seconds, phantom_data_record, seed_everything, training_record
 from .rim_data import Batches, PatchSet, case_folders, load_patch_set
 
 TEST_TIME_FLIPS = [[], [2]]  # as is, and mirrored left-right (the brain's own symmetry)
@@ -61,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", type=Path, metavar="BUNDLE",
                         help="start from this bundle's weights (same architecture and widths)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop when this wall-clock budget is spent (steps done recorded)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.set_defaults(func=run)
 
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                       rng)
     device = choose_device(args.device)
     record = fit(network, batches, loss_function(config["outputs"]), args.steps,
-                  args.learning_rate, device, progress.sub(0.2, 0.95))
+                 args.learning_rate, device, progress.sub(0.2, 0.95),
+                 max_seconds=minutes_to_seconds(args.max_minutes))
     scores = classify(network, validation.patches.astype(np.float32), device, TEST_TIME_FLIPS)
     threshold = threshold_at_specificity(validation.labels, scores, TARGET_SPECIFICITY)
     metadata = bundle_metadata(args, config, spec, network_args, threshold,
@@ -96,6 +99,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata["training"] = training_record(
         args.seed, {"training_cases": [str(c) for c in training_cases],
                     "validation_cases": [str(c) for c in validation_cases],
+                    "training": phantom_data_record(args.data, training_cases),
+                    "validation": phantom_data_record(args.validation or [], validation_cases),
                     **counts("training", train), **counts("validation", validation)},
         {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
          if k not in ("func", "data", "validation", "out")},

@@ -29,7 +29,13 @@ from ..metrics.overlap import dice
 from ..networks import build_network
 from ..pipelines import wm as wm_pipeline
 from ..progress import Progress
-from ._loop import fit, minutes_to_seconds, seed_everything, training_record
+from ._loop import (
+    fit,
+    minutes_to_seconds,
+    phantom_data_record,
+    seed_everything,
+    training_record,
+)
 from .wm_data import SliceSampler, case_folders, load_cases
 
 NAME_PATTERNS = {"flair": ["*flair*", "*FLAIR*", "*Flair*"],
@@ -120,8 +126,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                  args.steps, args.learning_rate, torch.device("cpu"), progress.sub(0.05, 0.9),
                  max_seconds=minutes_to_seconds(args.max_minutes))
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
-    metadata["training"] = training_record(args.seed, data_record(args.data, folders), settings,
-                                           time.perf_counter() - start, record)
+    metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
+                                           settings, time.perf_counter() - start, record)
     eval_folders = case_folders(args.eval)
     if eval_folders:
         with tempfile.TemporaryDirectory() as scratch:
@@ -132,17 +138,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     (bundle.path / "MODEL_CARD.md").write_text(model_card(bundle.metadata), encoding="utf-8")
     print(f"wrote {bundle.path} ({bundle.weights_sha256[:12]}…)")
     return 0
-
-
-def data_record(datasets: list[Path], folders: list[Path]) -> dict[str, Any]:
-    """The training data: folders, and each case's phantom seed and mode (from case.json), so
-    held-out cohorts can avoid these seeds."""
-    cases = [json.loads((folder / "case.json").read_text(encoding="utf-8")) for folder in folders]
-    return {"datasets": [str(d) for d in datasets], "cases": len(folders),
-            "seeds": [case["seed"] for case in cases],
-            "modes": sorted({case.get("mode", "unknown") for case in cases}),
-            "generator_versions": sorted({case.get("generator_version", "unknown")
-                                          for case in cases})}
 
 
 def truth_file(folder: Path) -> Path:
