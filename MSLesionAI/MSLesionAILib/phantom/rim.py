@@ -82,11 +82,11 @@ def _paint_rim(rng: np.random.Generator, rims: np.ndarray, lesion: np.ndarray,
     inside_mm = ndimage.distance_transform_edt(lesion, sampling=spacing)
     outside_mm = ndimage.distance_transform_edt(~lesion, sampling=spacing)
     depth_mm = inside_mm - outside_mm  # > 0 inside
-    width_mm = rng.uniform(0.5, 1.5)
-    strength = rng.uniform(0.08, 0.25) if mode == "realistic" else rng.uniform(0.04, 0.3)
+    width_mm = rng.uniform(0.8, 2.0)
+    strength = rng.uniform(0.12, 0.4) if mode == "realistic" else rng.uniform(0.06, 0.5)
     shell = np.exp(-((depth_mm - width_mm / 4) / (width_mm / 2)) ** 2)  # at the edge
     complete = rng.random() < 0.5
-    coverage = 1.0 if complete else rng.uniform(0.35, 0.85)
+    coverage = 1.0 if complete else rng.uniform(0.5, 0.9)
     if not complete:
         offsets = (np.argwhere(np.ones_like(lesion)) - np.argwhere(lesion).mean(0)) * spacing
         toward = rng.normal(size=3)
