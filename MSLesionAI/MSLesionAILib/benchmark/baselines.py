@@ -14,7 +14,7 @@ of the focal loss, white-matter lesion voxels weighted like any other, MP2RAGE o
 sequence dropout). Its bundle runs through the cortical pipeline unchanged, so only the
 training choices differ.
 
-Rim lesions: the naive rim score and the logistic regression of `training.rim_benchmark`.
+Rim lesions: the naive rim score and the logistic regression of `benchmark.rim`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from ..training import wm as wm_training
 from ..training._loop import fit, seed_everything, training_record
 from ..training.cortical_data import PatchSampler, crop
 from ..training.cortical_data import load_case as load_cortical_case
-from ..training.rim_benchmark import baselines as rim_baselines
 from ..training.wm_data import LESION_CENTRED, TrainingCase, load_cases
+from .rim import baselines as rim_baselines
 
 __all__ = ["calibrate_flair_threshold", "flair_threshold_lesions", "rim_baselines",
            "train_plain_cortical", "train_unet3d", "unet3d_lesions"]

@@ -1,5 +1,5 @@
 """The benchmark's sections, one per task plus speed: run every model and baseline through
-the `mslesionai` commands, score them with `mslesionai evaluate` (rim: `training.rim_benchmark`),
+the `mslesionai` commands, score them with `mslesionai evaluate` (rim: `benchmark.rim`),
 and add tables, plot data and notes to a `Report`.
 
 Work files (predictions, evaluations, baseline bundles, speed runs) go under ``OUT/work``, in
@@ -25,8 +25,6 @@ from ..phantom.dataset import MANIFEST, write_dataset
 from ..progress import Progress
 from ..training.cortical_data import case_folders as cortical_case_folders
 from ..training.cortical_data import case_inputs
-from ..training.rim_benchmark import evaluate as rim_evaluate
-from ..training.rim_benchmark import network_scores, pipeline_scores
 from ..training.wm_data import case_folders as wm_case_folders
 from . import baselines, speed, tables
 from .cohort import (
@@ -37,6 +35,8 @@ from .cohort import (
     case_record,
     case_seed,
 )
+from .rim import evaluate as rim_evaluate
+from .rim import network_scores, pipeline_scores
 
 REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"

@@ -2,7 +2,7 @@
 
 Validation cases (``--validation``, or a seeded fifth of the ``--data`` cases) never train the
 network; they choose the operating point: the threshold giving 95 % specificity, as RimNet.
-Test cases must be others again (see `rim_benchmark`).
+Test cases must be others again (see `benchmark.rim`).
 """
 
 from __future__ import annotations

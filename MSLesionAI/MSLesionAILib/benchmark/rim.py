@@ -1,6 +1,6 @@
 """Rim benchmark: the shipped rim bundles side by side with two baselines on held-out cases.
 
-    python -m MSLesionAILib.training.rim_benchmark --test DIR… --models BUNDLE… [--out DIR]
+    python -m MSLesionAILib.benchmark.rim --test DIR… --models BUNDLE… [--out DIR]
 
 Lesion-wise, on the truth lesions ≥ 12.3 µL of the test cases (seeds used neither for training
 nor for validation; checked against each bundle's record): ROC AUC, PR AUC and the operating
@@ -46,8 +46,8 @@ from ..pipelines import rim
 from ..progress import Progress
 from ..rim_candidates import MIN_VOLUME_UL
 from ..rim_patches import PatchSpec
-from .rim import write_model_card
-from .rim_data import case_folders, case_patches, read_case
+from ..training.rim import write_model_card
+from ..training.rim_data import case_folders, case_patches, read_case
 
 SHELL_MM = 2.0
 METRIC_KEYS = ("lesions", "rim_positive", "roc_auc", "pr_auc", "sensitivity", "specificity",
