@@ -32,7 +32,7 @@ from ..progress import Progress
 from ..results import read_table_csv
 from ..timing import StageTimer
 from ._loop import fit, minutes_to_seconds, seed_everything, training_record
-from .cortical_data import PatchSampler, case_folders, case_inputs, load_case
+from .cortical_data import LESION_CENTRED, PatchSampler, case_folders, case_inputs, load_case
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
                  "t2star_gre": ["*t2star*", "*T2star*", "*T2s*", "*gre*", "*GRE*"]}
@@ -104,6 +104,9 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
                         help="CPU threads for torch (1 is fastest on a busy machine)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop when this wall-clock budget is spent (steps done recorded)")
+    parser.add_argument("--lesion-centred", type=float, default=LESION_CENTRED,
+                        help="fraction of patches centred on a lesion voxel (the rest "
+                             "anywhere in the image: they teach what is not a lesion)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -154,7 +157,8 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     names = [spec["name"] for spec in metadata["inputs"]]
     cases = [load_case(folder, names, tuple(metadata["spacing_mm"])) for folder in folders]
     progress.update(0.05, f"{len(cases)} cases loaded")
-    sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed)
+    sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed,
+                           args.lesion_centred)
     loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
     record = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
                   args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0),
@@ -165,6 +169,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
                 "patch_size": args.patch_size, "learning_rate": args.learning_rate,
                 "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
                 "lesion_class_weight": args.lesion_weight, "dice_weight": args.dice_weight,
+                "lesion_centred_fraction": args.lesion_centred,
                 "optimiser": "Adam, polynomial decay", "precision": "bfloat16 autocast"}
     return training_record(args.seed, data, settings, time.time() - started, record)
 

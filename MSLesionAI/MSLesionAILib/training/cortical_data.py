@@ -40,7 +40,7 @@ from ..results import read_table_csv
 
 # Files a case may use for a bundle input besides ``<input>.nii.gz`` (the phantom's T2*).
 CASE_FILE_ALIASES = {"t2star_gre": ("t2star.nii.gz",)}
-LESION_CENTRED = 0.67       # fraction of patches centred on a cortical lesion voxel
+LESION_CENTRED = 0.67       # default fraction of patches centred on a cortical lesion voxel
 SEQUENCE_DROPOUT = 0.5      # chance of zeroing each optional contrast in a patch
 CROP_MARGIN = 1.3           # crop this much larger than the patch before the affine
 
@@ -138,8 +138,9 @@ class PatchSampler:
     class labels and the loss weights."""
 
     def __init__(self, cases: list[TrainingCase], patch_size: int, batch_size: int,
-                 seed: int) -> None:
+                 seed: int, lesion_centred: float = LESION_CENTRED) -> None:
         self.cases, self.patch_size, self.batch_size = cases, patch_size, batch_size
+        self.lesion_centred = lesion_centred
         self.rng = np.random.default_rng(seed)
         self.transform = augmentation(patch_size)
         self.transform.set_random_state(seed=seed)
@@ -151,7 +152,7 @@ class PatchSampler:
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         case = self.cases[self.rng.integers(len(self.cases))]
-        use_lesion = len(case.lesion_voxels) and self.rng.random() < LESION_CENTRED
+        use_lesion = len(case.lesion_voxels) and self.rng.random() < self.lesion_centred
         candidates = case.lesion_voxels if use_lesion else case.image_voxels
         centre = candidates[self.rng.integers(len(candidates))]
         data = {"image": crop(case.channels, centre, self.crop_size).astype(np.float32),
