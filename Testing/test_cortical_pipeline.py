@@ -204,3 +204,4 @@ def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
     continued = load_bundle(tmp_path / "b")
     assert continued.metadata["training"]["steps_done"] == 0   # the budget was already spent
     assert continued.weights_sha256 == first.weights_sha256    # so the weights are the start's
+    assert continued.metadata["parent"]["command"] == first.metadata["training"]["command"]

@@ -224,7 +224,10 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     assert first.weights_sha256 == second.weights_sha256      # same seed, same weights
     assert main([*common, "--out", str(tmp_path / "c"), "--init", str(first.path),
                  "--max-minutes", "0"]) == 0                 # no time: the start's weights
-    assert load_bundle(tmp_path / "c").weights_sha256 == first.weights_sha256
+    continued = load_bundle(tmp_path / "c")
+    assert continued.weights_sha256 == first.weights_sha256
+    assert continued.metadata["parent"]["sha256"] == first.weights_sha256
+    assert "Started from" in (continued.path / "MODEL_CARD.md").read_text(encoding="utf-8")
     state = first.load_state_dict()                          # the checksum verifies
     network = build_network("deepscan", **first.metadata["network"])
     network.load_state_dict(state)

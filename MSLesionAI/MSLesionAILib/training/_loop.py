@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..bundles import ModelBundle
 from ..progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -95,6 +96,14 @@ def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, 
             "modes": sorted({case.get("mode", "unknown") for case in cases}),
             "generator_versions": sorted({case.get("generator_version", "unknown")
                                           for case in cases})}
+
+
+def parent_record(parent: ModelBundle) -> dict[str, Any]:
+    """What a bundle trained on from another bundle's weights (``--init``, fine-tuning) started
+    from: enough to rebuild the chain of training commands."""
+    return {"id": parent.id, "version": parent.metadata["version"],
+            "sha256": parent.weights_sha256,
+            "command": parent.metadata.get("training", {}).get("command", "not recorded")}
 
 
 def git_commit() -> str:

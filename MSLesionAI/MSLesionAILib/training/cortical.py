@@ -31,7 +31,13 @@ from ..pipelines import cortical as pipeline
 from ..progress import Progress
 from ..results import read_table_csv
 from ..timing import StageTimer
-from ._loop import fit, minutes_to_seconds, seed_everything, training_record
+from ._loop import (
+    fit,
+    minutes_to_seconds,
+    parent_record,
+    seed_everything,
+    training_record,
+)
 from .cortical_data import LESION_CENTRED, PatchSampler, case_folders, case_inputs, load_case
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
@@ -189,7 +195,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     folders = case_folders(args.data)
     network = build_network(metadata["architecture"], **metadata["network"])
     if args.init:
-        network.load_state_dict(load_bundle(args.init).load_state_dict())
+        parent = load_bundle(args.init)
+        network.load_state_dict(parent.load_state_dict())
+        metadata["parent"] = parent_record(parent)
     else:
         initialise_prior(network)
     record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9))
@@ -220,8 +228,7 @@ def finetune(parent: ModelBundle, folders: list[Path], args: argparse.Namespace,
                 if key not in ("files", "metrics")}
     metadata.update({"id": args.id or f"{base_id}-finetuned",
                      "version": bumped_version(parent.metadata["version"]),
-                     "parent": {"id": parent.id, "version": parent.metadata["version"],
-                                "sha256": parent.weights_sha256},
+                     "parent": parent_record(parent),
                      "fine_tuning": record})
     return write_bundle(args.out, metadata, network.state_dict())
 

@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="validation cases (default: a seeded fifth of --data)")
     parser.add_argument("--out", required=True, type=Path, help="new bundle folder")
     parser.add_argument("--id", help="bundle id (default: the folder's name)")
+    parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -146,7 +147,7 @@ def bundle_metadata(args: argparse.Namespace, config: dict[str, Any], spec: Patc
                     validation: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": args.id or args.out.name,
-        "version": "1.0.0",
+        "version": args.version,
         "task": "rim",
         "architecture": args.arch,
         "network": network_args,

@@ -32,6 +32,7 @@ from ..progress import Progress
 from ._loop import (
     fit,
     minutes_to_seconds,
+    parent_record,
     phantom_data_record,
     seed_everything,
     training_record,
@@ -120,7 +121,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     sampler = SliceSampler(cases, args.slices, args.crop, args.seed)
     network = build_network("deepscan", **metadata["network"])
     if args.init:
-        network.load_state_dict(load_bundle(args.init).load_state_dict())
+        parent = load_bundle(args.init)
+        network.load_state_dict(parent.load_state_dict())
+        metadata["parent"] = parent_record(parent)
     start = time.perf_counter()
     record = fit(network, lambda step: sampler.batch(args.batch_size), loss_function(),
                  args.steps, args.learning_rate, torch.device("cpu"), progress.sub(0.05, 0.9),
@@ -204,6 +207,15 @@ def measure(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def parent_lines(metadata: dict[str, Any]) -> list[str]:
+    """The model card's line on the weights training started from, if any."""
+    if "parent" not in metadata:
+        return []
+    parent = metadata["parent"]
+    return [f"- Started from {parent['id']} v{parent['version']} (weights SHA-256 "
+            f"{parent['sha256'][:12]}…), itself trained with `{parent['command']}`"]
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
     lines = [
@@ -218,6 +230,7 @@ def model_card(metadata: dict[str, Any]) -> str:
         "standard deviation of the six passes' lesion probabilities.", "",
         "## Training",
         f"- Command: `{training['command']}`",
+        *parent_lines(metadata),
         f"- Seed {training['seed']}, {training['data']['cases']} synthetic phantom cases "
         f"(seeds {training['data'].get('seeds', 'not recorded')}) "
         f"({', '.join(training['data']['datasets'])}), {training['seconds']:.0f} s on "
