@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from MSLesionAILib.benchmark import baselines, tables
+from MSLesionAILib.benchmark import baselines, speed, tables
 from MSLesionAILib.benchmark.cohort import (
     QUICK_COHORTS,
     TrainingCaseError,
@@ -168,3 +168,15 @@ def test_speed_table_lists_the_stages() -> None:
     assert "inference 1.00, read + write 0.50" in table
     assert set(_columns(table)) == {len(tables.SPEED_HEADER)}
     assert np.isclose(float(table.splitlines()[-1].split("|")[7]), 2.5)
+
+
+def test_a_second_benchmark_times_again_in_the_same_folder(tmp_path, monkeypatch) -> None:
+    def fake_run(argv, out, threads):
+        assert not out.exists(), "a timing run must start from an empty output folder"
+        out.mkdir(parents=True)
+        return {"stages_s": {"read": 1.0}, "whole_s": 2.0, "forward_s": 1.0,
+                "imports_s": 0.5, "peak_memory_mib": 100.0}
+
+    monkeypatch.setattr(speed, "measure_run", fake_run)
+    for _ in range(2):
+        assert speed.measure(["wm"], tmp_path / "speed" / "wm", 2, 1)["runs"] == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -109,7 +110,9 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(argv: list[str], scratch: Path, repeats: int, threads: int) -> dict[str, Any]:
-    """``repeats`` runs of ``mslesionai ARGV`` (outputs under ``scratch``), summarised."""
+    """``repeats`` runs of ``mslesionai ARGV`` (outputs under ``scratch``, emptied first: the
+    outputs of an earlier benchmark's timing runs are not kept), summarised."""
+    shutil.rmtree(scratch, ignore_errors=True)
     return summarise_runs([measure_run(argv, scratch / f"run_{number}", threads)
                            for number in range(repeats)])
 
