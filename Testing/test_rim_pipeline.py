@@ -175,3 +175,11 @@ def test_wrapped_phase_is_noticed() -> None:
     assert phase_warnings(smooth, brain) == []
     wrapped = np.angle(np.exp(1j * smooth))
     assert "wrapped" in phase_warnings(wrapped, brain)[0]
+
+
+def test_veins_on_unwrapped_phase_are_not_taken_for_wraps() -> None:
+    rng = np.random.default_rng(0)
+    phase = rng.normal(0.0, 0.05, (32, 32, 32)).astype(np.float32)
+    phase[::4, ::4, :] = 1.5       # bright veins: big steps from tissue to one end
+    phase[2::8, 2::8, :] = -1.0    # and dark ones to the other end
+    assert phase_warnings(phase, np.ones(phase.shape, bool)) == []

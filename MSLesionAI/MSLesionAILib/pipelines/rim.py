@@ -37,6 +37,7 @@ COLUMNS = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "cent
 RIM_POSITIVE_VALUE, RIM_NEGATIVE_VALUE = 1, 2
 NO_LESION_AT_POINT = "no lesion at point"
 WRAP_JUMP_FRACTION = 0.002
+WRAP_END_FRACTION = 0.2  # "an end of the range": its lowest or highest fifth
 BATCH_SIZE = 64
 
 
@@ -113,23 +114,30 @@ def classify(network: torch.nn.Module, patches: np.ndarray, device: torch.device
 
 
 def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
-    """A warning when the phase looks wrapped: many jumps of about its full range (≈ 2π)
-    between neighbouring brain voxels, which an unwrapped (smooth) phase does not have."""
+    """A warning when the phase looks wrapped: many neighbouring brain voxels at opposite ends
+    of its range (≈ −π next to ≈ +π), which an unwrapped (smooth) phase does not have. A vein
+    or rim next to ordinary tissue is a large step too, but from the middle of the range to
+    one end, so it does not count."""
     inside = phase_zyx[brain]
     if inside.size == 0:
         return []
     low, high = np.percentile(inside, [0.1, 99.9])
+    margin = WRAP_END_FRACTION * (high - low)
+    phase = phase_zyx.astype(np.float32)
     jumps = pairs = 0
     for axis in range(3):
         both = np.logical_and(np.take(brain, range(1, brain.shape[axis]), axis),
                               np.take(brain, range(brain.shape[axis] - 1), axis))
-        step = np.abs(np.diff(phase_zyx.astype(np.float32), axis=axis))[both]
-        jumps += np.count_nonzero(step > 0.6 * (high - low))
-        pairs += step.size
+        first = np.take(phase, range(brain.shape[axis] - 1), axis)[both]
+        second = np.take(phase, range(1, brain.shape[axis]), axis)[both]
+        ends = (np.minimum(first, second) < low + margin) & (
+            np.maximum(first, second) > high - margin)
+        jumps += np.count_nonzero(ends)
+        pairs += ends.size
     if pairs and jumps / pairs > WRAP_JUMP_FRACTION:
-        return [f"phase: {jumps / pairs:.1%} of neighbouring brain voxels differ by about the "
-                f"whole phase range ({high - low:.2f}); the phase looks wrapped, and the model "
-                "expects unwrapped phase: rim probabilities may be unreliable"]
+        return [f"phase: {jumps / pairs:.1%} of neighbouring brain voxels jump from one end of "
+                f"the phase range to the other ({high - low:.2f}); the phase looks wrapped, and "
+                "the model expects unwrapped phase: rim probabilities may be unreliable"]
     return []
 
 
