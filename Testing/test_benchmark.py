@@ -16,10 +16,12 @@ import torch
 from MSLesionAILib.benchmark import baselines, speed, tables
 from MSLesionAILib.benchmark.cohort import (
     QUICK_COHORTS,
+    CohortSpec,
     TrainingCaseError,
     check_held_out,
     free_first_seed,
     used_seeds,
+    write_cohort,
 )
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, write_bundle
@@ -180,3 +182,14 @@ def test_a_second_benchmark_times_again_in_the_same_folder(tmp_path, monkeypatch
     monkeypatch.setattr(speed, "measure_run", fake_run)
     for _ in range(2):
         assert speed.measure(["wm"], tmp_path / "speed" / "wm", 2, 1)["runs"] == 2
+
+
+def test_a_cohort_case_from_another_generator_is_refused(tmp_path: Path) -> None:
+    spec = CohortSpec("rim", cases=1, first_seed=500)
+    folder = tmp_path / "cohorts" / "rim"
+    (folder / "case_0500").mkdir(parents=True)
+    (folder / "case_0500" / "case.json").write_text(json.dumps(
+        {"seed": 500, "kind": "rim", "mode": "realistic",
+         "generator_version": "0.0.0+phantom.0"}), encoding="utf-8")
+    with pytest.raises(TrainingCaseError, match="phantom.0.*mix generators"):
+        write_cohort(folder, spec, {})

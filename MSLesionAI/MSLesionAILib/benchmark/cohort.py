@@ -20,7 +20,7 @@ from typing import Any
 
 from ..bundles import ModelBundle
 from ..errors import MSLesionAIError
-from ..phantom import generate_case, write_case
+from ..phantom import GENERATOR_VERSION, generate_case, write_case
 from ..progress import Progress
 
 TRAILING_NUMBER = re.compile(r"(\d+)$")
@@ -145,5 +145,10 @@ def write_cohort(folder: Path, spec: CohortSpec, used: dict[int, str],
         if (recorded["seed"], recorded["kind"], recorded["mode"]) != (seed, spec.kind, spec.mode):
             raise TrainingCaseError(f"{case_folder} holds another case; remove it or choose "
                                     "another --out")
+        if recorded.get("generator_version") != GENERATOR_VERSION:
+            raise TrainingCaseError(
+                f"{case_folder} was made by phantom generator "
+                f"{recorded.get('generator_version')}, this is {GENERATOR_VERSION}; its cached "
+                "results would mix generators: remove the work folder or choose another --out")
     check_held_out(folders, used)
     return folders
