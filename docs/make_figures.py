@@ -5,15 +5,13 @@
 - ``tutorial_sample_data.png``: the teaching samples (`MSLesionAILib.sample_data`), one axial
   slice each with the reference segmentation outlined.
 - ``report_sample.png``, ``report_sample_rim.png``: the top of reports (`mslesionai report`)
-  of the WM and rim phantom samples, rendered by headless Chromium. Until trained models are
-  shipped, their result folders are made from the phantoms' truth (lesion ids, locations, rim
-  status), so the numbers are the truth's.
+  of the WM and rim phantom samples from the shipped models' results, rendered by headless
+  Chromium.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 from pathlib import Path
 
@@ -21,52 +19,29 @@ import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure
 
-from MSLesionAILib.labels import RIM_SEGMENTS, WM_LESION_SEGMENT
-from MSLesionAILib.lesions import lesion_measures
+from MSLesionAILib.cli import main as main_cli
 from MSLesionAILib.mrml import read_seg_nrrd
 from MSLesionAILib.report import browser
 from MSLesionAILib.report.build import write_report
-from MSLesionAILib.results import LesionResult, Segment, write_result
 from MSLesionAILib.sample_data import sample_files
 
 IMAGES = Path(__file__).resolve().parent / "images"
 WM_PHANTOM, REAL_CASE = "MSLesionAI WM phantom", "MSLesionAI patient07 (Lesjak 2017)"
 CORTICAL_PHANTOM, RIM_PHANTOM = "MSLesionAI cortical 7T phantom", "MSLesionAI rim phantom"
-TRUTH_MODEL = "none: the phantom's truth, shown as a result"
-CENTROIDS = ["centroid_r", "centroid_a", "centroid_s"]
-WM_COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", *CENTROIDS, "location",
-              "probability", "uncertainty"]
-RIM_COLUMNS = ["lesion_id", "volume_ul", "voxels", *CENTROIDS, "rim_probability",
-               "rim_positive", "split_from"]
 
 
-def truth_result_folder(case_dir: Path, task: str, out_dir: Path) -> Path:
-    """A wm or rim result folder (the pipeline's files and columns) holding the phantom's
-    white-matter lesion truth, on the pipeline's reference contrast (FLAIR, phase)."""
-    reference_name = "flair" if task == "wm" else "phase"
-    reference = sitk.ReadImage(str(case_dir / f"{reference_name}.nii.gz"))
-    ids = sitk.GetArrayFromImage(sitk.ReadImage(str(case_dir / "truth" / "wm_lesions.nii.gz")))
-    with open(case_dir / "truth" / "lesions.csv", encoding="utf-8", newline="") as stream:
-        truth = {int(row["lesion_id"]): row for row in csv.DictReader(stream)
-                 if row["family"] == "wm"}
-    rows = lesion_measures(ids, reference)
+def model_result_folder(case_dir: Path, task: str, out_dir: Path) -> Path:
+    """The shipped model's result on a phantom sample: ``mslesionai wm`` on FLAIR, T1 and T2,
+    or ``mslesionai rim`` on phase and FLAIR with the phantom's truth lesions as candidates
+    (so the rim picture shows the classifier, not the white-matter model's misses)."""
+    files = {name: str(case_dir / f"{name}.nii.gz") for name in ("flair", "t1", "t2", "phase")}
     if task == "wm":
-        columns, segments, classes = WM_COLUMNS, [Segment(1, *WM_LESION_SEGMENT)], ids > 0
-        rows = [{**row, "class": "wm", "location": truth[row["lesion_id"]]["type"],
-                 "probability": "", "uncertainty": ""} for row in rows]
+        args = ["wm", "--flair", files["flair"], "--t1", files["t1"], "--t2", files["t2"]]
     else:
-        columns = RIM_COLUMNS
-        segments = [Segment(1, *RIM_SEGMENTS[1]), Segment(2, *RIM_SEGMENTS[0])]
-        rim = np.array([0] + [int(truth[k]["rim"]) for k in range(1, int(ids.max()) + 1)])
-        classes = np.where(ids > 0, np.where(rim[ids] == 1, 1, 2), 0)
-        rows = [{**row, "rim_probability": "", "rim_positive": truth[row["lesion_id"]]["rim"],
-                 "split_from": ""} for row in rows]
-    inputs = {name: str(case_dir / f"{name}.nii.gz") for name in ("flair", "phase")
-              if (case_dir / f"{name}.nii.gz").exists()}
-    result = LesionResult(task, reference, ids, classes.astype(np.uint8), segments, columns,
-                          rows, {"model": TRUTH_MODEL, "inputs": inputs})
-    out_dir.mkdir(parents=True)
-    write_result(result, out_dir)
+        args = ["rim", "--phase", files["phase"], "--flair", files["flair"],
+                "--lesion-mask", str(case_dir / "truth" / "wm_lesions.nii.gz")]
+    if main_cli(["--progress", "none", *args, "--out", str(out_dir)]) != 0:
+        raise SystemExit(f"mslesionai {task} failed on {case_dir}")
     return out_dir
 
 
@@ -74,7 +49,7 @@ def report_sample(cache: Path | None, sample: str, tasks: tuple[str, ...], patie
                   out_png: Path) -> None:
     case_dir = sample_files(sample, cache)[0].path.parent
     with tempfile.TemporaryDirectory() as work:
-        folders = [truth_result_folder(case_dir, task, Path(work) / "phantom" / task)
+        folders = [model_result_folder(case_dir, task, Path(work) / "phantom" / task)
                    for task in tasks]
         html_path = write_report(folders, Path(work) / "report.html", patient=patient)[0]
         browser.screenshot(html_path, out_png, window_size=(1200, 1500))
