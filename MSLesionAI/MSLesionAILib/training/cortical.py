@@ -167,8 +167,8 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
                            args.lesion_centred)
     loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
     record = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
-                  args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0),
-                  max_seconds=minutes_to_seconds(args.max_minutes))
+                 args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0),
+                 max_seconds=minutes_to_seconds(args.max_minutes))
     data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
             "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
     settings = {"steps": args.steps, "batch_size": args.batch_size,

@@ -103,8 +103,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                     "training": phantom_data_record(args.data, training_cases),
                     "validation": phantom_data_record(args.validation or [], validation_cases),
                     **counts("training", train), **counts("validation", validation)},
-        {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-         if k not in ("func", "data", "validation", "out")},
+        {k: v for k, v in vars(args).items() if k not in ("func", "data", "validation", "out")},
         time.perf_counter() - started, record)
     bundle = write_bundle(args.out, metadata, network.state_dict())
     write_model_card(bundle.path, metadata)
