@@ -98,7 +98,7 @@ def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
         raise InputError("fine-tuning: " + "; ".join(problems))
     cases = []
     for node in segmentation_nodes:
-        mp2rage = _reference_volume(node)
+        mp2rage = mrml.segmentation_reference_volume(node)
         cases.append(AnnotatedCase(node, mp2rage, _t2star_gre_beside(mp2rage)))
     return cases
 
@@ -160,16 +160,10 @@ def _case_problem(node: Any) -> str | None:
     if missing:
         return (f"{node.GetName()} lacks the cortical lesion segments "
                 f"{', '.join(repr(name) for name in missing)} (those of a cortical result)")
-    if _reference_volume(node) is None:
+    if mrml.segmentation_reference_volume(node) is None:
         return (f"{node.GetName()} has no MP2RAGE: set its source volume (reference geometry) "
                 "in the Segment Editor")
     return None
-
-
-def _reference_volume(segmentation_node: Any) -> Any:
-    role = segmentation_node.GetReferenceImageGeometryReferenceRole()
-    volume = segmentation_node.GetNodeReference(role)
-    return volume if volume is not None and volume.IsA("vtkMRMLScalarVolumeNode") else None
 
 
 def _t2star_gre_beside(mp2rage: Any) -> Any:

@@ -179,6 +179,13 @@ def set_segment_masks(segmentation_node: Any, masks: dict[str, np.ndarray],
     segmentation_node.GetSegmentation().CollapseBinaryLabelmaps(False)
 
 
+def segmentation_reference_volume(segmentation_node: Any) -> Any:
+    """The scalar volume a segmentation was drawn on (its reference geometry), or None."""
+    role = segmentation_node.GetReferenceImageGeometryReferenceRole()
+    volume = segmentation_node.GetNodeReference(role)
+    return volume if volume is not None and volume.IsA("vtkMRMLScalarVolumeNode") else None
+
+
 def segment_ids(segmentation_node: Any) -> list[str]:
     segmentation = segmentation_node.GetSegmentation()
     return [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]

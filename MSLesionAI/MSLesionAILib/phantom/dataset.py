@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..atomic import output_directory
+from ..jsonfiles import write_json
 from ..progress import Progress
 from .case import GENERATOR_VERSION, generate_case, write_case
 
@@ -31,5 +31,5 @@ def write_dataset(out_dir: str | Path, n: int, first_seed: int, kind: str, *,
             cases.append({"folder": name, "seed": seed, "lesions": len(case.lesions)})
         manifest = {"generator_version": GENERATOR_VERSION, "kind": kind, "mode": mode,
                     "spacing_mm": spacing_mm, "crop_mm": crop_mm, "cases": cases}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_json(folder / MANIFEST, manifest)
     return manifest

@@ -7,7 +7,6 @@ drawn on) and reported like any other folder, so the page shows what the user se
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 from .. import mrml
 from ..imageio import write_image
+from ..jsonfiles import write_json
 from ..results import write_table_csv
 from ..tasks import TASK_ATTRIBUTE, TASKS
 from .build import write_report
@@ -40,7 +40,7 @@ def export_result_nodes(task: str, nodes: mrml.ResultNodes, image_nodes: dict[st
     summary = {**nodes.summary, "source": f"Slicer scene: {nodes.table.GetName()}",
                "inputs": {k: str(v) for k, v in inputs.items()},
                "files": {"lesions": lesions.name, "table": "lesions.csv"}}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / "summary.json", summary)
     return folder
 
 
@@ -62,10 +62,9 @@ def write_result_report(table_node: Any, folder: str | Path) -> Path:
     """
     task = TASKS[table_node.GetAttribute(TASK_ATTRIBUTE)]
     nodes = mrml.result_nodes(table_node)
-    segmentation = nodes.segmentation
-    reference = segmentation.GetNodeReference(segmentation.GetReferenceImageGeometryReferenceRole())
+    reference = mrml.segmentation_reference_volume(nodes.segmentation)
     images = {task.reference_input: reference} if reference else {}
-    out = new_report_path(folder, segmentation.GetName())
+    out = new_report_path(folder, nodes.segmentation.GetName())
     write_scene_report([(task.name, nodes, images)], out,
                        patient=patient_name(reference or table_node))
     return out
