@@ -126,10 +126,8 @@ def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
     phase = phase_zyx.astype(np.float32)
     jumps = pairs = 0
     for axis in range(3):
-        both = np.logical_and(np.take(brain, range(1, brain.shape[axis]), axis),
-                              np.take(brain, range(brain.shape[axis] - 1), axis))
-        first = np.take(phase, range(brain.shape[axis] - 1), axis)[both]
-        second = np.take(phase, range(1, brain.shape[axis]), axis)[both]
+        both = np.logical_and(*_neighbours(brain, axis))
+        first, second = (values[both] for values in _neighbours(phase, axis))
         ends = (np.minimum(first, second) < low + margin) & (
             np.maximum(first, second) > high - margin)
         jumps += np.count_nonzero(ends)
@@ -139,6 +137,12 @@ def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
                 f"the phase range to the other ({high - low:.2f}); the phase looks wrapped, and "
                 "the model expects unwrapped phase: rim probabilities may be unreliable"]
     return []
+
+
+def _neighbours(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every voxel and its next neighbour along ``axis``, as two equally shaped arrays."""
+    size = array.shape[axis]
+    return np.take(array, range(size - 1), axis), np.take(array, range(1, size), axis)
 
 
 def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.ndarray:
