@@ -197,7 +197,7 @@ def test_shipped_bundle_runs_on_a_cropped_phantom(tmp_path):
 def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
     common = ["--progress", "none", "train", "cortical", "--data", str(case.parent),
               "--patch-size", "16", "--batch-size", "1", "--threads", "1"]
-    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "1", "--workers", "2"]) == 0
     first = load_bundle(tmp_path / "a")
     assert main([*common, "--out", str(tmp_path / "b"), "--steps", "1000",
                  "--max-minutes", "0", "--init", str(first.path)]) == 0

@@ -222,6 +222,11 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     assert first.metadata["training"]["seed"] == 3
     assert first.metadata["training"]["data"]["seeds"] == [77]
     assert first.weights_sha256 == second.weights_sha256      # same seed, same weights
+    parallel = [*common, "--workers", "2", "--device", "cpu"]  # batches drawn in 2 processes
+    assert main([*parallel, "--out", str(tmp_path / "w1")]) == 0
+    assert main([*parallel, "--out", str(tmp_path / "w2")]) == 0
+    checksums = {load_bundle(tmp_path / name).weights_sha256 for name in ("w1", "w2")}
+    assert len(checksums) == 1
     assert main([*common, "--out", str(tmp_path / "c"), "--init", str(first.path),
                  "--max-minutes", "0"]) == 0                 # no time: the start's weights
     continued = load_bundle(tmp_path / "c")

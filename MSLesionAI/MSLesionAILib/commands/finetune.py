@@ -33,14 +33,16 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
     folders = case_folders(args.cases)
     if args.eval:
         trainer.record_metrics(parent, "before fine-tuning (not stored)",
-                               trainer.evaluate_bundle(parent, case_folders(args.eval)),
+                               trainer.evaluate_bundle(parent, case_folders(args.eval),
+                                                       device=args.device),
                                store=False)
     bundle = trainer.finetune(parent, folders, args, progress)
     if args.validation:
-        bundle = trainer.calibrate(bundle, case_folders(args.validation))
+        bundle = trainer.calibrate(bundle, case_folders(args.validation), args.device)
     print(f"fine-tuned {parent.id} v{parent.metadata['version']} on {len(folders)} cases: "
           f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if args.eval:
         trainer.record_metrics(bundle, "held_out_new_site",
-                               trainer.evaluate_bundle(bundle, case_folders(args.eval)))
+                               trainer.evaluate_bundle(bundle, case_folders(args.eval),
+                                                       device=args.device))
     return 0

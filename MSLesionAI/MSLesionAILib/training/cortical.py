@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from monai.losses import FocalLoss
 from monai.networks import one_hot
 
 from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
+from ..devices import choose_device
 from ..imageio import read_image
 from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
@@ -38,6 +40,7 @@ from ._loop import (
     seed_everything,
     training_record,
 )
+from ._parallel import add_device_options, batch_source, map_in_processes
 from .cortical_data import LESION_CENTRED, PatchSampler, case_folders, case_inputs, load_case
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
@@ -74,15 +77,15 @@ class MaskedFocalLoss:
 
 
 class Bfloat16Autocast(torch.nn.Module):
-    """Runs a network under CPU bfloat16 autocast (about 1.5 times faster on CPUs with AMX or
-    AVX-512 BF16); its outputs, the loss and the weights stay float32."""
+    """Runs a network under bfloat16 autocast on its device (on the CPU about 1.5 times
+    faster with AMX or AVX-512 BF16); its outputs, the loss and the weights stay float32."""
 
-    def __init__(self, network: torch.nn.Module) -> None:
+    def __init__(self, network: torch.nn.Module, device: torch.device) -> None:
         super().__init__()
-        self.network = network
+        self.network, self.device_type = network, device.type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
             return self.network(x).float()
 
 
@@ -108,6 +111,7 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
                              "(0: CLAIMS's focal loss alone)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 is fastest on a busy machine)")
+    add_device_options(parser)
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop when this wall-clock budget is spent (steps done recorded)")
     parser.add_argument("--lesion-centred", type=float, default=LESION_CENTRED,
@@ -161,13 +165,16 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     seed_everything(args.seed)
     started = time.time()
     names = [spec["name"] for spec in metadata["inputs"]]
-    cases = [load_case(folder, names, tuple(metadata["spacing_mm"])) for folder in folders]
+    cases = map_in_processes(load_case, args.workers, folders, [names] * len(folders),
+                             [tuple(metadata["spacing_mm"])] * len(folders))
     progress.update(0.05, f"{len(cases)} cases loaded")
-    sampler = PatchSampler(cases, args.patch_size, args.batch_size, args.seed,
-                           args.lesion_centred)
+    next_batch = batch_source(
+        lambda seed: partial(PatchSampler(cases, args.patch_size, args.batch_size, seed,
+                                          args.lesion_centred), 0), args.seed, args.workers)
+    device = choose_device(args.device)
     loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
-    record = fit(Bfloat16Autocast(network), sampler, loss, args.steps,
-                 args.learning_rate, torch.device("cpu"), progress.sub(0.05, 1.0),
+    record = fit(Bfloat16Autocast(network, device), next_batch, loss, args.steps,
+                 args.learning_rate, device, progress.sub(0.05, 1.0),
                  max_seconds=minutes_to_seconds(args.max_minutes))
     data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
             "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
@@ -204,9 +211,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if args.validation:
-        bundle = calibrate(bundle, case_folders(args.validation))
+        bundle = calibrate(bundle, case_folders(args.validation), args.device)
     if args.eval:
-        record_metrics(bundle, "held_out", evaluate_bundle(bundle, case_folders(args.eval)))
+        record_metrics(bundle, "held_out",
+                       evaluate_bundle(bundle, case_folders(args.eval), device=args.device))
     return 0
 
 
@@ -249,8 +257,8 @@ def truth_case(folder: Path, pred_ids: np.ndarray, pred_classes: dict[int, str],
         name=folder.name)
 
 
-def evaluate_bundle(bundle: ModelBundle, folders: list[Path],
-                    progress: Progress | None = None) -> list[dict[str, Any]]:
+def evaluate_bundle(bundle: ModelBundle, folders: list[Path], progress: Progress | None = None,
+                    device: str = "cpu") -> list[dict[str, Any]]:
     """CLAIMS's metrics of the whole pipeline on annotated cases, per minimum lesion volume
     (the pipeline keeps everything ≥ 1 µL; the metrics apply the larger minimums)."""
     progress = progress or Progress()
@@ -258,7 +266,7 @@ def evaluate_bundle(bundle: ModelBundle, folders: list[Path],
     for number, folder in enumerate(folders):
         started = time.time()
         result = pipeline.run(case_inputs(folder, bundle.input_names), bundle,
-                              pipeline.CorticalOptions(device="cpu"),
+                              pipeline.CorticalOptions(device=device),
                               progress.sub(number / len(folders), (number + 1) / len(folders)))
         seconds.append(time.time() - started)
         cases.append(truth_case(folder, result.lesion_ids,
@@ -277,12 +285,13 @@ def lesion_f1(metrics: dict[str, Any]) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def choose_threshold(bundle: ModelBundle, folders: list[Path]) -> dict[str, Any]:
+def choose_threshold(bundle: ModelBundle, folders: list[Path],
+                     device_name: str = "cpu") -> dict[str, Any]:
     """The operating point, chosen on validation cases (never the test cases): the score
     threshold with the best lesion-wise F1 at 1 µL. Focal loss leaves probabilities less
     confident than cross-entropy and the added Dice more, so CLAIMS's 0.5 is one candidate
     among lower and higher ones."""
-    device = torch.device("cpu")
+    device = choose_device(device_name)
     network = load_network(bundle, device)
     weight = bundle.metadata["postprocessing"]["intracortical_weight"]
     maps = []
@@ -304,9 +313,9 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path]) -> dict[str, Any]
             "f1_by_threshold": {str(t): f1 for t, f1 in f1_by_threshold.items()}}
 
 
-def calibrate(bundle: ModelBundle, folders: list[Path]) -> ModelBundle:
+def calibrate(bundle: ModelBundle, folders: list[Path], device_name: str = "cpu") -> ModelBundle:
     """Set the bundle's score threshold from validation cases; the bundle reloaded."""
-    selection = choose_threshold(bundle, folders)
+    selection = choose_threshold(bundle, folders, device_name)
     print(f"operating point: score ≥ {selection['threshold']} "
           f"(validation F1 by threshold {selection['f1_by_threshold']})")
     post = {**bundle.metadata["postprocessing"], "threshold": selection["threshold"],

@@ -13,6 +13,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 from monai.losses import DiceLoss
 
 from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
+from ..devices import DEVICE_CHOICES, choose_device
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
 from ..metrics.msseg import wm_metrics
@@ -37,6 +39,7 @@ from ._loop import (
     seed_everything,
     training_record,
 )
+from ._parallel import add_device_options, batch_source
 from .wm_data import SliceSampler, case_folders, load_cases
 
 NAME_PATTERNS = {"flair": ["*flair*", "*FLAIR*", "*Flair*"],
@@ -61,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="BasicUNet features per level (six numbers)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    add_device_options(parser)
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop early when this wall-clock budget is spent (the steps done "
                              "are recorded; a shared, loaded machine makes step times vary)")
@@ -117,16 +121,19 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = plan(args)
     folders = case_folders(args.data)
     progress.update(0.0, f"preparing {len(folders)} training cases")
-    cases = load_cases(folders, metadata, rng)
-    sampler = SliceSampler(cases, args.slices, args.crop, args.seed)
+    cases = load_cases(folders, metadata, rng, args.workers)
+    next_batch = batch_source(
+        lambda seed: partial(SliceSampler(cases, args.slices, args.crop, seed).batch,
+                             args.batch_size), args.seed, args.workers)
+    device = choose_device(args.device)
     network = build_network("deepscan", **metadata["network"])
     if args.init:
         parent = load_bundle(args.init)
         network.load_state_dict(parent.load_state_dict())
         metadata["parent"] = parent_record(parent)
     start = time.perf_counter()
-    record = fit(network, lambda step: sampler.batch(args.batch_size), loss_function(),
-                 args.steps, args.learning_rate, torch.device("cpu"), progress.sub(0.05, 0.9),
+    record = fit(network, next_batch, loss_function(), args.steps, args.learning_rate, device,
+                 progress.sub(0.05, 0.9),
                  max_seconds=minutes_to_seconds(args.max_minutes))
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
     metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
@@ -135,8 +142,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if eval_folders:
         with tempfile.TemporaryDirectory() as scratch:
             draft = write_bundle(Path(scratch) / "draft", metadata, network.state_dict())
-            metadata["metrics"] = {"heldout_phantom": evaluate(draft, eval_folders,
-                                                               progress.sub(0.9, 1.0))}
+            metadata["metrics"] = {"heldout_phantom": evaluate(
+                draft, eval_folders, progress.sub(0.9, 1.0), device)}
     bundle = write_bundle(args.out, metadata, network.state_dict())
     (bundle.path / "MODEL_CARD.md").write_text(model_card(bundle.metadata), encoding="utf-8")
     print(f"wrote {bundle.path} ({bundle.weights_sha256[:12]}…)")
@@ -149,14 +156,14 @@ def truth_file(folder: Path) -> Path:
     return phantom if phantom.is_file() else folder / "wm_lesions_gt.nii.gz"
 
 
-def evaluate_case(bundle: ModelBundle, folder: Path) -> dict[str, float]:
+def evaluate_case(bundle: ModelBundle, folder: Path, device: torch.device) -> dict[str, float]:
     """The whole pipeline on one case without a brain mask (the default path): lesion Dice,
     MSSEG-2016 F1, and the estimated brain mask's Dice where the truth has one."""
     images = {name: read_image(folder / f"{name}.nii.gz", name)
               for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
     start = time.perf_counter()
     result = wm_pipeline.run(images["flair"], images.get("t1"), images.get("t2"),
-                             bundle=bundle, device=torch.device("cpu"))
+                             bundle=bundle, device=device)
     seconds = time.perf_counter() - start
     truth = sitk.GetArrayFromImage(read_image(truth_file(folder), "truth")) > 0
     scores = wm_metrics(truth, result.lesion_ids > 0, images["flair"].GetSpacing()[::-1])
@@ -168,11 +175,12 @@ def evaluate_case(bundle: ModelBundle, folder: Path) -> dict[str, float]:
     return {**measured, "seconds": round(seconds, 1)}
 
 
-def evaluate(bundle: ModelBundle, folders: list[Path], progress: Progress) -> dict[str, Any]:
+def evaluate(bundle: ModelBundle, folders: list[Path], progress: Progress,
+             device: torch.device) -> dict[str, Any]:
     """Per-case figures and their means (the papers average Dice and F1 over cases)."""
     per_case = {}
     for number, folder in enumerate(folders):
-        per_case[folder.name] = evaluate_case(bundle, folder)
+        per_case[folder.name] = evaluate_case(bundle, folder, device)
         progress.update((number + 1) / len(folders), f"evaluated {folder.name}")
     keys = next(iter(per_case.values())).keys()
     means = {key: round(float(np.mean([c[key] for c in per_case.values()])), 4) for key in keys}
@@ -190,17 +198,19 @@ def register_measure(subparsers: argparse._SubParsersAction) -> None:
                         help="held-out phantom dataset folders (seeds never trained on)")
     parser.add_argument("--real", nargs="*", default=[], type=Path,
                         help="real case folders (flair/t1/t2.nii.gz + wm_lesions_gt.nii.gz)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.set_defaults(func=measure)
 
 
 def measure(args: argparse.Namespace, progress: Progress) -> int:
     bundle = load_bundle(args.bundle)
+    device = choose_device(args.device)
     metrics = dict(bundle.metadata.get("metrics", {}))
     if args.phantom:
         metrics["heldout_phantom"] = evaluate(bundle, case_folders(args.phantom),
-                                              progress.sub(0.0, 0.8))
+                                              progress.sub(0.0, 0.8), device)
     if args.real:
-        metrics["real"] = evaluate(bundle, list(args.real), progress.sub(0.8, 1.0))
+        metrics["real"] = evaluate(bundle, list(args.real), progress.sub(0.8, 1.0), device)
     metadata = update_metadata(bundle, metrics=metrics).metadata
     (bundle.path / "MODEL_CARD.md").write_text(model_card(metadata), encoding="utf-8")
     print(json.dumps({k: v["mean"] for k, v in metrics.items()}, indent=2))

@@ -23,6 +23,7 @@ from monai.utils import convert_to_tensor
 from ..geometry import resample_like
 from ..imageio import read_image
 from ..pipelines.wm import prepare_inputs
+from ._parallel import map_in_processes
 
 MASK_DROPOUT = 0.5          # fraction of cases normalised without their brain mask
 CONTRAST_DROPOUT = 0.3      # chance of dropping each optional contrast in a sample
@@ -64,10 +65,11 @@ def load_case(folder: Path, metadata: dict[str, Any], use_mask: bool) -> Trainin
                         truth("tissue").astype(np.uint8), np.argwhere(lesion), brain_voxels)
 
 
-def load_cases(folders: list[Path], metadata: dict[str, Any],
-               rng: np.random.Generator) -> list[TrainingCase]:
-    return [load_case(folder, metadata, use_mask=rng.random() >= MASK_DROPOUT)
-            for folder in folders]
+def load_cases(folders: list[Path], metadata: dict[str, Any], rng: np.random.Generator,
+               workers: int = 0) -> list[TrainingCase]:
+    """Every case, a random ``MASK_DROPOUT`` of them normalised without their brain mask."""
+    use_masks = [rng.random() >= MASK_DROPOUT for _ in folders]
+    return map_in_processes(load_case, workers, folders, [metadata] * len(folders), use_masks)
 
 
 class SliceSampler:
