@@ -18,7 +18,7 @@ def test_fit_runs_every_step_and_learns() -> None:
     network = torch.nn.Linear(4, 1)
     record = fit(network, linear_batches, torch.nn.functional.mse_loss, 200, 0.05,
                  torch.device("cpu"), Progress(), log_every=50)
-    assert record.steps_done == 200
+    assert record.steps_done == 200 and record.device == "cpu"
     assert len(record.losses) == 4
     assert record.losses[-1] < 0.1 * record.losses[0]
     assert not network.training

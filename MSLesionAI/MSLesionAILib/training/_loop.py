@@ -34,11 +34,13 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 @dataclass
 class FitRecord:
-    """What a training run did: the mean loss per logging interval, steps and seconds."""
+    """What a training run did: the mean loss per logging interval, steps, seconds, and the
+    device it ran on."""
 
     losses: list[float]
     steps_done: int
     seconds: float
+    device: str
 
 
 def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
@@ -79,7 +81,21 @@ def fit(network: torch.nn.Module, next_batch: Callable[[int], Batch],
             progress.update(max(step / steps, spent(step)),
                             f"step {step}/{steps} loss {losses[-1]:.4f}")
     network.eval()
-    return FitRecord(losses, step, time.perf_counter() - started)
+    return FitRecord(losses, step, time.perf_counter() - started, device_description(device))
+
+
+def device_description(device: torch.device) -> str:
+    """``cpu``, or the device type with the GPU's name: ``cuda (NVIDIA H100 80GB HBM3)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def trained_on(training: dict[str, Any]) -> str:
+    """A training record's machine for a model card: ``x86_64 Linux, cuda (NVIDIA H100 …)``
+    (records older than the ``device`` entry name the machine alone)."""
+    device = training.get("device")
+    return f"{training['machine']}, {device}" if device else training["machine"]
 
 
 def minutes_to_seconds(minutes: float | None) -> float | None:
@@ -129,5 +145,6 @@ def training_record(seed: int, data: dict[str, Any], settings: dict[str, Any],
         "commit": git_commit(),
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.system()}",
+        "device": record.device,
         "date": time.strftime("%Y-%m-%d"),
     }

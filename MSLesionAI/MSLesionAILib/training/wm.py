@@ -37,6 +37,7 @@ from ._loop import (
     parent_record,
     phantom_data_record,
     seed_everything,
+    trained_on,
     training_record,
 )
 from ._parallel import add_device_options, batch_source
@@ -244,7 +245,7 @@ def model_card(metadata: dict[str, Any]) -> str:
         f"- Seed {training['seed']}, {training['data']['cases']} synthetic phantom cases "
         f"(seeds {training['data'].get('seeds', 'not recorded')}) "
         f"({', '.join(training['data']['datasets'])}), {training['seconds']:.0f} s on "
-        f"{training['machine']} (torch {training['torch']}, commit {training['commit']}).",
+        f"{trained_on(training)} (torch {training['torch']}, commit {training['commit']}).",
         "- Augmentation: in-plane affine, left-right flip, per-contrast intensity scale/shift, "
         "gamma, bias field, blur (also across slices), noise; T1/T2 dropout; half of the cases "
         "normalised without their brain mask.",
