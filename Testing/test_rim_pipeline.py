@@ -77,6 +77,7 @@ def test_training_smoke_writes_a_loadable_bundle(trained_bundle: Path) -> None:
     assert bundle.task == "rim" and bundle.metadata["architecture"] == "deep_prl"
     assert 0.0 <= bundle.metadata["operating_point"]["threshold"] <= 1.0
     assert bundle.metadata["training"]["data"]["validation_rim_positive"] == 1
+    assert bundle.metadata["training"]["settings"]["focal_gamma"] == 0.0  # reproducible loss
     load_network(bundle, __import__("torch").device("cpu"))
 
 
