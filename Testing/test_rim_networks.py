@@ -37,21 +37,17 @@ def test_deep_prl_uses_the_mask_channel() -> None:
 
 
 def test_focal_loss_matches_the_formula() -> None:
-    loss = loss_function(1, focal_gamma=2.0, focal_alpha=0.2)(torch.tensor([[0.0], [2.0]]),
-                                                                torch.tensor([[1.0], [0.0]]))
+    loss = loss_function(outputs=1)(torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [0.0]]))
     p = 1 / (1 + math.exp(-2.0))
     expected = (0.2 * 0.5**2 * math.log(2) + 0.8 * p**2 * -math.log(1 - p)) / 2
     assert math.isclose(float(loss), expected, rel_tol=1e-5)
 
 
-def test_deep_prl_default_loss_is_balanced_cross_entropy() -> None:
-    """Deep-PRL learned nothing with the abstract's focal loss (γ = 2, α = 0.2 or 0.5: the
-    network stayed at the loss's best constant answer); with balanced batches its default is
-    cross-entropy (γ = 0) weighing rim+ and rim− alike (α = 0.5)."""
+def test_focal_gamma_0_alpha_half_is_balanced_cross_entropy() -> None:
     torch.manual_seed(0)
     logits, targets = torch.randn(64, 1) * 3, torch.randint(0, 2, (64, 1)).float()
     expected = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    assert torch.isclose(loss_function(outputs=1)(logits, targets), expected, rtol=1e-5)
+    assert torch.isclose(loss_function(1, 0.0, 0.5)(logits, targets), expected, rtol=1e-5)
 
 
 def test_operating_point_gives_95_percent_specificity_on_validation_scores() -> None:
