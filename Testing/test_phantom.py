@@ -6,6 +6,7 @@ import csv
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ from MSLesionAILib.labels import (
     Tissue,
 )
 from MSLesionAILib.phantom import generate_case, write_case
-from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL
+from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL, _edge_vein, _Site
+from MSLesionAILib.phantom.veins import VeinCanvas
 
 FACES = ndimage.generate_binary_structure(3, 1)
 SMALL = {"spacing_mm": 1.5, "crop_mm": 60.0}
@@ -194,6 +196,45 @@ def test_rim_lesions_are_large_enough_and_bright_at_their_border(rim_case) -> No
     other_scores = [border_minus_core(r["lesion_id"]) for r in rim_case.lesions
                     if r["rim"] == 0 and r["volume_ul"] >= MIN_RIM_LESION_UL]
     assert np.median(rim_scores) > np.median(other_scores)
+
+
+def test_cases_without_rims_keep_the_phantom4_mimics() -> None:
+    """Cortical (and WM) cases draw no phantom.5 rim mimic, so their bytes stay phantom.4's:
+    these are the mimics phantom.4 drew for this case."""
+    case = generate_case(3, "cortical", crop_mm=40.0, wm_lesion_count=12)
+    mimics = [r["phase_mimic"] for r in case.parameters["lesions"] if r["family"] == "wm"]
+    assert mimics == PHANTOM4_CORTICAL_MIMICS
+
+
+PHANTOM4_CORTICAL_MIMICS = [
+    "none", "touching_vein", "core", "none", "touching_vein", "core", "diffuse", "none", "core",
+    "touching_vein", "central_vein", "touching_vein", "none", "central_vein", "touching_vein",
+    "none", "central_vein"]
+
+
+def test_rim_cases_carry_the_phantom5_mimics_and_rim_depths(rim_case) -> None:
+    lesions = [r for r in rim_case.parameters["lesions"] if r["family"] == "wm"]
+    negative = {r["phase_mimic"] for r in lesions if not r["rim"]}
+    assert {"edge_vein", "paramagnetic"} <= negative
+    positive = [r for r in lesions if r["rim"]]
+    assert "paramagnetic" not in {r["phase_mimic"] for r in positive}
+    assert all(-0.5 <= r["rim_details"]["depth_mm"] <= 1.0 for r in positive)
+
+
+def test_edge_vein_hugs_the_border_and_then_leaves_it() -> None:
+    """A vein along the border, not a shell: most of it within a voxel or so of the border,
+    nothing deep inside, and its ends run on away from the lesion."""
+    grid = sitk.Image(40, 40, 40, sitk.sitkFloat32)
+    canvas = VeinCanvas(SimpleNamespace(grid=grid, tissue=np.zeros((40, 40, 40), np.uint8)))
+    distance_mm = np.linalg.norm(np.indices((40, 40, 40)) - 19.5, axis=0)
+    lesion = distance_mm <= 6.0
+    box = (slice(0, 40),) * 3
+    radii = _Site(lesion, box, canvas).border_mm(np.eye(3))
+    assert np.allclose(radii, 6.0, atol=0.6)
+    _edge_vein(np.random.default_rng(0), _Site(lesion, box, canvas), np.zeros(lesion.shape))
+    drawn = distance_mm[canvas.lines > 0]
+    assert np.mean(np.abs(drawn - 6.0) <= 1.5) > 0.6
+    assert drawn.min() > 6.0 - 1.5 and drawn.max() > 6.0 + 1.5
 
 
 def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Path) -> None:

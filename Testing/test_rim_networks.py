@@ -1,4 +1,4 @@
-"""RimNet and Deep-PRL shapes, the focal loss, and the operating point taken on scores."""
+"""RimNet and Deep-PRL shapes, their losses, and the operating point taken on scores."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def test_focal_loss_matches_the_formula() -> None:
     p = 1 / (1 + math.exp(-2.0))
     expected = (0.2 * 0.5**2 * math.log(2) + 0.8 * p**2 * -math.log(1 - p)) / 2
     assert math.isclose(float(loss), expected, rel_tol=1e-5)
+
+
+def test_focal_gamma_0_alpha_half_is_balanced_cross_entropy() -> None:
+    torch.manual_seed(0)
+    logits, targets = torch.randn(64, 1) * 3, torch.randint(0, 2, (64, 1)).float()
+    expected = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.isclose(loss_function(1, 0.0, 0.5)(logits, targets), expected, rtol=1e-5)
 
 
 def test_operating_point_gives_95_percent_specificity_on_validation_scores() -> None:

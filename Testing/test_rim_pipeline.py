@@ -77,6 +77,8 @@ def test_training_smoke_writes_a_loadable_bundle(trained_bundle: Path) -> None:
     assert bundle.task == "rim" and bundle.metadata["architecture"] == "deep_prl"
     assert 0.0 <= bundle.metadata["operating_point"]["threshold"] <= 1.0
     assert bundle.metadata["training"]["data"]["validation_rim_positive"] == 1
+    settings = bundle.metadata["training"]["settings"]  # what reproduces the training
+    assert settings["shift_vox"] == [2, 2] and settings["focal_gamma"] == 2.0
     load_network(bundle, __import__("torch").device("cpu"))
 
 

@@ -34,7 +34,11 @@ class VeinCanvas:
                           axis=0)
         headings = direction + turns
         headings /= np.linalg.norm(headings, axis=1, keepdims=True)
-        path_mm = np.cumsum(headings * _STEP_MM, axis=0)
+        self.draw_path(start_zyx, np.cumsum(headings * _STEP_MM, axis=0), strength)
+
+    def draw_path(self, start_zyx: np.ndarray, path_mm: np.ndarray, strength: float) -> None:
+        """A vein through ``path_mm`` (physical offsets from ``start_zyx``, an index), whose
+        points must lie `_STEP_MM` apart: each point stands for that much of the vein."""
         points = np.round(start_zyx + path_mm @ self.mm_to_index).astype(int)
         inside = np.all((points >= 0) & (points < self.lines.shape), axis=1)
         points = points[inside]
@@ -43,6 +47,16 @@ class VeinCanvas:
             self.frame.spacing_zyx)
         np.add.at(self.lines, tuple(points.T), weight)
         self.count += 1
+
+    def draw_polyline(self, start_zyx: np.ndarray, corners_mm: np.ndarray,
+                      strength: float) -> None:
+        """A vein through the corners (physical offsets from ``start_zyx``), straight between
+        them."""
+        lengths = np.linalg.norm(np.diff(corners_mm, axis=0), axis=1)
+        along = np.concatenate([[0.0], np.cumsum(lengths)])
+        steps = np.arange(0.0, along[-1], _STEP_MM)
+        path_mm = np.stack([np.interp(steps, along, axis) for axis in corners_mm.T], axis=1)
+        self.draw_path(start_zyx, path_mm, strength)
 
     def fraction(self) -> np.ndarray:
         blurred = ndimage.gaussian_filter(self.lines, _VEIN_SIGMA_MM / self.frame.spacing_zyx)

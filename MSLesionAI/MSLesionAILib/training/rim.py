@@ -32,10 +32,16 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     # RimNet: phase (main branch) + FLAIR, [-1, 1], ±2-voxel shifts, 2-class cross-entropy.
     "rimnet": {"inputs": ["phase", "flair"], "value_range": (-1.0, 1.0),
                "mask_dilation_vox": 0, "shift_vox": (2, 2), "outputs": 2},
-    # Deep-PRL: MP2RAGE + phase + dilated mask, [0, 1], positives shifted ±5, focal loss.
+    # Deep-PRL: MP2RAGE + phase + dilated mask, [0, 1], ±2-voxel shifts, one logit. The
+    # abstract shifts positives ±5 voxels to multiply them; our batches are balanced anyway,
+    # and such shifts take rims away from the patch centre, the first cue a network learns:
+    # Deep-PRL then stayed at chance for 1500 steps or more instead of ~500 (docs/rim.md).
     "deep_prl": {"inputs": ["mp2rage", "phase"], "value_range": (0.0, 1.0),
-                 "mask_dilation_vox": 2, "shift_vox": (2, 5), "outputs": 1},
+                 "mask_dilation_vox": 2, "shift_vox": (2, 2), "outputs": 1},
 }
+# Deep-PRL's loss: the abstract's focal loss (γ, α weighing rim+). `--focal-gamma 0
+# --focal-alpha 0.5` gives plain (halved) cross-entropy, which left chance sooner when the
+# ±5-voxel shifts still held learning back (docs/rim.md).
 FOCAL_GAMMA, FOCAL_ALPHA = 2.0, 0.2
 
 
@@ -65,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop when this wall-clock budget is spent (steps done recorded)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--shift-vox", type=int, nargs=2, metavar=("NEG", "POS"),
+                        help="largest centre shift of rim− and rim+ patches (default: the "
+                             "architecture's, 2 2; the Deep-PRL abstract's is 2 5)")
+    parser.add_argument("--focal-gamma", type=float, default=FOCAL_GAMMA,
+                        help="Deep-PRL: focal loss γ (default the abstract's 2; 0: cross-entropy)")
+    parser.add_argument("--focal-alpha", type=float, default=FOCAL_ALPHA,
+                        help="Deep-PRL: weight of rim+ in the loss (default the abstract's 0.2)")
     parser.set_defaults(func=run)
 
 
@@ -73,10 +86,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     started = time.perf_counter()
     rng = seed_everything(args.seed)
     config = ARCHITECTURES[args.arch]
+    args.shift_vox = tuple(args.shift_vox or config["shift_vox"])  # recorded as used
     training_cases, validation_cases = split_cases(args.data, args.validation, rng)
     spec = PatchSpec(spacing_mm=args.spacing_mm, value_range=config["value_range"],
                      mask_dilation_vox=config["mask_dilation_vox"])
-    stored_size = spec.size_vox + 2 * max(config["shift_vox"])
+    stored_size = spec.size_vox + 2 * max(args.shift_vox)
     train = load_patch_set(training_cases, config["inputs"], spec, stored_size,
                            tuple(args.copies), args.seed, progress.sub(0.0, 0.15))
     validation = load_patch_set(validation_cases, config["inputs"], spec, spec.size_vox, (0, 0),
@@ -87,11 +101,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if args.init:
         network.load_state_dict(load_bundle(args.init).load_state_dict())
     batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
-                      config["shift_vox"], 0.5, "class" if config["outputs"] == 2 else "logit",
+                      args.shift_vox, 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
     device = choose_device(args.device)
-    record = fit(network, batches, loss_function(config["outputs"]), args.steps,
-                 args.learning_rate, device, progress.sub(0.2, 0.95),
+    loss = loss_function(config["outputs"], args.focal_gamma, args.focal_alpha)
+    record = fit(network, batches, loss, args.steps, args.learning_rate, device,
+                 progress.sub(0.2, 0.95),
                  max_seconds=minutes_to_seconds(args.max_minutes))
     scores = classify(network, validation.patches.astype(np.float32), device, TEST_TIME_FLIPS)
     threshold = threshold_at_specificity(validation.labels, scores, TARGET_SPECIFICITY)
@@ -128,11 +143,13 @@ def split_cases(data: list[Path], validation: list[Path] | None,
     return training, held_out
 
 
-def loss_function(outputs: int) -> torch.nn.Module:
-    """Cross-entropy for two-class logits (RimNet); focal loss γ=2, α=0.2 for one (Deep-PRL)."""
+def loss_function(outputs: int, focal_gamma: float = FOCAL_GAMMA,
+                  focal_alpha: float = FOCAL_ALPHA) -> torch.nn.Module:
+    """Cross-entropy for two-class logits (RimNet); for one logit (Deep-PRL) the sigmoid focal
+    loss with ``focal_gamma`` and ``focal_alpha`` (the weight of rim+, 1 − α that of rim−)."""
     if outputs == 2:
         return torch.nn.CrossEntropyLoss()
-    return FocalLoss(gamma=FOCAL_GAMMA, alpha=FOCAL_ALPHA, use_softmax=False)
+    return FocalLoss(gamma=focal_gamma, alpha=focal_alpha, use_softmax=False)
 
 
 def counts(name: str, data: PatchSet) -> dict[str, int]:
