@@ -14,6 +14,7 @@ import SimpleITK as sitk
 import torch
 
 from MSLesionAILib.benchmark import baselines, speed, tables
+from MSLesionAILib.benchmark import rim as rim_benchmark
 from MSLesionAILib.benchmark.cohort import (
     QUICK_COHORTS,
     CohortSpec,
@@ -193,3 +194,12 @@ def test_a_cohort_case_from_another_generator_is_refused(tmp_path: Path) -> None
          "generator_version": "0.0.0+phantom.0"}), encoding="utf-8")
     with pytest.raises(TrainingCaseError, match="phantom.0.*mix generators"):
         write_cohort(folder, spec, {})
+
+
+def test_rim_baselines_need_the_cases_they_are_fitted_on(tmp_path: Path) -> None:
+    present = tmp_path / "case_1"
+    present.mkdir()
+    bundle = ModelBundle(Path("nowhere"), {"id": "rim", "training": {"data": {
+        "training_cases": [str(present), str(tmp_path / "case_2")],
+        "validation_cases": [str(tmp_path / "case_3")]}}})
+    assert rim_benchmark.missing_fit_cases(bundle) == [tmp_path / "case_2", tmp_path / "case_3"]

@@ -111,6 +111,14 @@ def network_scores(bundle: ModelBundle, folders: list[Path]) -> tuple[list, list
                             "cpu_seconds_per_50_lesions": round(cpu_seconds * per_50, 3)}
 
 
+def missing_fit_cases(bundle: ModelBundle) -> list[Path]:
+    """The bundle's training and validation case folders that are not on this machine (the
+    baselines are fitted and thresholded on them)."""
+    data = bundle.metadata["training"]["data"]
+    return [Path(f) for key in ("training_cases", "validation_cases") for f in data.get(key, [])
+            if not Path(f).is_dir()]
+
+
 def baselines(bundle: ModelBundle, test: list[Path]) -> dict[str, tuple[list, list, float]]:
     """Naive rim score and logistic regression: (test scores, test labels, threshold)."""
     data = bundle.metadata["training"]["data"]

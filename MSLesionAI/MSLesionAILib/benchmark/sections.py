@@ -36,7 +36,7 @@ from .cohort import (
     case_seed,
 )
 from .rim import evaluate as rim_evaluate
-from .rim import network_scores, pipeline_scores
+from .rim import missing_fit_cases, network_scores, pipeline_scores
 
 REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"
@@ -147,25 +147,13 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         _name(b): (_key(b), lambda folder, out, b=b: _cli(
             ["wm", *_wm_inputs(folder), "--model", str(b.path), "--device", "cpu",
              "--out", str(out)], log)) for b in bundles}
-    if options.skip_baselines:
-        report.notes.append("White matter: baselines skipped (--skip-baselines).")
-        return methods
     training_cases = _baseline_cases("wm", bundles, options, work, report)
     calibration = _realistic_first(training_cases)[:CALIBRATION_CASES]
     percentile = baselines.calibrate_flair_threshold(calibration)
-    unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
-        "wm", bundles, options, work / "baselines", report), progress=progress)
-    _note_training_time(unet, bundles, report)
 
     def naive(folder: Path, out: Path) -> None:
         flair = read_image(folder / "flair.nii.gz", "flair")
         _write_lesions(baselines.flair_threshold_lesions(flair, percentile), flair, out,
-                       "wm_lesions.nii.gz")
-
-    def unet3d(folder: Path, out: Path) -> None:
-        contrasts = {name: read_image(folder / f"{name}.nii.gz", name)
-                     for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
-        _write_lesions(baselines.unet3d_lesions(unet, contrasts), contrasts["flair"], out,
                        "wm_lesions.nii.gz")
 
     names = ", ".join(case.name for case in calibration)
@@ -173,8 +161,21 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         f"White matter: FLAIR threshold at the {percentile:g}th percentile of the foreground, "
         f"chosen for the best mean Dice on {len(calibration)} training cases ({names}), never "
         "the test cohort.")
-    return {**methods, f"FLAIR threshold (> P{percentile:g})": (f"flair-p{percentile:g}", naive),
-            "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
+    methods[f"FLAIR threshold (> P{percentile:g})"] = (f"flair-p{percentile:g}", naive)
+    if options.skip_baselines:
+        report.notes.append("White matter: 3D U-Net baseline skipped (--skip-baselines).")
+        return methods
+    unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
+        "wm", bundles, options, work / "baselines", report), progress=progress)
+    _note_training_time(unet, bundles, report)
+
+    def unet3d(folder: Path, out: Path) -> None:
+        contrasts = {name: read_image(folder / f"{name}.nii.gz", name)
+                     for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
+        _write_lesions(baselines.unet3d_lesions(unet, contrasts), contrasts["flair"], out,
+                       "wm_lesions.nii.gz")
+
+    return {**methods, "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
 
 
 def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, work: Path,
@@ -285,7 +286,7 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
     if not bundles:
         report.notes.append("Cortical: no cortical model installed; baselines only.")
     if options.skip_baselines:
-        report.notes.append("Cortical: baselines skipped (--skip-baselines).")
+        report.notes.append("Cortical: plain U-Net baseline skipped (--skip-baselines).")
     else:
         cases = _baseline_cases("cortical", bundles, options, work, report)
         plain = baselines.train_plain_cortical(cases, **_budget(
@@ -340,8 +341,12 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
         results[bundle.id] = rim_evaluate(scores, labels,
                                           bundle.metadata["operating_point"]["threshold"])
         curves[bundle.id] = (scores, labels)
-    if options.skip_baselines:
-        report.notes.append("Rim: baselines skipped (--skip-baselines).")
+    missing = missing_fit_cases(bundles[0])
+    if missing:
+        report.notes.append(
+            f"Rim: naive rim score and logistic regression not run: they are fitted on "
+            f"{bundles[0].id}'s training and validation cases, and {len(missing)} of them are "
+            f"not on this machine (e.g. {missing[0]}; docs/rim.md shows how to make them).")
     else:
         for name, (scores, labels, threshold) in baselines.rim_baselines(bundles[0],
                                                                          cohort).items():

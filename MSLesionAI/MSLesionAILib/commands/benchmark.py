@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="2 tiny cropped cases per kind and 2-step baselines: checks the "
                              "plumbing only, the figures mean nothing")
     parser.add_argument("--cases", type=int, help="cases per kind (default 10; quick 2)")
-    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--skip-baselines", action="store_true",
+                        help="skip the trained U-Net baselines (the naive FLAIR threshold and "
+                             "the rim baselines still run)")
     parser.add_argument("--models", type=Path, nargs="*",
                         help="bundle folders (default: every installed model)")
     parser.add_argument("--budget", type=float, default=1.0,
