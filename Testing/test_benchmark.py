@@ -24,6 +24,7 @@ from MSLesionAILib.benchmark.cohort import (
     used_seeds,
     write_cohort,
 )
+from MSLesionAILib.benchmark.sections import Options, Report, _budget
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, write_bundle
 from MSLesionAILib.cli import main
@@ -203,3 +204,16 @@ def test_rim_baselines_need_the_cases_they_are_fitted_on(tmp_path: Path) -> None
         "training_cases": [str(present), str(tmp_path / "case_2")],
         "validation_cases": [str(tmp_path / "case_3")]}}})
     assert rim_benchmark.missing_fit_cases(bundle) == [tmp_path / "case_2", tmp_path / "case_3"]
+
+
+def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path) -> None:
+    grandparent = {"seconds": 1000.0, "steps_done": 300, "device": "cpu"}
+    parent = {"seconds": 200.0, "steps_done": 50, "device": "cuda (a GPU)",
+              "parent": grandparent}
+    shipped = ModelBundle(Path("nowhere"), {"id": "m", "parent": parent, "training": {
+        "seconds": 100.0, "steps_done": 10, "device": "cuda (a GPU)", "settings": {}}})
+    report = Report()
+    budget = _budget("wm", [shipped], Options(out=tmp_path, budget=0.5), tmp_path, report)
+    assert budget["steps"] == 360 and budget["seconds"] == 650
+    assert "1300 s of training in 3 stage(s)" in report.notes[-1]
+    assert "200 s on cuda (a GPU)" in report.notes[-1]

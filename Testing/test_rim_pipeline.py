@@ -16,6 +16,7 @@ from MSLesionAILib.cli import main
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.networks import load_network
 from MSLesionAILib.pipelines.rim import COLUMNS, phase_warnings
+from MSLesionAILib.training._loop import training_stages
 
 SIZE = 48
 LESIONS_ZYX = {1: ((24, 24, 14), 4.0, 1), 2: ((24, 24, 32), 3.5, 0), 3: ((14, 30, 24), 3.0, 0)}
@@ -80,6 +81,23 @@ def test_training_smoke_writes_a_loadable_bundle(trained_bundle: Path) -> None:
     settings = bundle.metadata["training"]["settings"]  # what reproduces the training
     assert settings["shift_vox"] == [2, 2] and settings["focal_gamma"] == 2.0
     load_network(bundle, __import__("torch").device("cpu"))
+
+
+def test_continued_training_records_each_stage_it_stands_on(trained_bundle: Path,
+                                                             tmp_path: Path) -> None:
+    first = load_bundle(trained_bundle)
+    data = first.metadata["training"]["data"]
+    out = tmp_path / "continued"
+    assert main(["--progress", "none", "train", "rim", "--arch", "deep_prl", "--data",
+                 *data["training_cases"], "--validation", *data["validation_cases"],
+                 "--out", str(out), "--steps", "1", "--batch-size", "4", "--copies", "0", "1",
+                 "--init", str(trained_bundle)]) == 0
+    continued = load_bundle(out)
+    assert continued.metadata["parent"]["sha256"] == first.weights_sha256
+    stages = training_stages(continued.metadata)
+    assert [stage["steps_done"] for stage in stages] == [1, 2]
+    assert stages[1]["seconds"] == first.metadata["training"]["seconds"]
+    assert stages[1]["device"] == "cpu"
 
 
 def _shipped_rim_bundle() -> Path:

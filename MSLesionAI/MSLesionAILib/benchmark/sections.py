@@ -23,6 +23,7 @@ from ..errors import MSLesionAIError
 from ..imageio import array_to_image, read_image, write_image
 from ..phantom.dataset import MANIFEST, write_dataset
 from ..progress import Progress
+from ..training._loop import training_stages
 from ..training.cortical_data import case_folders as cortical_case_folders
 from ..training.cortical_data import case_inputs
 from ..training.wm_data import case_folders as wm_case_folders
@@ -167,7 +168,7 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         return methods
     unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
         "wm", bundles, options, work / "baselines", report), progress=progress)
-    _note_training_time(unet, bundles, report)
+    _note_training_time(unet, report)
 
     def unet3d(folder: Path, out: Path) -> None:
         contrasts = {name: read_image(folder / f"{name}.nii.gz", name)
@@ -211,30 +212,42 @@ def _realistic_first(cases: list[Path]) -> list[Path]:
     return sorted(cases, key=lambda case: case_record(case).get("mode") != "realistic")
 
 
-def _note_training_time(baseline: ModelBundle, shipped: list[ModelBundle],
-                        report: Report) -> None:
-    seconds = [f"{b.id} {b.metadata['training']['seconds']:.0f} s" for b in [baseline, *shipped]
-               if "seconds" in b.metadata.get("training", {})]
-    report.notes.append("Training time (recorded in the bundles): " + ", ".join(seconds) + ".")
+def _note_training_time(baseline: ModelBundle, report: Report) -> None:
+    training = baseline.metadata["training"]
+    report.notes.append(f"{baseline.id} trained {training['steps_done']} steps in "
+                        f"{training['seconds']:.0f} s on {training['device']}.")
 
 
 def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Path,
             report: Report) -> dict[str, Any]:
-    """The shipped model's steps, and ``--budget`` × its recorded training seconds as a time
-    limit (architectures differ in cost per step); the cache folder."""
+    """The baseline's limits: ``--budget`` × the shipped model's training seconds, every stage
+    of its chain counted (a model continued from another one cost both), and at most as many
+    steps in all; the cache folder."""
     if options.quick:
         settings = dict(QUICK_BASELINE)
+        report.notes.append(f"{kind} baseline U-Net: {settings} (--quick).")
     else:
-        training = bundles[0].metadata["training"] if bundles else {}
-        shipped = training.get("settings", {})
-        settings = {"steps": shipped.get("steps_done") or shipped.get("steps", DEFAULT_STEPS[kind]),
-                    "seconds": round(training.get("seconds", DEFAULT_SECONDS) * options.budget),
+        metadata = bundles[0].metadata if bundles else {}
+        stages = training_stages(metadata) if bundles else []
+        seconds = sum(stage["seconds"] or 0.0 for stage in stages) or DEFAULT_SECONDS
+        steps = sum(stage["steps_done"] or 0 for stage in stages) or DEFAULT_STEPS[kind]
+        shipped = metadata.get("training", {}).get("settings", {})
+        settings = {"steps": steps, "seconds": round(seconds * options.budget),
                     **{key: shipped[key] for key in SAME_SETTINGS[kind] if key in shipped}}
-    report.notes.append(f"{kind} baseline U-Net: at most {settings} (time budget "
-                        f"{options.budget:g} × the shipped model's training seconds; "
-                        f"quick: {options.quick}).")
+        report.notes.append(f"{kind} baseline U-Net: at most {settings}: {options.budget:g} × "
+                            f"{_stages_text(stages) if stages else 'a default budget'}.")
     name = "-".join(f"{k}{v}" for k, v in settings.items())
     return {**settings, "out": folder / f"{kind}-{name}"}
+
+
+def _stages_text(stages: list[dict[str, Any]]) -> str:
+    """"the shipped model's 6015 s of training in 4 stages (296 s on cuda …, …)"."""
+    parts = [f"{stage['seconds']:.0f} s on {stage['device'] or 'an unrecorded device'}"
+             if stage["seconds"] is not None else "one stage of unrecorded time"
+             for stage in reversed(stages)]
+    total = sum(stage["seconds"] or 0.0 for stage in stages)
+    return (f"the shipped model's {total:.0f} s of training in {len(stages)} stage(s): "
+            + ", ".join(parts) + "; the baseline trains on the CPU")
 
 
 def wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
@@ -292,7 +305,7 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
         plain = baselines.train_plain_cortical(cases, **_budget(
             "cortical", bundles, options, work / "baselines", report),
             progress=progress.sub(0.0, 0.5))
-        _note_training_time(plain, bundles, report)
+        _note_training_time(plain, report)
         bundles.append(plain)
     cohort = cohorts["cortical"]
     reports = {}
@@ -386,14 +399,18 @@ def speed_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list
             "rim", *[arg for name in bundle.input_names
                      for arg in (f"--{name}", str(folder / f"{name}.nii.gz"))],
             "--lesion-mask", str(folder / "truth" / "wm_lesions.nii.gz")])
-    for number, (name, (case, bundle, argv)) in enumerate(runs.items()):
-        progress.update(number / max(len(runs), 1), f"speed: {name}")
-        summary = speed.measure([*argv, "--model", str(bundle.path), "--device", "cpu"],
-                                work / "speed" / _slug(name), options.repeats, options.threads)
-        report.speeds[name] = {**summary, "case": case.name}
+    timings = [(name, device) for name in runs for device in speed.speed_devices()]
+    for number, (name, device) in enumerate(timings):
+        case, bundle, argv = runs[name]
+        row = name if device == "cpu" else f"{name} on {device}"
+        progress.update(number / len(timings), f"speed: {row}")
+        summary = speed.measure([*argv, "--model", str(bundle.path), "--device", device],
+                                work / "speed" / _slug(row), options.repeats, options.threads)
+        report.speeds[row] = {**summary, "case": case.name}
     if report.speeds:
         report.sections.append(
-            f"## Speed and memory (CPU, {options.threads} torch threads)\n\n"
+            f"## Speed and memory ({options.threads} torch threads on the CPU; rows marked "
+            "\"on cuda\" ran on the GPU)\n\n"
             f"Medians over {options.repeats} runs of the `mslesionai` command, each in its own "
             "process, timed after the library's imports (last column); stages from "
             "summary.json, `read + write` is the rest of the command (reading, checks, writing "

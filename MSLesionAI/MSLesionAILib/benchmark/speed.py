@@ -40,12 +40,14 @@ def forward_timer() -> Iterator[list[float]]:
 
     def before(_module: torch.nn.Module, _inputs: Any) -> None:
         if depth[0] == 0:
+            wait_for_gpu()
             started[0] = time.perf_counter()
         depth[0] += 1
 
     def after(_module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
         depth[0] -= 1
         if depth[0] == 0:
+            wait_for_gpu()
             total[0] += time.perf_counter() - started[0]
 
     hooks = [torch.nn.modules.module.register_module_forward_pre_hook(before),
@@ -55,6 +57,18 @@ def forward_timer() -> Iterator[list[float]]:
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def wait_for_gpu() -> None:
+    """CUDA kernels run asynchronously: a forward call "returns" before its work is done, so
+    the timer waits for the GPU at each end of a call (nothing to wait for on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def speed_devices() -> list[str]:
+    """Where the speed runs happen: the CPU, and the GPU when this machine has one."""
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
 def peak_memory_mib() -> float:

@@ -116,10 +116,29 @@ def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, 
 
 def parent_record(parent: ModelBundle) -> dict[str, Any]:
     """What a bundle trained on from another bundle's weights (``--init``, fine-tuning) started
-    from: enough to rebuild the chain of training commands."""
-    return {"id": parent.id, "version": parent.metadata["version"],
-            "sha256": parent.weights_sha256,
-            "command": parent.metadata.get("training", {}).get("command", "not recorded")}
+    from: enough to rebuild the chain of training commands, and what each stage cost (its
+    seconds and device), the parent's own parent nested inside."""
+    training = parent.metadata.get("training", {})
+    record = {"id": parent.id, "version": parent.metadata["version"],
+              "sha256": parent.weights_sha256,
+              "command": training.get("command", "not recorded"),
+              "seconds": training.get("seconds"), "steps_done": training.get("steps_done"),
+              "device": training.get("device", "not recorded")}
+    if "parent" in parent.metadata:
+        record["parent"] = parent.metadata["parent"]
+    return record
+
+
+def training_stages(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every training stage behind a bundle, its own first then its parents': ``seconds``,
+    ``steps_done`` and ``device`` of each (None where a stage did not record them)."""
+    training = metadata.get("training", {})
+    stages = [{key: training.get(key) for key in ("seconds", "steps_done", "device")}]
+    parent = metadata.get("parent")
+    while parent:
+        stages.append({key: parent.get(key) for key in ("seconds", "steps_done", "device")})
+        parent = parent.get("parent")
+    return stages
 
 
 def git_commit() -> str:

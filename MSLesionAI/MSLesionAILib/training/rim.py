@@ -24,7 +24,14 @@ from ..networks import build_network
 from ..pipelines.rim import classify
 from ..progress import Progress
 from ..rim_patches import PatchSpec
-from ._loop import fit, minutes_to_seconds, phantom_data_record, seed_everything, training_record
+from ._loop import (
+    fit,
+    minutes_to_seconds,
+    parent_record,
+    phantom_data_record,
+    seed_everything,
+    training_record,
+)
 from .rim_data import Batches, PatchSet, case_folders, load_patch_set
 
 TEST_TIME_FLIPS = [[], [2]]  # as is, and mirrored left-right (the brain's own symmetry)
@@ -98,8 +105,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     network_args = {"outputs": config["outputs"], "patch_size": spec.size_vox,
                     "widths": list(args.widths)}
     network = build_network(args.arch, **network_args).to(memory_format=torch.channels_last_3d)
-    if args.init:
-        network.load_state_dict(load_bundle(args.init).load_state_dict())
+    parent = load_bundle(args.init) if args.init else None
+    if parent:
+        network.load_state_dict(parent.load_state_dict())
     batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
                       args.shift_vox, 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
@@ -112,6 +120,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     threshold = threshold_at_specificity(validation.labels, scores, TARGET_SPECIFICITY)
     metadata = bundle_metadata(args, config, spec, network_args, threshold,
                                rim_metrics(validation.labels, scores, scores >= threshold))
+    if parent:
+        metadata["parent"] = parent_record(parent)
     metadata["training"] = training_record(
         args.seed, {"training_cases": [str(c) for c in training_cases],
                     "validation_cases": [str(c) for c in validation_cases],
