@@ -24,7 +24,7 @@ from MSLesionAILib.benchmark.cohort import (
     used_seeds,
     write_cohort,
 )
-from MSLesionAILib.benchmark.sections import Options, Report, _budget
+from MSLesionAILib.benchmark.sections import Options, Report, _baseline_cases, _budget
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, write_bundle
 from MSLesionAILib.cli import main
@@ -217,3 +217,19 @@ def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path)
     assert budget["steps"] == 360 and budget["seconds"] == 650
     assert "1300 s of training in 3 stage(s)" in report.notes[-1]
     assert "200 s on cuda (a GPU)" in report.notes[-1]
+
+
+def test_baselines_train_on_copies_of_the_recorded_cases(tmp_path: Path) -> None:
+    for kind, seed in (("wm", 7), ("wm", 8), ("cortical", 7), ("wm", 9)):
+        case = tmp_path / "copies" / f"{kind}_s{seed}" / f"case_{seed:04d}"
+        case.mkdir(parents=True)
+        (case / "case.json").write_text(json.dumps({"seed": seed, "kind": kind}),
+                                        encoding="utf-8")
+    shipped = ModelBundle(Path("nowhere"), {"id": "m", "training": {"data": {
+        "datasets": ["/gone/s7", "/gone/s8"], "seeds": [7, 8], "cases": 2}}})
+    report = Report()
+    cases = _baseline_cases("wm", [shipped], Options(out=tmp_path, baseline_data=[
+        tmp_path / "copies"]), tmp_path, report)
+    assert [c.name for c in cases] == ["case_0007", "case_0008"]
+    assert [c.parent.name for c in cases] == ["wm_s7", "wm_s8"]
+    assert "2 of m's 2 training cases (copies under --baseline-data)" in report.notes[-1]

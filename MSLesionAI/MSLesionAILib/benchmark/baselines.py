@@ -31,6 +31,7 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import DynUNet
 
 from ..bundles import ModelBundle, load_bundle, write_bundle
+from ..devices import choose_device
 from ..errors import BundleError
 from ..geometry import resample_like
 from ..imageio import array_to_image, read_image
@@ -154,7 +155,7 @@ def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Pat
     network = build_unet3d(UNET3D_NETWORK)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
     record = fit(network, PatchBatches(cases, patch_size, batch_size, seed), loss, steps,
-                 learning_rate, torch.device("cpu"), progress, max_seconds=seconds)
+                 learning_rate, choose_device("auto"), progress, max_seconds=seconds)
     settings = {"steps": steps, "seconds_budget": seconds,
                 "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate, "loss": "Dice + cross-entropy"}
@@ -215,7 +216,7 @@ def train_plain_cortical(folders: list[Path], steps: int, out: Path, progress: P
     cases = [load_cortical_case(f, ["mp2rage"], tuple(plan["spacing_mm"])) for f in folders]
     network = build_network(plan["architecture"], **plan["network"])
     record = fit(network, PatchSampler(cases, patch_size, batch_size, seed), plain_loss(), steps,
-                 learning_rate, torch.device("cpu"), progress, max_seconds=seconds)
+                 learning_rate, choose_device("auto"), progress, max_seconds=seconds)
     settings = {"steps": steps, "seconds_budget": seconds,
                 "patch_size": patch_size, "batch_size": batch_size,
                 "learning_rate": learning_rate,

@@ -35,6 +35,7 @@ from .cohort import (
     QUICK_COHORTS,
     case_record,
     case_seed,
+    recorded_seeds,
 )
 from .rim import evaluate as rim_evaluate
 from .rim import missing_fit_cases, network_scores, pipeline_scores
@@ -57,6 +58,7 @@ class Options:
     cases: int | None = None
     skip_baselines: bool = False
     models: list[Path] | None = None
+    baseline_data: list[Path] | None = None
     budget: float = 1.0
     repeats: int = 3
     threads: int = 2
@@ -181,18 +183,19 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
 
 def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, work: Path,
                     report: Report) -> list[Path]:
-    """The shipped model's own training cases, else a generated calibration cohort."""
+    """The shipped model's own training cases (its recorded folders, else their copies under
+    ``--baseline-data``), else a generated calibration cohort."""
     if bundles and not options.quick:
         data = bundles[0].metadata["training"]["data"]
-        if kind == "wm":
-            cases = wm_case_folders([Path(d) for d in data.get("datasets", [])])
-        else:
-            cases = cortical_case_folders([Path(d) for d in data.get("folders", [])])
-        if "seeds" in data:  # the recorded cases only, not every case in their folders
-            cases = [case for case in cases if case_seed(case) in set(data["seeds"])]
+        cases = _recorded_cases(kind, data)
+        where = "recorded folders"
+        if not cases and options.baseline_data:
+            cases, where = _copies_of(kind, recorded_seeds(data), options.baseline_data), \
+                "copies under --baseline-data"
         if cases:
-            report.notes.append(f"{kind} baselines trained on {bundles[0].id}'s {len(cases)} "
-                                "training cases.")
+            report.notes.append(f"{kind} baselines trained on {len(cases)} of "
+                                f"{bundles[0].id}'s {data.get('cases', '?')} training cases "
+                                f"({where}).")
             return cases
     spec = (QUICK_COHORTS if options.quick else FULL_COHORTS)[kind]
     folder, count = work / "calibration" / kind, 2 if options.quick else CALIBRATION_CASES
@@ -204,6 +207,29 @@ def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, wor
                         f"phantom-dataset (seeds {CALIBRATION_FIRST_SEED[kind]}…); no shipped "
                         "model's training cases found.")
     return cases
+
+
+def _recorded_cases(kind: str, data: dict[str, Any]) -> list[Path]:
+    if kind == "wm":
+        cases = wm_case_folders([Path(d) for d in data.get("datasets", []) if Path(d).is_dir()])
+    else:
+        cases = cortical_case_folders([Path(d) for d in data.get("folders", [])
+                                       if Path(d).is_dir()])
+    if "seeds" in data:  # the recorded cases only, not every case in their folders
+        cases = [case for case in cases if case_seed(case) in set(data["seeds"])]
+    return cases
+
+
+def _copies_of(kind: str, seeds: set[int], folders: list[Path]) -> list[Path]:
+    """The phantom cases of ``kind`` with these seeds anywhere under ``folders`` (the generator
+    is deterministic: `mslesionai phantom-dataset --seed S --kind K --mode M` remakes a case)."""
+    found = {}
+    for folder in folders:
+        for case_json in sorted(folder.glob("**/case.json")):
+            record = case_record(case_json.parent)
+            if record.get("kind") == kind and record["seed"] in seeds:
+                found.setdefault(record["seed"], case_json.parent)
+    return [found[seed] for seed in sorted(found)]
 
 
 def _realistic_first(cases: list[Path]) -> list[Path]:
@@ -247,7 +273,7 @@ def _stages_text(stages: list[dict[str, Any]]) -> str:
              for stage in reversed(stages)]
     total = sum(stage["seconds"] or 0.0 for stage in stages)
     return (f"the shipped model's {total:.0f} s of training in {len(stages)} stage(s): "
-            + ", ".join(parts) + "; the baseline trains on the CPU")
+            + ", ".join(parts))
 
 
 def wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],

@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "the rim baselines still run)")
     parser.add_argument("--models", type=Path, nargs="*",
                         help="bundle folders (default: every installed model)")
+    parser.add_argument("--baseline-data", type=Path, nargs="*",
+                        help="folders holding the shipped models' training cases (remade with "
+                             "`mslesionai phantom-dataset --seed S --kind K --mode M`) when the "
+                             "folders their bundles record are not on this machine")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="baseline U-Net training time as a fraction of the shipped "
                              "model's recorded training time (default 1: the same budget)")
@@ -40,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     options = Options(out=args.out, quick=args.quick, cases=args.cases,
                       skip_baselines=args.skip_baselines, models=args.models,
+                      baseline_data=args.baseline_data,
                       budget=args.budget, repeats=args.repeats, threads=args.threads,
                       command="mslesionai " + shlex.join(sys.argv[1:]))
     print(f"wrote {run_benchmark(options, progress)}")
