@@ -24,6 +24,7 @@ from MSLesionAILib.labels import (
     Tissue,
 )
 from MSLesionAILib.phantom import generate_case, write_case
+from MSLesionAILib.phantom.contrasts import synthesize
 from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL, _edge_vein, _Site
 from MSLesionAILib.phantom.veins import VeinCanvas
 
@@ -272,3 +273,19 @@ def test_whole_brain_fits_in_its_oblique_field_of_view() -> None:
         assert brain.sum() * 2.5**3 > 1.0e6  # a whole brain (µL), not a crop
         faces = [brain[0], brain[-1], brain[:, 0], brain[:, -1], brain[:, :, 0], brain[:, :, -1]]
         assert not any(face.any() for face in faces)
+
+
+def test_a_cortical_lesion_replaces_grey_matter_not_csf() -> None:
+    """Voxels: half CSF / half grey matter, then pure grey matter; the lesion fills both."""
+    fractions = {"csf": np.array([0.5, 0.0]), "gm": np.array([0.5, 1.0]),
+                 "wm": np.zeros(2), "deep_gm": np.zeros(2), "infratentorial": np.zeros(2)}
+    anatomy = SimpleNamespace(fractions=fractions)
+    values = {"csf": 0.1, "gm": 0.7, "deep_gm": 0.8, "wm": 1.0, "dawm": 0.0,
+              "wm_lesion": 0.6, "cortical_lesion": 0.6, "vein": 0.9}
+    none, ones = np.zeros(2), np.ones(2)
+
+    def image(cortical_fraction: np.ndarray) -> np.ndarray:
+        return synthesize(anatomy, values, none, cortical_fraction, none, ones, none)
+
+    np.testing.assert_allclose(image(ones), [0.5 * 0.1 + 0.5 * 0.6, 0.6], rtol=1e-6)
+    assert (image(ones) < image(none)).all()  # darker than grey matter, the CSF share kept
