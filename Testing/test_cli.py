@@ -85,3 +85,14 @@ def test_signal_cancels_promptly_and_leaves_no_output(tmp_path, signal_number):
     assert time.monotonic() - started < 5
     assert "cancelled by signal" in process.stderr.read()
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("task", "marker"), [("wm", "flair.nii.gz"),
+                                              ("cortical", "mp2rage.nii.gz")])
+def test_training_without_cases_stops_before_it_starts(task, marker, tmp_path, capsys):
+    (tmp_path / "dataset" / "not_a_case").mkdir(parents=True)
+    code = main(["--progress", "none", "train", task, "--data", str(tmp_path / "dataset"),
+                 "--out", str(tmp_path / "bundle")])
+    assert code == 2 and not (tmp_path / "bundle").exists()
+    assert f"--data: no case found in {tmp_path / 'dataset'} (a case folder holds {marker}" \
+        in capsys.readouterr().err

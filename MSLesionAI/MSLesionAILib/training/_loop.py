@@ -19,6 +19,7 @@ import torch
 
 from .. import __version__
 from ..bundles import ModelBundle
+from ..errors import InputError
 from ..progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -112,6 +113,16 @@ def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, 
             "modes": sorted({case.get("mode", "unknown") for case in cases}),
             "generator_versions": sorted({case.get("generator_version", "unknown")
                                           for case in cases})}
+
+
+def found_cases(option: str, roots: list[Path] | None, folders: list[Path],
+                marker: str) -> list[Path]:
+    """The case folders found under an option's folders, or, when it was given and holds
+    none, a clear error before any training starts."""
+    if roots and not folders:
+        raise InputError(f"{option}: no case found in {', '.join(map(str, roots))} (a case "
+                         f"folder holds {marker}; give case folders or folders of them)")
+    return folders
 
 
 def parent_record(parent: ModelBundle) -> dict[str, Any]:

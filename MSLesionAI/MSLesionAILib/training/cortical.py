@@ -35,6 +35,7 @@ from ..results import read_table_csv
 from ..timing import StageTimer
 from ._loop import (
     fit,
+    found_cases,
     minutes_to_seconds,
     parent_record,
     seed_everything,
@@ -202,7 +203,11 @@ def initialise_prior(network: torch.nn.Module, lesion_prior: float = 0.01) -> No
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = plan(args)
-    folders = case_folders(args.data)
+    folders, validation, held_out = (found_cases(option, roots, case_folders(roots or []),
+                                                 "mp2rage.nii.gz")
+                                     for option, roots in (("--data", args.data),
+                                                           ("--validation", args.validation),
+                                                           ("--eval", args.eval)))
     network = build_network(metadata["architecture"], **metadata["network"])
     if args.init:
         parent = load_bundle(args.init)
@@ -213,11 +218,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9))
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
-    if args.validation:
-        bundle = calibrate(bundle, case_folders(args.validation), args.device)
-    if args.eval:
-        record_metrics(bundle, "held_out",
-                       evaluate_bundle(bundle, case_folders(args.eval), device=args.device))
+    if validation:
+        bundle = calibrate(bundle, validation, args.device)
+    if held_out:
+        record_metrics(bundle, "held_out", evaluate_bundle(bundle, held_out, device=args.device))
     return 0
 
 

@@ -33,6 +33,7 @@ from ..pipelines import wm as wm_pipeline
 from ..progress import Progress
 from ._loop import (
     fit,
+    found_cases,
     minutes_to_seconds,
     parent_record,
     phantom_data_record,
@@ -120,7 +121,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     torch.set_num_threads(args.threads)
     rng = seed_everything(args.seed)
     metadata = plan(args)
-    folders = case_folders(args.data)
+    folders = found_cases("--data", args.data, case_folders(args.data), "flair.nii.gz")
+    eval_folders = found_cases("--eval", args.eval, case_folders(args.eval or []),
+                               "flair.nii.gz")
     progress.update(0.0, f"preparing {len(folders)} training cases")
     cases = load_cases(folders, metadata, rng, args.workers)
     next_batch = batch_source(
@@ -139,7 +142,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
     metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
                                            settings, time.perf_counter() - start, record)
-    eval_folders = case_folders(args.eval)
     if eval_folders:
         with tempfile.TemporaryDirectory() as scratch:
             draft = write_bundle(Path(scratch) / "draft", metadata, network.state_dict())

@@ -41,11 +41,12 @@ class TrainingCase:
     brain_voxels: np.ndarray    # (m, 3) indices of normalisation-mask voxels (subsampled)
 
 
-def case_folders(datasets: list[Path]) -> list[Path]:
-    """Every case folder (one holding flair.nii.gz) in the given dataset folders, sorted;
-    hidden folders (a generator's unfinished ``.NAME.partial-*``) are skipped."""
-    return sorted(p.parent for d in datasets for p in Path(d).glob("*/flair.nii.gz")
-                  if not p.parent.name.startswith("."))
+def case_folders(roots: list[Path]) -> list[Path]:
+    """Every case folder (one holding flair.nii.gz) among ``roots`` and their children,
+    sorted; hidden folders (a generator's unfinished ``.NAME.partial-*``) are skipped."""
+    found = [p.parent for root in map(Path, roots)
+             for p in [root / "flair.nii.gz", *root.glob("*/flair.nii.gz")] if p.is_file()]
+    return sorted(folder for folder in found if not folder.name.startswith("."))
 
 
 def load_case(folder: Path, metadata: dict[str, Any], use_mask: bool) -> TrainingCase:
