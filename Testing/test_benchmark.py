@@ -233,3 +233,9 @@ def test_baselines_train_on_copies_of_the_recorded_cases(tmp_path: Path) -> None
     assert [c.name for c in cases] == ["case_0007", "case_0008"]
     assert [c.parent.name for c in cases] == ["wm_s7", "wm_s8"]
     assert "2 of m's 2 training cases (copies under --baseline-data)" in report.notes[-1]
+
+
+def test_the_rim_pipeline_row_runs_the_model_best_on_validation() -> None:
+    better_on_validation = ModelBundle(Path("a"), {"id": "a", "validation": {"roc_auc": 0.9}})
+    worse = ModelBundle(Path("b"), {"id": "b", "validation": {"roc_auc": 0.8}})
+    assert rim_benchmark.best_on_validation([worse, better_on_validation]).id == "a"

@@ -37,8 +37,8 @@ from .cohort import (
     case_seed,
     recorded_seeds,
 )
+from .rim import best_on_validation, missing_fit_cases, network_scores, pipeline_scores
 from .rim import evaluate as rim_evaluate
-from .rim import missing_fit_cases, network_scores, pipeline_scores
 
 REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"
@@ -391,7 +391,7 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
                                                                          cohort).items():
             results[name] = rim_evaluate(scores, labels, threshold)
             curves[name] = (scores, labels)
-    best = max(bundles, key=lambda b: results[b.id]["roc_auc"])
+    best = best_on_validation(bundles)
     scores, labels, _ = pipeline_scores(best, cohort)
     results[f"{best.id}, whole pipeline (candidates)"] = rim_evaluate(
         scores, labels, best.metadata["operating_point"]["threshold"])

@@ -203,7 +203,10 @@ def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
         f"- Trained on {len(data['training_cases'])} phantom rim cases "
         f"({data['training_lesions']} lesions, {data['training_rim_positive']} rim+), "
         f"seed {training['seed']}, {training['seconds']:.0f} s on {training['machine']}",
-        f"- Command: `{training['command']}`", "",
+        f"- Command: `{training['command']}`",
+        *([f"- Started from {metadata['parent']['id']} v{metadata['parent']['version']} "
+           f"(weights SHA-256 {metadata['parent']['sha256'][:12]}…), trained with "
+           f"`{metadata['parent']['command']}`"] if "parent" in metadata else []), "",
         "## Figures", "",
         "| split | lesions | rim+ | ROC AUC | PR AUC | sensitivity | specificity | F1 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
