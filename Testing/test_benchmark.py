@@ -232,7 +232,8 @@ def test_baselines_train_on_copies_of_the_recorded_cases(tmp_path: Path) -> None
         tmp_path / "copies"]), tmp_path, report)
     assert [c.name for c in cases] == ["case_0007", "case_0008"]
     assert [c.parent.name for c in cases] == ["wm_s7", "wm_s8"]
-    assert "2 of m's 2 training cases (copies under --baseline-data)" in report.notes[-1]
+    assert report.notes[-1] == ("wm baselines drawn from 2 of m's 2 training cases (copies "
+                                "under --baseline-data).")
 
 
 def test_the_rim_pipeline_row_runs_the_model_best_on_validation() -> None:
