@@ -254,7 +254,7 @@ def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Pat
         report.notes.append(f"{kind} baseline U-Net: {settings} (--quick).")
     else:
         metadata = bundles[0].metadata if bundles else {}
-        stages = training_stages(metadata) if bundles else []
+        stages = training_stages(metadata) if metadata else []
         seconds = sum(stage["seconds"] or 0.0 for stage in stages) or DEFAULT_SECONDS
         steps = sum(stage["steps_done"] or 0 for stage in stages) or DEFAULT_STEPS[kind]
         shipped = metadata.get("training", {}).get("settings", {})
@@ -267,7 +267,8 @@ def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Pat
 
 
 def _stages_text(stages: list[dict[str, Any]]) -> str:
-    """"the shipped model's 6015 s of training in 4 stages (296 s on cuda …, …)"."""
+    """E.g. "the shipped model's 2370 s of training in 3 stage(s): 789 s on cpu, 1261 s on
+    cpu, 320 s on cuda (…)", first stage first."""
     parts = [f"{stage['seconds']:.0f} s on {stage['device'] or 'an unrecorded device'}"
              if stage["seconds"] is not None else "one stage of unrecorded time"
              for stage in reversed(stages)]
