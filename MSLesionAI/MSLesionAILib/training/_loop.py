@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+STAGE_KEYS = ("seconds", "steps_done", "device")  # what a training stage cost
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -133,8 +134,7 @@ def parent_record(parent: ModelBundle) -> dict[str, Any]:
     record = {"id": parent.id, "version": parent.metadata["version"],
               "sha256": parent.weights_sha256,
               "command": training.get("command", "not recorded"),
-              "seconds": training.get("seconds"), "steps_done": training.get("steps_done"),
-              "device": training.get("device", "not recorded")}
+              **{key: training.get(key) for key in STAGE_KEYS}}
     if "parent" in parent.metadata:
         record["parent"] = parent.metadata["parent"]
     return record
@@ -143,13 +143,11 @@ def parent_record(parent: ModelBundle) -> dict[str, Any]:
 def training_stages(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     """Every training stage behind a bundle, its own first then its parents': ``seconds``,
     ``steps_done`` and ``device`` of each (None where a stage did not record them)."""
-    training = metadata.get("training", {})
-    stages = [{key: training.get(key) for key in ("seconds", "steps_done", "device")}]
-    parent = metadata.get("parent")
+    stages, parent = [metadata.get("training", {})], metadata.get("parent")
     while parent:
-        stages.append({key: parent.get(key) for key in ("seconds", "steps_done", "device")})
+        stages.append(parent)
         parent = parent.get("parent")
-    return stages
+    return [{key: stage.get(key) for key in STAGE_KEYS} for stage in stages]
 
 
 def git_commit() -> str:

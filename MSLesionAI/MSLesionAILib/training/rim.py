@@ -30,6 +30,7 @@ from ._loop import (
     parent_record,
     phantom_data_record,
     seed_everything,
+    trained_on,
     training_record,
 )
 from .rim_data import Batches, PatchSet, case_folders, load_patch_set
@@ -202,7 +203,7 @@ def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
         f"(95 % specificity on {len(data['validation_cases'])} validation cases)",
         f"- Trained on {len(data['training_cases'])} phantom rim cases "
         f"({data['training_lesions']} lesions, {data['training_rim_positive']} rim+), "
-        f"seed {training['seed']}, {training['seconds']:.0f} s on {training['machine']}",
+        f"seed {training['seed']}, {training['seconds']:.0f} s on {trained_on(training)}",
         f"- Command: `{training['command']}`",
         *([f"- Started from {metadata['parent']['id']} v{metadata['parent']['version']} "
            f"(weights SHA-256 {metadata['parent']['sha256'][:12]}…), trained with "
