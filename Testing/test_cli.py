@@ -96,3 +96,18 @@ def test_training_without_cases_stops_before_it_starts(task, marker, tmp_path, c
     assert code == 2 and not (tmp_path / "bundle").exists()
     assert f"--data: no case found in {tmp_path / 'dataset'} (a case folder holds {marker}" \
         in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--data", "--validation"])
+def test_rim_training_names_the_option_whose_folder_holds_no_case(option, tmp_path, capsys):
+    (tmp_path / "cases" / "case_1").mkdir(parents=True)
+    (tmp_path / "cases" / "case_1" / "case.json").write_text("{}")
+    (tmp_path / "empty" / "not_a_case").mkdir(parents=True)
+    folders = {"--data": tmp_path / "cases", "--validation": tmp_path / "cases"}
+    folders[option] = tmp_path / "empty"
+    code = main(["--progress", "none", "train", "rim", "--arch", "rimnet",
+                 *[arg for name, folder in folders.items() for arg in (name, str(folder))],
+                 "--out", str(tmp_path / "bundle")])
+    assert code == 2 and not (tmp_path / "bundle").exists()
+    assert f"{option}: no case found in {tmp_path / 'empty'} (a case folder holds case.json" \
+        in capsys.readouterr().err

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="write the test figures into each bundle's metadata.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    test = case_folders(args.test)
+    test = case_folders(args.test, "--test")
     bundles = [load_bundle(m) for m in args.models]
     check_held_out(bundles, test)
     report: dict[str, Any] = {"test_cases": [str(f) for f in test], "lesion_wise": {}}

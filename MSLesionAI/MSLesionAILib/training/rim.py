@@ -144,7 +144,7 @@ def split_cases(data: list[Path], validation: list[Path] | None,
     """Training and validation case folders, disjoint."""
     cases = case_folders(data)
     if validation:
-        held_out = case_folders(validation)
+        held_out = case_folders(validation, "--validation")
     else:
         order = rng.permutation(len(cases))
         held_out = [cases[i] for i in sorted(order[:max(1, len(cases) // 5)])]

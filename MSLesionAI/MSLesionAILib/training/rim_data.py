@@ -25,13 +25,13 @@ import torch
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from ..errors import InputError
 from ..geometry import ras_to_lps, resample_like, same_grid
 from ..imageio import read_image
 from ..lesions import lesion_measures, min_voxels_for_volume
 from ..progress import Progress
 from ..rim_candidates import MIN_VOLUME_UL
 from ..rim_patches import PatchSpec, centre_crop, make_patches
+from ._loop import found_cases
 
 MAX_SCALE_CHANGE = 0.15
 
@@ -49,15 +49,14 @@ class PatchSet:
         return len(self.labels)
 
 
-def case_folders(folders: Iterable[str | Path]) -> list[Path]:
-    """The phantom case folders (with ``case.json``) in or under each folder, sorted."""
+def case_folders(folders: Iterable[str | Path], option: str = "--data") -> list[Path]:
+    """The phantom case folders (with ``case.json``) in or under each folder, sorted; an
+    error naming ``option`` for a folder that holds none."""
     cases: list[Path] = []
     for folder in map(Path, folders):
         found = [folder] if (folder / "case.json").is_file() else sorted(
             p.parent for p in folder.glob("*/case.json"))
-        if not found:
-            raise InputError(f"--data: no phantom case (folder with case.json) in {folder}")
-        cases += found
+        cases += found_cases(option, [folder], found, "case.json")
     return cases
 
 
