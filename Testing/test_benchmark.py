@@ -24,12 +24,19 @@ from MSLesionAILib.benchmark.cohort import (
     used_seeds,
     write_cohort,
 )
-from MSLesionAILib.benchmark.sections import Options, Report, _baseline_cases, _budget
+from MSLesionAILib.benchmark.sections import (
+    Options,
+    Report,
+    _baseline_cases,
+    _budget,
+    speed_section,
+)
 from MSLesionAILib.benchmark.speed import forward_timer
-from MSLesionAILib.bundles import ModelBundle, write_bundle
+from MSLesionAILib.bundles import ModelBundle, load_bundle, write_bundle
 from MSLesionAILib.cli import main
 from MSLesionAILib.metrics.overlap import dice
 from MSLesionAILib.networks import build_network
+from MSLesionAILib.progress import Progress
 from MSLesionAILib.training import wm as wm_training
 
 FIRST_WM_SEED = QUICK_COHORTS["wm"].first_seed
@@ -76,6 +83,7 @@ def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
                     "## Cortical lesions", "## Speed and memory", "## Notes"):
         assert heading in text
     assert "wm-tiny" in text and "3D U-Net" in text and "FLAIR threshold" in text
+    assert f"speed measured on {' and '.join(speed.speed_devices())}" in text
     for png in ("per_patient_rates.png", "wm_volume_bland_altman.png", "lesion_counts.png"):
         assert (quick_run / png).stat().st_size > 1000
         assert f"({png})" in text
@@ -184,6 +192,26 @@ def test_a_second_benchmark_times_again_in_the_same_folder(tmp_path, monkeypatch
     monkeypatch.setattr(speed, "measure_run", fake_run)
     for _ in range(2):
         assert speed.measure(["wm"], tmp_path / "speed" / "wm", 2, 1)["runs"] == 2
+
+
+def test_with_a_gpu_each_pipeline_is_timed_on_the_cpu_and_again_on_the_gpu(
+        tmp_path, monkeypatch) -> None:
+    timed = []
+
+    def fake_measure(argv, out, repeats, threads):
+        timed.append((argv[argv.index("--device") + 1], out.name))
+        return {"runs": repeats}
+
+    monkeypatch.setattr(speed, "speed_devices", lambda: ["cpu", "cuda"])
+    monkeypatch.setattr(speed, "measure", fake_measure)
+    monkeypatch.setattr(tables, "speed_table", lambda speeds: "")
+    bundle = load_bundle(tiny_wm_bundle(tmp_path / "wm-tiny", tmp_path / "data"))
+    report = Report()
+    speed_section({"wm": [bundle]}, {"wm": [tmp_path / "case_1"]},
+                  Options(out=tmp_path, quick=True, repeats=1), tmp_path, report, Progress())
+    assert timed == [("cpu", "wm"), ("cuda", "wm_on_cuda")]
+    assert list(report.speeds) == ["wm", "wm on cuda"]
+    assert 'rows marked "on cuda" ran on the GPU' in report.sections[-1]
 
 
 def test_a_cohort_case_from_another_generator_is_refused(tmp_path: Path) -> None:

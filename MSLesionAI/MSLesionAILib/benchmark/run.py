@@ -17,9 +17,10 @@ import torch
 
 from .. import __version__
 from ..bundles import ModelBundle, list_bundles, load_bundle
+from ..devices import choose_device
 from ..progress import Progress
-from ..training._loop import git_commit
-from . import plots, sections
+from ..training._loop import device_description, git_commit
+from . import plots, sections, speed
 from .cohort import FULL_COHORTS, QUICK_COHORTS, used_seeds, write_cohort
 from .sections import Options, Report
 
@@ -73,7 +74,9 @@ def _header(options: Options, bundles: list[ModelBundle], used: dict[int, str]) 
         f"- Command: `{options.command}`\n"
         f"- Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; commit {git_commit()}\n"
         f"- Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores "
-        f"visible, torch threads {options.threads}, no GPU used\n"
+        f"visible, torch threads {options.threads}; baselines train on "
+        f"{device_description(choose_device('auto'))}; speed measured on "
+        f"{' and '.join(speed.speed_devices())}\n"
         f"- Versions: mslesionai {__version__}, Python {platform.python_version()}, torch "
         f"{torch.__version__}, MONAI {monai.__version__}, SimpleITK {sitk.Version_VersionString()},"
         f" numpy {np.__version__}\n"
