@@ -235,7 +235,7 @@ def test_rim_baselines_need_the_cases_they_are_fitted_on(tmp_path: Path) -> None
 
 
 def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path) -> None:
-    grandparent = {"seconds": 1000.0, "steps_done": 300, "device": "cpu"}
+    grandparent = {"seconds": 1000.0, "steps_done": 300, "device": "cpu", "threads": 1}
     parent = {"seconds": 200.0, "steps_done": 50, "device": "cuda (a GPU)",
               "parent": grandparent}
     shipped = ModelBundle(Path("nowhere"), {"id": "m", "parent": parent, "training": {
@@ -245,6 +245,7 @@ def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path)
     assert budget["steps"] == 360 and budget["seconds"] == 650
     assert "1300 s of training in 3 stage(s)" in report.notes[-1]
     assert "200 s on cuda (a GPU)" in report.notes[-1]
+    assert "1000 s on cpu (1 torch thread)" in report.notes[-1]
 
 
 def test_baselines_train_on_copies_of_the_recorded_cases(tmp_path: Path) -> None:

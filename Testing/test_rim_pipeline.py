@@ -98,6 +98,7 @@ def test_continued_training_records_each_stage_it_stands_on(trained_bundle: Path
     assert [stage["steps_done"] for stage in stages] == [1, 2]
     assert stages[1]["seconds"] == first.metadata["training"]["seconds"]
     assert stages[1]["device"] == "cpu"
+    assert stages[1]["threads"] == first.metadata["training"]["threads"] >= 1
 
 
 def _shipped_rim_bundle() -> Path:

@@ -241,7 +241,17 @@ def _realistic_first(cases: list[Path]) -> list[Path]:
 def _note_training_time(baseline: ModelBundle, report: Report) -> None:
     training = baseline.metadata["training"]
     report.notes.append(f"{baseline.id} trained {training['steps_done']} steps in "
-                        f"{training['seconds']:.0f} s on {training['device']}.")
+                        f"{training['seconds']:.0f} s on {_device_text(training)}.")
+
+
+def _device_text(stage: dict[str, Any]) -> str:
+    """E.g. "cpu (1 torch thread)", "cuda (NVIDIA H100 80GB HBM3)"; older records name no
+    threads, or no device."""
+    device = stage.get("device") or "an unrecorded device"
+    threads = stage.get("threads")
+    if device == "cpu" and threads:
+        return f"cpu ({threads} torch thread{'s' if threads > 1 else ''})"
+    return device
 
 
 def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Path,
@@ -269,7 +279,7 @@ def _budget(kind: str, bundles: list[ModelBundle], options: Options, folder: Pat
 def _stages_text(stages: list[dict[str, Any]]) -> str:
     """E.g. "the shipped model's 2370 s of training in 3 stage(s): 789 s on cpu, 1261 s on
     cpu, 320 s on cuda (…)", first stage first."""
-    parts = [f"{stage['seconds']:.0f} s on {stage['device'] or 'an unrecorded device'}"
+    parts = [f"{stage['seconds']:.0f} s on {_device_text(stage)}"
              if stage["seconds"] is not None else "one stage of unrecorded time"
              for stage in reversed(stages)]
     total = sum(stage["seconds"] or 0.0 for stage in stages)

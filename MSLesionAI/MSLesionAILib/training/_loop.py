@@ -23,7 +23,8 @@ from ..errors import InputError
 from ..progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-STAGE_KEYS = ("seconds", "steps_done", "device")  # what a training stage cost
+# What a training stage cost (the CPU threads too: CPU seconds mean little without them).
+STAGE_KEYS = ("seconds", "steps_done", "device", "threads")
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -174,5 +175,6 @@ def training_record(seed: int, data: dict[str, Any], settings: dict[str, Any],
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.system()}",
         "device": record.device,
+        "threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d"),
     }
