@@ -142,8 +142,8 @@ def parent_record(parent: ModelBundle) -> dict[str, Any]:
 
 
 def training_stages(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every training stage behind a bundle, its own first then its parents': ``seconds``,
-    ``steps_done`` and ``device`` of each (None where a stage did not record them)."""
+    """Every training stage behind a bundle, its own first then its parents': the
+    `STAGE_KEYS` of each (None where a stage did not record one)."""
     stages, parent = [metadata.get("training", {})], metadata.get("parent")
     while parent:
         stages.append(parent)
