@@ -10,7 +10,8 @@ import torch
 from MSLesionAILib.metrics.rim import threshold_at_specificity
 from MSLesionAILib.networks import build_network
 from MSLesionAILib.networks.rimnet import rim_probability
-from MSLesionAILib.training.rim import loss_function
+from MSLesionAILib.pipelines.rim import classify
+from MSLesionAILib.training.rim import TEST_TIME_FLIPS, loss_function
 
 
 def test_rimnet_two_branches_two_logits() -> None:
@@ -58,3 +59,26 @@ def test_operating_point_gives_95_percent_specificity_on_validation_scores() -> 
     negatives = scores[labels == 0]
     assert np.mean(negatives < threshold) >= 0.95
     assert np.mean(negatives < np.max(negatives[negatives < threshold])) < 0.95
+
+
+class _CornerLogit(torch.nn.Module):
+    """One logit: channel 0 at voxel (0, 0, 0), so each mirror of a patch sees another corner."""
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return patches[:, :1, 0, 0, 0]
+
+
+def test_test_time_flips_average_every_mirror() -> None:
+    assert sorted(map(tuple, TEST_TIME_FLIPS)) == sorted(
+        {tuple(a for a in range(3) if mask >> a & 1) for mask in range(8)})
+    patches = np.zeros((1, 1, 4, 4, 4), np.float32)
+    corners = [(0, 0, 0), (3, 0, 0), (0, 3, 0), (0, 0, 3),
+               (3, 3, 0), (3, 0, 3), (0, 3, 3), (3, 3, 3)]
+    logits = np.linspace(-2.0, 2.0, len(corners))
+    for corner, logit in zip(corners, logits, strict=True):
+        patches[(0, 0, *corner)] = logit
+    expected = float(np.mean(1.0 / (1.0 + np.exp(-logits))))
+    flipped = classify(_CornerLogit(), patches, torch.device("cpu"), TEST_TIME_FLIPS)
+    assert math.isclose(float(flipped[0]), expected, rel_tol=1e-5)
+    as_is = classify(_CornerLogit(), patches, torch.device("cpu"), [[]])
+    assert math.isclose(float(as_is[0]), 1.0 / (1.0 + math.exp(2.0)), rel_tol=1e-5)
