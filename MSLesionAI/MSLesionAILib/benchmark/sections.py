@@ -129,7 +129,7 @@ def _name(bundle: ModelBundle) -> str:
     return f"{bundle.id} v{bundle.metadata['version']}"
 
 
-def _key(bundle: ModelBundle) -> str:
+def work_key(bundle: ModelBundle) -> str:
     """A work folder name that changes when the weights do."""
     return f"{_slug(bundle.id)}-{bundle.weights_sha256[:8]}"
 
@@ -147,7 +147,7 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
     """Method name → (work folder key, predict(case folder, out folder)) for white matter."""
     log = work / "log.txt"
     methods: dict[str, tuple[str, Any]] = {
-        _name(b): (_key(b), lambda folder, out, b=b: _cli(
+        _name(b): (work_key(b), lambda folder, out, b=b: _cli(
             ["wm", *_wm_inputs(folder), "--model", str(b.path), "--device", "cpu",
              "--out", str(out)], log)) for b in bundles}
     training_cases = _baseline_cases("wm", bundles, options, work, report)
@@ -178,7 +178,7 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         _write_lesions(baselines.unet3d_lesions(unet, contrasts), contrasts["flair"], out,
                        "wm_lesions.nii.gz")
 
-    return {**methods, "3D U-Net (MONAI DynUNet, nnU-Net-style)": (_key(unet), unet3d)}
+    return {**methods, "3D U-Net (MONAI DynUNet, nnU-Net-style)": (work_key(unet), unet3d)}
 
 
 def _baseline_cases(kind: str, bundles: list[ModelBundle], options: Options, work: Path,
@@ -347,7 +347,7 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
     cohort = cohorts["cortical"]
     reports = {}
     for bundle in bundles:
-        name, key = _name(bundle), _key(bundle)
+        name, key = _name(bundle), work_key(bundle)
 
         def predict(folder: Path, out: Path, bundle: ModelBundle = bundle) -> None:
             _cli([*_cortical_argv(folder, bundle), "--model", str(bundle.path), "--device",
