@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from MSLesionAILib.benchmark.sections import work_key
 from MSLesionAILib.bundles import find_bundle
+from MSLesionAILib.metrics.overlap import overlap_table
 
 CONTRAST_BINS = ((0.0, 0.3), (0.3, 0.45), (0.45, 0.6), (0.6, 1.0))
 VOLUME_BINS_UL = ((0.0, 10.0), (10.0, 30.0), (30.0, 100.0), (100.0, np.inf))
@@ -32,8 +33,8 @@ def lesion_rows(case: Path, prediction: Path) -> list[tuple[float, float, float]
     predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(prediction / "wm_lesions.nii.gz")))
     flair = info["tissue_values"]["flair"]
     case_contrast = flair["wm_lesion"] / flair["wm"] - 1.0
-    voxels = np.bincount(truth.ravel())
-    labelled = np.bincount(truth[predicted > 0], minlength=len(voxels))
+    table = overlap_table(truth, predicted)  # row i: truth lesion i's voxels by predicted id
+    voxels, labelled = table.sum(axis=1), table[:, 1:].sum(axis=1)
     return [(lesion["severity"] * case_contrast, lesion["volume_ul"],
              labelled[lesion["lesion_id"]] / voxels[lesion["lesion_id"]])
             for lesion in info["lesions"]
