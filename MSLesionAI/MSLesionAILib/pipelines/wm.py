@@ -114,13 +114,24 @@ def _summarise_locations(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "volume_ul_by_location": {k: round(v, 3) for k, v in volumes.items()}}
 
 
-def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
-        brain_mask: sitk.Image | None = None, *, bundle: ModelBundle, device: torch.device,
-        min_volume_ul: float = 3.0, connectivity: int = 18,
-        progress: Progress | None = None) -> LesionResult:
-    """Segment white-matter lesions and tissue; every output is on FLAIR's grid."""
-    progress = progress or Progress()
-    metadata, timer, warnings = bundle.metadata, StageTimer(), []
+@dataclass
+class LesionMaps:
+    """The network's output on FLAIR's grid, before any threshold."""
+
+    probability: np.ndarray     # lesion probability (z, y, x)
+    uncertainty: np.ndarray     # spread of the passes' lesion probabilities
+    tissue: np.ndarray          # `labels.Tissue`, background outside the brain
+    brain: np.ndarray           # where lesions may be: the given mask, else tissue != background
+    warnings: list[str]
+
+
+def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
+                 brain_mask: sitk.Image | None = None, *, bundle: ModelBundle,
+                 device: torch.device, progress: Progress | None = None,
+                 timer: StageTimer | None = None) -> LesionMaps:
+    """Steps 1-5 up to the threshold: lesion probability, uncertainty and tissue on FLAIR."""
+    progress, timer = progress or Progress(), timer or StageTimer()
+    metadata, warnings = bundle.metadata, []
     with timer.stage("registration"):
         progress.update(0.0, "bringing T1/T2 to FLAIR")
         others = {name: bring_to_reference(image, f"--{name}", flair, "--flair")
@@ -141,42 +152,59 @@ def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None =
             progress=progress.sub(0.15, 0.85))
     with timer.stage("postprocessing"):
         progress.update(0.86, "lesions and tissue on FLAIR's grid")
-        result = _lesion_result(flair, model_input, prediction, brain_mask, bundle,
-                                min_volume_ul, connectivity)
+        grid = model_input.grid
+        tissue = _to_reference(prediction.tissue_logits.argmax(0).numpy().astype(np.uint8),
+                               grid, flair, "nearest")
+        if brain_mask is not None:
+            brain = sitk.GetArrayFromImage(brain_mask) > 0
+            tissue[~brain] = Tissue.BACKGROUND
+        else:
+            brain = tissue != Tissue.BACKGROUND
+        return LesionMaps(
+            _to_reference(prediction.lesion_probability.numpy(), grid, flair, "linear"),
+            _to_reference(prediction.lesion_uncertainty.numpy(), grid, flair, "linear"),
+            tissue, brain, warnings)
+
+
+def lesion_components(maps: LesionMaps, threshold: float, connectivity: int,
+                      min_volume_ul: float, spacing_zyx_mm: tuple[float, ...]) -> np.ndarray:
+    """Instance labels (1 = largest) of the thresholded probability inside the brain."""
+    return label_components((maps.probability > threshold) & maps.brain, connectivity,
+                            min_volume_ul, spacing_zyx_mm)
+
+
+def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
+        brain_mask: sitk.Image | None = None, *, bundle: ModelBundle, device: torch.device,
+        min_volume_ul: float = 3.0, connectivity: int = 18,
+        progress: Progress | None = None) -> LesionResult:
+    """Segment white-matter lesions and tissue; every output is on FLAIR's grid."""
+    timer = StageTimer()
+    maps = predict_maps(flair, t1, t2, brain_mask, bundle=bundle, device=device,
+                        progress=progress, timer=timer)
+    with timer.stage("postprocessing"):
+        result = _lesion_result(flair, maps, bundle, min_volume_ul, connectivity)
     result.summary.update({
         "inputs": {"flair": True, "t1": t1 is not None, "t2": t2 is not None,
                    "brain_mask": brain_mask is not None},
         "brain_mask_method": "given" if brain_mask is not None else
         "network tissue prediction (tissue != background)",
-        "warnings": warnings, "timings_s": timer.as_dict()})
+        "warnings": maps.warnings, "timings_s": timer.as_dict()})
     return result
 
 
-def _lesion_result(flair: sitk.Image, model_input: ModelInput, prediction: Any,
-                   brain_mask: sitk.Image | None, bundle: ModelBundle, min_volume_ul: float,
-                   connectivity: int) -> LesionResult:
-    grid = model_input.grid
-    tissue = prediction.tissue_logits.argmax(0).numpy().astype(np.uint8)
-    tissue = _to_reference(tissue, grid, flair, "nearest")
-    probability = _to_reference(prediction.lesion_probability.numpy(), grid, flair, "linear")
-    uncertainty = _to_reference(prediction.lesion_uncertainty.numpy(), grid, flair, "linear")
-    if brain_mask is not None:
-        brain = sitk.GetArrayFromImage(brain_mask) > 0
-        tissue[~brain] = Tissue.BACKGROUND
-    else:
-        brain = tissue != Tissue.BACKGROUND
+def _lesion_result(flair: sitk.Image, maps: LesionMaps, bundle: ModelBundle,
+                   min_volume_ul: float, connectivity: int) -> LesionResult:
     threshold = bundle.metadata["thresholds"]["lesion_probability"]
     spacing_zyx = flair.GetSpacing()[::-1]
-    lesion_ids = label_components((probability > threshold) & brain, connectivity,
-                                  min_volume_ul, spacing_zyx)
-    locations = wm_lesion_locations(lesion_ids, tissue, spacing_zyx)
-    rows = lesion_measures(lesion_ids, flair, probability, uncertainty)
+    lesion_ids = lesion_components(maps, threshold, connectivity, min_volume_ul, spacing_zyx)
+    locations = wm_lesion_locations(lesion_ids, maps.tissue, spacing_zyx)
+    rows = lesion_measures(lesion_ids, flair, maps.probability, maps.uncertainty)
     for row in rows:
         row.update({"class": "wm", "location": locations[row["lesion_id"]]})
         row["volume_ul"] = round(row["volume_ul"], 3)
-    class_labels = np.where(lesion_ids > 0, LESION_VALUE, tissue).astype(np.uint8)
+    class_labels = np.where(lesion_ids > 0, LESION_VALUE, maps.tissue).astype(np.uint8)
     summary = {**_summarise_locations(rows), "model": bundle.describe(),
                "threshold": threshold, "min_volume_ul": min_volume_ul,
                "connectivity": connectivity}
     return LesionResult(NAME, flair, lesion_ids, class_labels, _segments(), COLUMNS, rows,
-                        summary, extra_images={"wm_tissue": tissue})
+                        summary, extra_images={"wm_tissue": maps.tissue})

@@ -229,6 +229,17 @@ def parent_lines(metadata: dict[str, Any]) -> list[str]:
             f"{parent['sha256'][:12]}…), itself trained with `{parent['command']}`"]
 
 
+def threshold_lines(metadata: dict[str, Any]) -> list[str]:
+    """The model card's line on where the lesion threshold came from."""
+    threshold = metadata["thresholds"]["lesion_probability"]
+    choice = metadata.get("threshold_choice")
+    if choice is None:
+        return [f"- Lesion probability threshold {threshold} (the default, not tuned)."]
+    return [f"- Lesion probability threshold {threshold}, chosen on {len(choice['cases'])} "
+            f"validation phantom cases (never trained on, not test): best {choice['criterion']} "
+            "(`mslesionai train wm-threshold`)."]
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
     lines = [
@@ -251,7 +262,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         "- Augmentation: in-plane affine, left-right flip, per-contrast intensity scale/shift, "
         "gamma, bias field, blur (also across slices), noise; T1/T2 dropout; half of the cases "
         "normalised without their brain mask.",
-        "- No real scan was used for training or tuning.", "",
+        "- No real scan was used for training or tuning.",
+        *threshold_lines(metadata), "",
         "## Measured (whole pipeline, no brain mask given; means over cases)",
     ]
     groups = metadata.get("metrics", {})
