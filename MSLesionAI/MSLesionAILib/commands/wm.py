@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--t1", help="T1-weighted image (optional; registered to FLAIR)")
     parser.add_argument("--t2", help="T2-weighted image (optional; registered to FLAIR)")
     parser.add_argument("--brain-mask", help="brain mask (default: estimated by the network)")
-    parser.add_argument("--min-volume-ul", type=float, default=3.0,
+    parser.add_argument("--min-volume-ul", type=float, default=wm.MIN_VOLUME_UL,
                         help="smallest lesion kept, in µL (default 3)")
-    parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=18,
+    parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=wm.CONNECTIVITY,
                         help="voxel connectivity of a lesion (default 18, as MSSEG-2016)")
     add_pipeline_options(parser)
     parser.set_defaults(func=run)

@@ -41,6 +41,8 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
+MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
+CONNECTIVITY = 18
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
            "centroid_s", "location", "probability", "uncertainty"]
 
@@ -175,7 +177,7 @@ def lesion_components(maps: LesionMaps, threshold: float, connectivity: int,
 
 def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
         brain_mask: sitk.Image | None = None, *, bundle: ModelBundle, device: torch.device,
-        min_volume_ul: float = 3.0, connectivity: int = 18,
+        min_volume_ul: float = MIN_VOLUME_UL, connectivity: int = CONNECTIVITY,
         progress: Progress | None = None) -> LesionResult:
     """Segment white-matter lesions and tissue; every output is on FLAIR's grid."""
     timer = StageTimer()

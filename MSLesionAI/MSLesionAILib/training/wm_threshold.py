@@ -1,8 +1,7 @@
 """`mslesionai train wm-threshold`: choose a white-matter bundle's lesion-probability threshold
 on validation phantom cases, as the rim bundles choose their operating point.
 
-The network's sigmoid is not calibrated to the truth's borders: a model that labels the cores
-of faint lesions but not their edges gains from a threshold below 0.5. The whole pipeline runs
+Whether 0.5 is a bundle's best lesion threshold is measured, not assumed. The whole pipeline runs
 once per case (no brain mask given, as the default path); every candidate threshold is then
 applied to the same probability map, with the pipeline's own components and minimum size. The
 threshold with the best mean of Dice and MSSEG-2016 lesion F1 (the two figures docs/wm.md
@@ -29,8 +28,6 @@ from ..progress import Progress
 from .wm import case_folders, model_card, truth_file
 
 CANDIDATES = tuple(round(float(t), 2) for t in np.arange(0.1, 0.91, 0.05))
-MIN_VOLUME_UL = 3.0     # the pipeline's defaults
-CONNECTIVITY = 18
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,8 +46,8 @@ def case_scores(maps: wm_pipeline.LesionMaps, truth: np.ndarray,
     """Dice and lesion F1 of one case at every candidate threshold."""
     scores = {}
     for threshold in CANDIDATES:
-        lesions = wm_pipeline.lesion_components(maps, threshold, CONNECTIVITY, MIN_VOLUME_UL,
-                                                spacing_zyx_mm)
+        lesions = wm_pipeline.lesion_components(
+            maps, threshold, wm_pipeline.CONNECTIVITY, wm_pipeline.MIN_VOLUME_UL, spacing_zyx_mm)
         figures = wm_metrics(truth, lesions > 0, spacing_zyx_mm)
         scores[threshold] = {"dice": figures["dice"], "f1": figures["f1"]}
     return scores
@@ -91,7 +88,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = update_metadata(bundle, thresholds=thresholds,
                                threshold_choice=choice).metadata
     (bundle.path / "MODEL_CARD.md").write_text(model_card(metadata), encoding="utf-8")
-    print(f"lesion_probability threshold {threshold} "
-          f"(Dice {table[CANDIDATES.index(threshold)]['dice']}, "
-          f"F1 {table[CANDIDATES.index(threshold)]['f1']} on {len(folders)} cases)")
+    chosen = table[CANDIDATES.index(threshold)]
+    print(f"lesion_probability threshold {threshold} (Dice {chosen['dice']}, "
+          f"F1 {chosen['f1']} on {len(folders)} cases)")
     return 0
