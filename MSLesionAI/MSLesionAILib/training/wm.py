@@ -159,16 +159,21 @@ def truth_file(folder: Path) -> Path:
     return phantom if phantom.is_file() else folder / "wm_lesions_gt.nii.gz"
 
 
+def read_case(folder: Path) -> tuple[dict[str, sitk.Image], np.ndarray]:
+    """A measured case's contrasts (FLAIR, and T1/T2 where present) and its truth lesion mask."""
+    images = {name: read_image(folder / f"{name}.nii.gz", name)
+              for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
+    return images, sitk.GetArrayFromImage(read_image(truth_file(folder), "truth")) > 0
+
+
 def evaluate_case(bundle: ModelBundle, folder: Path, device: torch.device) -> dict[str, float]:
     """The whole pipeline on one case without a brain mask (the default path): lesion Dice,
     MSSEG-2016 F1, and the estimated brain mask's Dice where the truth has one."""
-    images = {name: read_image(folder / f"{name}.nii.gz", name)
-              for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
+    images, truth = read_case(folder)
     start = time.perf_counter()
     result = wm_pipeline.run(images["flair"], images.get("t1"), images.get("t2"),
                              bundle=bundle, device=device)
     seconds = time.perf_counter() - start
-    truth = sitk.GetArrayFromImage(read_image(truth_file(folder), "truth")) > 0
     scores = wm_metrics(truth, result.lesion_ids > 0, images["flair"].GetSpacing()[::-1])
     measured = {key: scores[key] for key in ("dice", "f1", "sensitivity", "precision",
                                              "truth_lesions", "pred_lesions")}

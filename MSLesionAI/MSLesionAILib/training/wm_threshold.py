@@ -16,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..bundles import load_bundle, update_metadata
 from ..devices import DEVICE_CHOICES, choose_device
 from ..errors import BundleError
-from ..imageio import read_image
 from ..metrics.msseg import wm_metrics
 from ..pipelines import wm as wm_pipeline
 from ..progress import Progress
-from .wm import case_folders, model_card, truth_file
+from .wm import case_folders, model_card, read_case
 
 CANDIDATES = tuple(round(float(t), 2) for t in np.arange(0.1, 0.91, 0.05))
 
@@ -74,11 +72,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     folders = case_folders(args.validation)
     per_case = []
     for number, folder in enumerate(folders):
-        images = {name: read_image(folder / f"{name}.nii.gz", name)
-                  for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
+        images, truth = read_case(folder)
         maps = wm_pipeline.predict_maps(images["flair"], images.get("t1"), images.get("t2"),
                                         bundle=bundle, device=device)
-        truth = sitk.GetArrayFromImage(read_image(truth_file(folder), "truth")) > 0
         per_case.append(case_scores(maps, truth, images["flair"].GetSpacing()[::-1]))
         progress.update((number + 1) / len(folders), f"scored {folder.name}")
     threshold, table = best_threshold(per_case)
