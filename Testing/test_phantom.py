@@ -24,7 +24,7 @@ from MSLesionAILib.labels import (
     Tissue,
 )
 from MSLesionAILib.phantom import generate_case, write_case
-from MSLesionAILib.phantom.contrasts import synthesize
+from MSLesionAILib.phantom.contrasts import draw_tissue_values, synthesize
 from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL, _edge_vein, _Site
 from MSLesionAILib.phantom.veins import VeinCanvas
 
@@ -289,3 +289,16 @@ def test_a_cortical_lesion_replaces_grey_matter_not_csf() -> None:
 
     np.testing.assert_allclose(image(ones), [0.5 * 0.1 + 0.5 * 0.6, 0.6], rtol=1e-6)
     assert (image(ones) < image(none)).all()  # darker than grey matter, the CSF share kept
+
+
+def test_realistic_cortical_lesions_are_as_visible_as_rated_ones(cortical_folder: Path) -> None:
+    """Raters draw a 7 T cortical lesion only where it shows (CLAIMS: on two slices), so every
+    realistic one is at least 5 % darker than cortex on MP2RAGE and brighter on T2*."""
+    record = json.loads((cortical_folder / "case.json").read_text())
+    severities = [row["severity"] for row in record["lesions"] if row["family"] == "cortical"]
+    rng = np.random.default_rng(0)
+    draws = [draw_tissue_values(rng, "realistic", ("mp2rage", "t2star")) for _ in range(200)]
+    darker = min(1 - d["mp2rage"]["cortical_lesion"] / d["mp2rage"]["gm"] for d in draws)
+    brighter = min(d["t2star"]["cortical_lesion"] / d["t2star"]["gm"] - 1 for d in draws)
+    assert severities and darker * min(severities) >= 0.05
+    assert brighter * min(severities) > 0.02

@@ -30,7 +30,7 @@ from .phase import phase_image
 from .rim import Susceptibility, draw_susceptibility
 from .template import template_anatomy
 
-GENERATOR_VERSION = f"{__version__}+phantom.6"
+GENERATOR_VERSION = f"{__version__}+phantom.7"
 KINDS = ("wm", "rim", "cortical", "all")
 MODES = ("realistic", "randomised")
 KIND_CONTRASTS = {

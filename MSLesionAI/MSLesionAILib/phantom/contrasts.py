@@ -17,8 +17,12 @@ MAGNITUDE_CONTRASTS = ("flair", "t1", "t2", "mp2rage", "t2star")
 TISSUES = ("csf", "gm", "deep_gm", "wm", "wm_lesion", "cortical_lesion", "vein", "dawm")
 
 # Realistic values relative to white matter: (low, high) of a uniform draw per case. The
-# cortical-lesion entry is relative to grey matter: cortical lesions are faint. "dawm" is the
-# relative change of "dirty-appearing" white matter: diffuse, ill-defined, not a lesion.
+# cortical-lesion entry is relative to grey matter. On 7 T MP2RAGE it follows from T1: cortex
+# ~1.9-2.0 s, cortical lesions 0.2-0.45 s longer, and the uniform image falls by about 0.3 of
+# grey matter's value per second of T1 there, hence 10-25 % darker than cortex (phantom.6 had
+# 5-15 %, times a lower severity: most lesions were below the noise and the cortex's texture,
+# which no rater would have drawn). "dawm" is the relative change of "dirty-appearing" white
+# matter: diffuse, ill-defined, not a lesion.
 _REALISTIC = {
     "flair": {"csf": (0.08, 0.2), "gm": (1.12, 1.3), "deep_gm": (0.95, 1.15), "wm": (1.0, 1.0),
               "wm_lesion": (1.35, 1.9), "cortical_lesion": (1.05, 1.15), "vein": (0.9, 1.0),
@@ -30,10 +34,10 @@ _REALISTIC = {
            "wm_lesion": (1.6, 2.4), "cortical_lesion": (1.05, 1.15), "vein": (0.7, 0.9),
            "dawm": (0.08, 0.3)},
     "mp2rage": {"csf": (0.05, 0.15), "gm": (0.6, 0.75), "deep_gm": (0.75, 0.88),
-                "wm": (1.0, 1.0), "wm_lesion": (0.55, 0.8), "cortical_lesion": (0.85, 0.95),
+                "wm": (1.0, 1.0), "wm_lesion": (0.55, 0.8), "cortical_lesion": (0.75, 0.9),
                 "vein": (0.85, 1.0), "dawm": (-0.12, -0.03)},
     "t2star": {"csf": (1.3, 1.8), "gm": (1.1, 1.3), "deep_gm": (0.75, 0.95), "wm": (1.0, 1.0),
-               "wm_lesion": (1.15, 1.45), "cortical_lesion": (1.03, 1.1), "vein": (0.3, 0.55),
+               "wm_lesion": (1.15, 1.45), "cortical_lesion": (1.05, 1.2), "vein": (0.3, 0.55),
                "dawm": (0.03, 0.1)},
 }
 _MIN_RANDOM_LESION_CONTRAST = 0.12

@@ -25,6 +25,9 @@ _VOLUME_RANGE_UL = {LEUKOCORTICAL: (4.0, 50.0), INTRACORTICAL: (1.0, 12.0),
                     SUBPIAL: (3.0, 50.0)}
 _FACES = ndimage.generate_binary_structure(3, 1)
 _CORTEX_PER_REGION_ML = 25.0
+# How far a lesion's signal goes towards the case's cortical-lesion value. Raters draw a
+# cortical lesion only where it is visible on two slices (CLAIMS's rule), so none is barely so.
+_SEVERITY_RANGE = (0.5, 1.0)
 
 
 def cortical_surfaces(tissue: np.ndarray) -> dict[str, np.ndarray]:
@@ -81,7 +84,7 @@ def place_cortical_lesions(rng: np.random.Generator, anatomy: CaseAnatomy, count
         volume_ul = np.exp(rng.uniform(*np.log(_VOLUME_RANGE_UL[lesion_type])))
         blob = _cortical_blob(rng, lesion_type, volume_ul, anatomy, centre, frame)
         lesion_id = first_id + len(lesions.rows)
-        severity = float(rng.uniform(0.25, 0.8))
+        severity = float(rng.uniform(*_SEVERITY_RANGE))
         carving = carve(lesions.labels, frame, centre, blob, allowed[lesion_type], min_voxels)
         if carving is not None and _obeys(carving, lesion_type, anatomy.tissue):
             commit(carving, lesions.labels, lesions.fraction, lesion_id, severity)
