@@ -29,11 +29,13 @@ from MSLesionAILib.benchmark.sections import (
     Report,
     _baseline_cases,
     _budget,
+    cortical_section,
     speed_section,
 )
 from MSLesionAILib.benchmark.speed import forward_timer
 from MSLesionAILib.bundles import ModelBundle, load_bundle, write_bundle
-from MSLesionAILib.cli import main
+from MSLesionAILib.cli import build_parser, main
+from MSLesionAILib.commands.benchmark import skipped_baselines
 from MSLesionAILib.metrics.overlap import dice
 from MSLesionAILib.networks import build_network
 from MSLesionAILib.progress import Progress
@@ -246,6 +248,22 @@ def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path)
     assert "1300 s of training in 3 stage(s)" in report.notes[-1]
     assert "200 s on cuda (a GPU)" in report.notes[-1]
     assert "1000 s on cpu (1 torch thread)" in report.notes[-1]
+
+
+def test_skip_baselines_takes_the_tasks_whose_baseline_is_not_trained(tmp_path: Path) -> None:
+    parser = build_parser()
+    given = {argv: skipped_baselines(parser.parse_args(
+        ["benchmark", "--out", "x", *argv]).skip_baselines)
+        for argv in ((), ("--skip-baselines",), ("--skip-baselines", "cortical"))}
+    assert given == {(): frozenset(), ("--skip-baselines",): {"wm", "cortical"},
+                     ("--skip-baselines", "cortical"): {"cortical"}}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["benchmark", "--out", "x", "--skip-baselines", "rim"])
+    report = Report()
+    cortical_section({}, {"cortical": []}, Options(out=tmp_path, skip_baselines=frozenset(
+        {"cortical"})), tmp_path, report, Progress())
+    assert report.notes == ["Cortical: no cortical model installed; baselines only.",
+                            "Cortical: plain U-Net baseline skipped (--skip-baselines)."]
 
 
 def test_baselines_train_on_copies_of_the_recorded_cases(tmp_path: Path) -> None:

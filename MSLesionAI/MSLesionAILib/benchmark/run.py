@@ -22,7 +22,7 @@ from ..progress import Progress
 from ..training._loop import device_description, git_commit
 from . import plots, sections, speed
 from .cohort import FULL_COHORTS, QUICK_COHORTS, used_seeds, write_cohort
-from .sections import Options, Report
+from .sections import BASELINE_TASKS, Options, Report
 
 __all__ = ["Options", "run_benchmark"]
 
@@ -38,8 +38,9 @@ def run_benchmark(options: Options, progress: Progress | None = None) -> Path:
     used = used_seeds(bundles)
     report = Report()
     by_task = _by_task(bundles)
+    baselines = set(BASELINE_TASKS) - options.skip_baselines
     cohorts = {kind: _cohort(kind, options, work, used, report) for kind in FULL_COHORTS
-               if by_task.get(kind) or (kind != "rim" and not options.skip_baselines)}
+               if by_task.get(kind) or kind in baselines}
     steps = ((sections.wm_section, 0.4), (sections.cortical_section, 0.7),
              (sections.rim_section, 0.8), (sections.speed_section, 1.0))
     start = 0.0

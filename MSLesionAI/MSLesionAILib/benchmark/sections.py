@@ -43,6 +43,7 @@ from .rim import evaluate as rim_evaluate
 REAL_CASE = Path(__file__).resolve().parents[3] / "Resources" / "SampleData" / \
     "lesjak2017_patient07"
 QUICK_BASELINE = {"steps": 2, "patch_size": 16}
+BASELINE_TASKS = ("wm", "cortical")        # the tasks with a trained U-Net baseline
 DEFAULT_STEPS = {"wm": 4000, "cortical": 1500}
 DEFAULT_SECONDS = 1800.0
 # Settings the baseline takes over from the shipped model (the 3D U-Net's patches are its own).
@@ -56,7 +57,7 @@ class Options:
     out: Path
     quick: bool = False
     cases: int | None = None
-    skip_baselines: bool = False
+    skip_baselines: frozenset[str] = frozenset()   # tasks whose U-Net baseline is not trained
     models: list[Path] | None = None
     baseline_data: list[Path] | None = None
     budget: float = 1.0
@@ -165,7 +166,7 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
         f"chosen for the best mean Dice on {len(calibration)} training cases ({names}), never "
         "the test cohort.")
     methods[f"FLAIR threshold (> P{percentile:g})"] = (f"flair-p{percentile:g}", naive)
-    if options.skip_baselines:
+    if "wm" in options.skip_baselines:
         report.notes.append("White matter: 3D U-Net baseline skipped (--skip-baselines).")
         return methods
     unet = baselines.train_unet3d(training_cases, baselines.wm_plan(), **_budget(
@@ -335,7 +336,7 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
         return
     if not bundles:
         report.notes.append("Cortical: no cortical model installed; baselines only.")
-    if options.skip_baselines:
+    if "cortical" in options.skip_baselines:
         report.notes.append("Cortical: plain U-Net baseline skipped (--skip-baselines).")
     else:
         cases = _baseline_cases("cortical", bundles, options, work, report)

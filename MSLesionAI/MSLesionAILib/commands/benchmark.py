@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..benchmark.run import Options, run_benchmark
+from ..benchmark.sections import BASELINE_TASKS
 from ..progress import Progress
 
 
@@ -23,9 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="2 tiny cropped cases per kind and 2-step baselines: checks the "
                              "plumbing only, the figures mean nothing")
     parser.add_argument("--cases", type=int, help="cases per kind (default 10; quick 2)")
-    parser.add_argument("--skip-baselines", action="store_true",
-                        help="skip the trained U-Net baselines (the naive FLAIR threshold and "
-                             "the rim baselines still run)")
+    parser.add_argument("--skip-baselines", nargs="*", choices=BASELINE_TASKS,
+                        metavar="TASK",
+                        help="skip the trained U-Net baselines of these tasks (wm, cortical; "
+                             "alone: both). The naive FLAIR threshold and the rim baselines "
+                             "still run")
     parser.add_argument("--models", type=Path, nargs="*",
                         help="bundle folders (default: every installed model)")
     parser.add_argument("--baseline-data", type=Path, nargs="*",
@@ -41,9 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def skipped_baselines(tasks: list[str] | None) -> frozenset[str]:
+    """``--skip-baselines``: absent → none; given alone → every task's; else those named."""
+    if tasks is None:
+        return frozenset()
+    return frozenset(tasks or BASELINE_TASKS)
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
     options = Options(out=args.out, quick=args.quick, cases=args.cases,
-                      skip_baselines=args.skip_baselines, models=args.models,
+                      skip_baselines=skipped_baselines(args.skip_baselines),
+                      models=args.models,
                       baseline_data=args.baseline_data,
                       budget=args.budget, repeats=args.repeats, threads=args.threads,
                       command="mslesionai " + shlex.join(sys.argv[1:]))
