@@ -76,7 +76,7 @@ def tiny_bundle(folder: Path, background_bias: float = 0.0) -> Path:
         "classes": ["background", "leukocortical", "intracortical_subpial"],
         "spacing_mm": [0.8, 0.8, 0.8], "patch_size": [16, 16, 16],
         "inference": {"roi_size": [16, 16, 16], "overlap": 0.25, "batch_size": 2},
-        "postprocessing": {"threshold": 0.5, "intracortical_weight": 0.5},
+        "postprocessing": {"threshold": 0.5},
     }
     torch.manual_seed(0)
     network = build_network("claims_unet", **metadata["network"])

@@ -73,11 +73,11 @@ def two_lesion_maps():
     leuko[a], intra[a] = 0.7, 0.2
     leuko[a & (np.arange(24)[None, None, :] == 4)] = 0.1       # a few voxels vote the other way
     intra[a & (np.arange(24)[None, None, :] == 4)] = 0.85
-    leuko[b], intra[b] = 0.3, 0.6                          # score 0.6 ≥ 0.5
+    leuko[b], intra[b] = 0.1, 0.6                          # p(lesion) 0.7 ≥ 0.5
     return leuko, intra, a, b
 
 
-def test_lesions_are_scored_as_claims_and_classed_by_majority():
+def test_lesions_are_thresholded_on_p_lesion_and_classed_by_majority():
     leuko, intra, a, b = two_lesion_maps()
     lesions = find_lesions(leuko, intra, SPACING_MM)
     assert lesions.lesion_ids.max() == 2
@@ -88,11 +88,16 @@ def test_lesions_are_scored_as_claims_and_classed_by_majority():
     assert lesions.overlaps_wm == [False, False]
 
 
-def test_intracortical_probability_counts_half():
+def test_an_intracortical_lesion_passes_any_threshold_its_probability_reaches():
+    """Counting p(intracortical/subpial) half (CLAIMS's code) would hide every such lesion
+    behind a threshold above 0.5."""
     shape = (12, 12, 12)
     only_intra = np.zeros(shape, np.float32)
-    only_intra[blob(shape, (6, 6, 6), 2)] = 0.9            # 0.5 · 0.9 = 0.45 < 0.5
-    assert find_lesions(np.zeros(shape, np.float32), only_intra, SPACING_MM).classes == []
+    only_intra[blob(shape, (6, 6, 6), 2)] = 0.9
+    lesions = find_lesions(np.zeros(shape, np.float32), only_intra, SPACING_MM, threshold=0.8)
+    assert lesions.classes == [INTRACORTICAL_SUBPIAL]
+    assert find_lesions(np.zeros(shape, np.float32), only_intra, SPACING_MM,
+                        threshold=0.95).classes == []
 
 
 def test_lesions_touching_white_matter_lesions_are_flagged_and_not_counted():

@@ -3,8 +3,8 @@
 Inputs → optional contrasts registered to the MP2RAGE → every contrast resampled onto an
 axis-aligned grid at the bundle's spacing → z-score of the non-zero voxels → Gaussian-blended
 sliding-window U-Net → class probabilities resampled back onto the MP2RAGE's own grid →
-lesions scored as CLAIMS's code does, p(leukocortical) + 0.5 · p(intracortical/subpial) ≥ 0.5,
-split into components, each classed by the majority of its voxels. Components that touch the
+voxels whose p(lesion) = 1 − p(background) reaches the bundle's threshold, split into
+components, each classed by the majority of its voxels. Components that touch the
 white-matter lesion mask, when one is given, are kept but flagged and not counted as cortical
 (CLAIMS does not count them as false positives either: leukocortical and juxtacortical are hard
 to tell apart).
@@ -183,15 +183,16 @@ def lesion_probabilities(images: dict[str, sitk.Image], network: torch.nn.Module
 
 def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
                  spacing_mm_zyx: tuple[float, ...], min_volume_ul: float = 1.0,
-                 threshold: float = 0.5, intracortical_weight: float = 0.5,
-                 wm_mask: np.ndarray | None = None) -> CorticalLesions:
+                 threshold: float = 0.5, wm_mask: np.ndarray | None = None) -> CorticalLesions:
     """CLAIMS's post-processing of the two class-probability maps (numpy z, y, x).
 
-    A voxel is lesion when p(leukocortical) + ``intracortical_weight`` · p(intracortical/
-    subpial) ≥ ``threshold``; components smaller than ``min_volume_ul`` are dropped; each
-    lesion takes the class most of its voxels prefer (a tie goes to intracortical/subpial).
+    A voxel is lesion when its p(lesion) = p(leukocortical) + p(intracortical/subpial) reaches
+    ``threshold``. (CLAIMS's code counts p(intracortical/subpial) half, against 0.5: with any
+    threshold above 0.5 no intracortical or subpial lesion could ever be found.) Components
+    smaller than ``min_volume_ul`` are dropped; each lesion takes the class most of its voxels
+    prefer (a tie goes to intracortical/subpial).
     """
-    score = leukocortical + intracortical_weight * intracortical_subpial
+    score = leukocortical + intracortical_subpial
     lesion_ids = label_components(score >= threshold, CONNECTIVITY, min_volume_ul,
                                   spacing_mm_zyx)
     count = int(lesion_ids.max(initial=0))
@@ -280,7 +281,7 @@ def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
         wm_mask = None if wm_mask_image is None else sitk.GetArrayFromImage(wm_mask_image)
         post = bundle.metadata["postprocessing"]
         lesions = find_lesions(leuko, intra, reference.GetSpacing()[::-1], options.min_volume_ul,
-                               post["threshold"], post["intracortical_weight"], wm_mask)
+                               post["threshold"], wm_mask)
         rows = lesion_rows(lesions, reference, leuko + intra)
     progress.update(1.0, f"{len(rows)} lesions")
     summary = {

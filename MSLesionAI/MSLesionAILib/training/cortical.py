@@ -156,7 +156,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "patch_size": [args.patch_size] * 3,
         "inference": {"roi_size": [64, 64, 64], "overlap": 0.25, "batch_size": 2,
                       "blending": "gaussian"},
-        "postprocessing": {"threshold": 0.5, "intracortical_weight": 0.5,
+        "postprocessing": {"threshold": 0.5, "score": "p(lesion) = 1 - p(background)",
                            "connectivity": pipeline.CONNECTIVITY,
                            "min_volume_choices_ul": list(pipeline.MIN_VOLUME_CHOICES_UL)},
     }
@@ -300,7 +300,6 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path],
     among lower and higher ones."""
     device = choose_device(device_name)
     network = load_network(bundle, device)
-    weight = bundle.metadata["postprocessing"]["intracortical_weight"]
     maps = []
     for folder in folders:
         images, _ = pipeline.load_contrasts(case_inputs(folder, bundle.input_names))
@@ -311,7 +310,7 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path],
     for threshold in THRESHOLD_CANDIDATES:
         cases = []
         for folder, spacing, leuko, intra in maps:
-            lesions = pipeline.find_lesions(leuko, intra, spacing, 1.0, threshold, weight)
+            lesions = pipeline.find_lesions(leuko, intra, spacing, 1.0, threshold)
             cases.append(truth_case(folder, lesions.lesion_ids,
                                     dict(enumerate(lesions.classes, start=1)), spacing))
         f1_by_threshold[threshold] = round(lesion_f1(evaluate_cortical(cases, (1.0,))[0]), 4)
