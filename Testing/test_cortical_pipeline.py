@@ -174,6 +174,22 @@ def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path):
     assert bundle.weights_sha256 != load_bundle(parent).weights_sha256
     assert find_bundle(str(out), "cortical").id == bundle.id
     load_network(bundle, torch.device("cpu"))
+    assert bundle.metadata["fine_tuning"]["settings"]["lesion_class_weight"] == 1.0
+
+
+def test_fine_tuning_keeps_the_parents_lesion_class_weight_unless_given(case, tmp_path):
+    parent = tiny_bundle(tmp_path / "parent")
+    metadata = json.loads((parent / "metadata.json").read_text())
+    metadata["training"] = {"settings": {"lesion_class_weight": 50.0}}
+    (parent / "metadata.json").write_text(json.dumps(metadata))
+    weights = {}
+    for name, extra in (("kept", []), ("given", ["--lesion-weight", "3"])):
+        assert main(["finetune", "cortical", "--cases", str(case.parent), "--from", str(parent),
+                     "--out", str(tmp_path / name), "--steps", "1", "--patch-size", "16",
+                     "--batch-size", "1", "--threads", "1", *extra]) == 0
+        weights[name] = load_bundle(tmp_path / name).metadata["fine_tuning"]["settings"][
+            "lesion_class_weight"]
+    assert weights == {"kept": 50.0, "given": 3.0}
 
 
 SHIPPED = [b for b in list_bundles() if b.task == "cortical"]

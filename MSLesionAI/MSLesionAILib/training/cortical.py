@@ -108,8 +108,9 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
     parser.add_argument("--patch-size", type=int, default=32,
                         help="training patch side in voxels (CLAIMS: 96; a multiple of 8)")
     parser.add_argument("--learning-rate", type=float, default=learning_rate)
-    parser.add_argument("--lesion-weight", type=float, default=1.0,
-                        help="focal-loss weight of the two lesion classes (background 1)")
+    parser.add_argument("--lesion-weight", type=float, default=None,
+                        help="focal-loss weight of the two lesion classes (background 1; "
+                             "default: the parent model's, 1 for a new one)")
     parser.add_argument("--dice-weight", type=float, default=1.0,
                         help="weight of the lesion-class soft Dice added to the focal loss "
                              "(0: CLAIMS's focal loss alone)")
@@ -162,9 +163,22 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def inherited_lesion_weight(parent: ModelBundle | None) -> float:
+    """The lesion-class weight a continued or fine-tuned model keeps from its parent: the
+    weight sets how sure the network is of rare lesion voxels, which the parent's threshold
+    was chosen for (1 for a new model or a parent that records none)."""
+    metadata = parent.metadata if parent else {}
+    record = metadata.get("fine_tuning") or metadata.get("training") or {}
+    return float(record.get("settings", {}).get("lesion_class_weight", 1.0))
+
+
 def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: list[Path],
-                  args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+                  args: argparse.Namespace, progress: Progress,
+                  parent: ModelBundle | None = None) -> dict[str, Any]:
     """Fit ``network`` on the case folders; the ``training`` record of the bundle."""
+    if args.lesion_weight is None:
+        args = argparse.Namespace(**{**vars(args),
+                                     "lesion_weight": inherited_lesion_weight(parent)})
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     started = time.time()
@@ -209,13 +223,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                                            ("--validation", args.validation),
                                                            ("--eval", args.eval)))
     network = build_network(metadata["architecture"], **metadata["network"])
-    if args.init:
-        parent = load_bundle(args.init)
+    parent = load_bundle(args.init) if args.init else None
+    if parent:
         network.load_state_dict(parent.load_state_dict())
         metadata["parent"] = parent_record(parent)
     else:
         initialise_prior(network)
-    record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9))
+    record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9), parent)
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if validation:
@@ -237,7 +251,7 @@ def finetune(parent: ModelBundle, folders: list[Path], args: argparse.Namespace,
              progress: Progress) -> ModelBundle:
     """Retrain all layers of ``parent`` on a new site's cases; a new, versioned bundle."""
     network = load_network(parent, torch.device("cpu"))
-    record = train_network(network, parent.metadata, folders, args, progress)
+    record = train_network(network, parent.metadata, folders, args, progress, parent)
     base_id = parent.metadata.get("parent", {}).get("id", parent.id)
     metadata = {key: value for key, value in parent.metadata.items()
                 if key not in ("files", "metrics")}
