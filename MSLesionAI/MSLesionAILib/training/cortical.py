@@ -176,9 +176,8 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
                   args: argparse.Namespace, progress: Progress,
                   parent: ModelBundle | None = None) -> dict[str, Any]:
     """Fit ``network`` on the case folders; the ``training`` record of the bundle."""
-    if args.lesion_weight is None:
-        args = argparse.Namespace(**{**vars(args),
-                                     "lesion_weight": inherited_lesion_weight(parent)})
+    lesion_weight = (inherited_lesion_weight(parent) if args.lesion_weight is None
+                     else args.lesion_weight)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     started = time.time()
@@ -190,7 +189,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
         lambda seed: partial(PatchSampler(cases, args.patch_size, args.batch_size, seed,
                                           args.lesion_centred), 0), args.seed, args.workers)
     device = choose_device(args.device)
-    loss = MaskedFocalLoss(lesion_weight=args.lesion_weight, dice_weight=args.dice_weight)
+    loss = MaskedFocalLoss(lesion_weight=lesion_weight, dice_weight=args.dice_weight)
     record = fit(Bfloat16Autocast(network, device), next_batch, loss, args.steps,
                  args.learning_rate, device, progress.sub(0.05, 1.0),
                  max_seconds=minutes_to_seconds(args.max_minutes))
@@ -199,7 +198,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     settings = {"steps": args.steps, "batch_size": args.batch_size,
                 "patch_size": args.patch_size, "learning_rate": args.learning_rate,
                 "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
-                "lesion_class_weight": args.lesion_weight, "dice_weight": args.dice_weight,
+                "lesion_class_weight": lesion_weight, "dice_weight": args.dice_weight,
                 "lesion_centred_fraction": args.lesion_centred,
                 "optimiser": "Adam, polynomial decay", "precision": "bfloat16 autocast"}
     return training_record(args.seed, data, settings, time.time() - started, record)
