@@ -132,7 +132,8 @@ def test_no_lesions_is_an_empty_result():
     lesions = find_lesions(zeros, zeros, SPACING_MM, wm_mask=np.ones_like(zeros))
     assert lesions.classes == [] and not lesions.lesion_ids.any()
     assert summarise([])["counts"]["cortical_total"] == 0
-    assert class_labelmap(CorticalLesions(lesions.lesion_ids, [], [])).max() == 0
+    empty = CorticalLesions(lesions.lesion_ids, lesions.probability, [], [])
+    assert class_labelmap(empty).max() == 0
 
 
 def test_crop_pads_outside_the_volume():

@@ -79,10 +79,12 @@ class CorticalOptions:
 
 @dataclass
 class CorticalLesions:
-    """Post-processed lesions: an instance map (ids 1..n) and, per id (index id - 1), the class
-    and whether the lesion touches the white-matter lesion mask."""
+    """Post-processed lesions: an instance map (ids 1..n), the p(lesion) map it was thresholded
+    on, and, per id (index id - 1), the class and whether the lesion touches the white-matter
+    lesion mask."""
 
     lesion_ids: np.ndarray
+    probability: np.ndarray
     classes: list[str]
     overlaps_wm: list[bool]
 
@@ -192,8 +194,8 @@ def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
     smaller than ``min_volume_ul`` are dropped; each lesion takes the class most of its voxels
     prefer (a tie goes to intracortical/subpial).
     """
-    score = leukocortical + intracortical_subpial
-    lesion_ids = label_components(score >= threshold, CONNECTIVITY, min_volume_ul,
+    probability = leukocortical + intracortical_subpial
+    lesion_ids = label_components(probability >= threshold, CONNECTIVITY, min_volume_ul,
                                   spacing_mm_zyx)
     count = int(lesion_ids.max(initial=0))
     inside = lesion_ids > 0
@@ -206,7 +208,7 @@ def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
     touching = np.zeros(count + 1, bool)
     if wm_mask is not None:
         touching[np.unique(lesion_ids[inside & (wm_mask != 0)])] = True
-    return CorticalLesions(lesion_ids, classes, touching[1:].tolist())
+    return CorticalLesions(lesion_ids, probability, classes, touching[1:].tolist())
 
 
 def segments(with_wm_overlap: bool) -> list[Segment]:
@@ -226,10 +228,9 @@ def class_labelmap(lesions: CorticalLesions) -> np.ndarray:
     return value_of_id[lesions.lesion_ids]
 
 
-def lesion_rows(lesions: CorticalLesions, reference: sitk.Image,
-                lesion_probability: np.ndarray) -> list[dict[str, Any]]:
+def lesion_rows(lesions: CorticalLesions, reference: sitk.Image) -> list[dict[str, Any]]:
     """The lesion table: measures in RAS, class, mean lesion probability, WM-overlap flag."""
-    rows = lesion_measures(lesions.lesion_ids, reference, probability=lesion_probability)
+    rows = lesion_measures(lesions.lesion_ids, reference, probability=lesions.probability)
     for row in rows:
         index = row["lesion_id"] - 1
         row["class"] = lesions.classes[index]
@@ -282,7 +283,7 @@ def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
         post = bundle.metadata["postprocessing"]
         lesions = find_lesions(leuko, intra, reference.GetSpacing()[::-1], options.min_volume_ul,
                                post["threshold"], wm_mask)
-        rows = lesion_rows(lesions, reference, leuko + intra)
+        rows = lesion_rows(lesions, reference)
     progress.update(1.0, f"{len(rows)} lesions")
     summary = {
         "pipeline": "cortical",
