@@ -35,6 +35,7 @@ from ._loop import (
     training_record,
 )
 from .rim_data import Batches, PatchSet, case_folders, load_patch_set
+from .widen import load_widened
 
 # Every mirror of the patch axes (S, P, L): training flips on all three, and a rim's dipolar
 # phase is symmetric under each. On 16 validation cases (550 lesions) all eight beat the
@@ -78,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--copies", type=int, nargs=2, default=(0, 3), metavar=("NEG", "POS"),
                         help="extra randomly rotated/scaled copies per rim− and rim+ lesion")
     parser.add_argument("--init", type=Path, metavar="BUNDLE",
-                        help="start from this bundle's weights (same architecture and widths)")
+                        help="start from this bundle's weights (same architecture; --widths "
+                             "may be a whole multiple of its widths, and the network is then "
+                             "widened without changing what it computes)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop when this wall-clock budget is spent (steps done recorded)")
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     network = build_network(args.arch, **network_args).to(memory_format=torch.channels_last_3d)
     parent = load_bundle(args.init) if args.init else None
     if parent:
-        network.load_state_dict(parent.load_state_dict())
+        load_widened(network, parent.load_state_dict(), args.seed)
     batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
                       args.shift_vox, 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = bundle_metadata(args, config, spec, network_args, threshold,
                                rim_metrics(validation.labels, scores, scores >= threshold))
     if parent:
-        metadata["parent"] = parent_record(parent)
+        metadata["parent"] = {**parent_record(parent),
+                              "widths": parent.metadata["network"]["widths"]}
     metadata["training"] = training_record(
         args.seed, {"training_cases": [str(c) for c in training_cases],
                     "validation_cases": [str(c) for c in validation_cases],
