@@ -5,7 +5,7 @@ phase grid, in the bundle's channel order, stored a few voxels larger than the m
 so that batches can shift the centre. Extra copies are sampled through random rotations and
 scalings of the patch grid (physical-space affine augmentation); rim+ lesions get more copies,
 as RimNet's and Deep-PRL's positives did. `Batches` then draws balanced, augmented batches:
-centre shifts, flips, 90° rotations, thick-slice blur, noise, contrast.
+centre shifts, flips, 90° rotations, thick slices, noise, contrast.
 
 Phase around a paramagnetic rim is dipolar along B0, the scanner's head-foot (S) axis, which
 is patch axis 0. So rotations turn only about that axis; flips (which keep the dipole's
@@ -34,6 +34,9 @@ from ..rim_patches import PatchSpec, centre_crop, make_patches
 from ._loop import found_cases
 
 MAX_SCALE_CHANGE = 0.15
+# Thick slices in training: 1.1–3 mm at the 0.75 mm patch spacing, in 40 % of the patches.
+THICK_SLICE_CHANCE, THICK_SLICE_VOX = 0.4, (1.5, 4.0)
+FWHM_PER_SIGMA = 2.355
 
 
 @dataclass
@@ -155,10 +158,11 @@ class Batches:
         if rng.random() < 0.5:  # a 90° rotation about the S axis (with the flips)
             patch = np.swapaxes(patch, 2, 3)
         patch = patch.astype(np.float32)
+        if rng.random() < THICK_SLICE_CHANCE:  # anisotropic voxels along a random axis
+            thickness_vox = rng.uniform(*THICK_SLICE_VOX)
+            patch = thick_slices(patch, self.image_channels, 1 + int(rng.integers(3)),
+                                 thickness_vox, rng.uniform(0.0, thickness_vox))
         images = patch[:self.image_channels]
-        if rng.random() < 0.3:  # thick slices along a random axis (anisotropic voxels)
-            axis = 1 + int(rng.integers(3))
-            images = ndimage.gaussian_filter1d(images, rng.uniform(0.5, 1.5), axis=axis)
         low, high = images.min(axis=(1, 2, 3), keepdims=True), images.max(axis=(1, 2, 3),
                                                                            keepdims=True)
         gamma = np.exp(rng.normal(0.0, 0.15, (len(images), 1, 1, 1)))
@@ -167,3 +171,40 @@ class Batches:
         images = images + rng.uniform(0.0, 0.03) * rng.standard_normal(images.shape)
         return np.ascontiguousarray(np.concatenate([images, patch[self.image_channels:]]),
                                     dtype=np.float32)
+
+
+def thick_slices(patch: np.ndarray, image_channels: int, axis: int, thickness_vox: float,
+                  offset_vox: float) -> np.ndarray:
+    """``patch`` (channels first) as an acquisition with slices ``thickness_vox`` thick along
+    ``axis`` gives it once resampled onto the patch grid: the first ``image_channels``
+    averaged over the slice profile (Gaussian, FWHM = thickness), sampled at the slice centres
+    and interpolated back linearly; the later channels (the lesion mask) sampled and brought
+    back by nearest neighbour, blocky as a mask drawn on thick slices is. (Deep-PRL v7, trained
+    with a blur alone, lost 3.5 points of ROC AUC on its test cases resliced at 2 mm.)"""
+    size = patch.shape[axis]
+    centres = np.arange(offset_vox - thickness_vox, size + thickness_vox, thickness_vox)
+
+    def through_slices(volume: np.ndarray, nearest: bool) -> np.ndarray:
+        operator = (interpolation_weights(np.arange(size), centres, nearest)
+                    @ interpolation_weights(centres, np.arange(size), nearest))
+        return np.moveaxis(np.tensordot(operator, np.moveaxis(volume, axis, 0), axes=1),
+                           0, axis).astype(np.float32)
+
+    blurred = ndimage.gaussian_filter1d(patch[:image_channels], thickness_vox / FWHM_PER_SIGMA,
+                                        axis=axis)
+    return np.concatenate([through_slices(blurred, nearest=False),
+                           through_slices(patch[image_channels:], nearest=True)])
+
+
+def interpolation_weights(positions: np.ndarray, grid: np.ndarray, nearest: bool) -> np.ndarray:
+    """(len(positions), len(grid)) weights that interpolate values on the uniform ``grid`` at
+    ``positions`` (linearly, or nearest neighbour), clamped at the grid's ends."""
+    index = np.clip((positions - grid[0]) / (grid[1] - grid[0]), 0, len(grid) - 1)
+    lower = np.rint(index).astype(int) if nearest else np.floor(index).astype(int)
+    fraction = 0.0 if nearest else index - lower
+    upper = np.minimum(lower + 1, len(grid) - 1)
+    weights = np.zeros((len(positions), len(grid)))
+    rows = np.arange(len(positions))
+    np.add.at(weights, (rows, lower), 1 - fraction)
+    np.add.at(weights, (rows, upper), fraction)
+    return weights
