@@ -180,7 +180,8 @@ def thick_slices(patch: np.ndarray, image_channels: int, axis: int, thickness_vo
     averaged over the slice profile (Gaussian, FWHM = thickness), sampled at the slice centres
     and interpolated back linearly; the later channels (the lesion mask) sampled and brought
     back by nearest neighbour, blocky as a mask drawn on thick slices is. (Deep-PRL v7, trained
-    with a blur alone, lost 3.5 points of ROC AUC on its test cases resliced at 2 mm.)"""
+    with a blur alone, lost 3.5 points of ROC AUC on its test cases resliced at 2 mm; 26 more
+    minutes with this augmentation did not win them back, docs/rim.md.)"""
     size = patch.shape[axis]
     centres = np.arange(offset_vox - thickness_vox, size + thickness_vox, thickness_vox)
 
