@@ -42,7 +42,14 @@ from ._loop import (
     training_record,
 )
 from ._parallel import add_device_options, batch_source
-from .wm_data import SliceSampler, case_folders, load_cases
+from .wm_data import (
+    LESION_CENTRED,
+    MIMIC_CENTRED,
+    MIMIC_PERCENTILE,
+    SliceSampler,
+    case_folders,
+    load_cases,
+)
 
 NAME_PATTERNS = {"flair": ["*flair*", "*FLAIR*", "*Flair*"],
                  "t1": ["*t1*", "*T1*", "*mprage*", "*MPRAGE*"],
@@ -140,6 +147,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                  progress.sub(0.05, 0.9),
                  max_seconds=minutes_to_seconds(args.max_minutes))
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
+    settings["sample_centres"] = {"lesion": LESION_CENTRED, "bright_white_matter": MIMIC_CENTRED,
+                                  "bright_percentile": MIMIC_PERCENTILE}
     metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
                                            settings, time.perf_counter() - start, record)
     if eval_folders:

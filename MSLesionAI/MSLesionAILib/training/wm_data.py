@@ -2,10 +2,11 @@
 prepares its inputs, cut into slice stacks along a random axis, augmented with MONAI.
 
 A sample is a stack of neighbouring slices of every contrast around a centre voxel (a lesion
-voxel half of the time, any brain voxel otherwise), cropped in-plane, with the central slice's
-lesion and tissue labels. Augmentation: small in-plane affine, left-right flip, per-contrast
-intensity scale/shift, gamma, bias field, noise and blur (blur across the stack too: thick
-slices), and dropout of the optional contrasts (FLAIR is always kept).
+voxel, a bright white-matter voxel that is not lesion, or any brain voxel), cropped in-plane,
+with the central slice's lesion and tissue labels. Augmentation: small in-plane affine,
+left-right flip, per-contrast intensity scale/shift, gamma, bias field, noise and blur (blur
+across the stack too: thick slices), and dropout of the optional contrasts (FLAIR is always
+kept).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from monai.utils import convert_to_tensor
 
 from ..geometry import resample_like
 from ..imageio import read_image
+from ..labels import Tissue
 from ..pipelines.wm import prepare_inputs
 from ._parallel import map_in_processes
 
 MASK_DROPOUT = 0.5          # fraction of cases normalised without their brain mask
 CONTRAST_DROPOUT = 0.3      # chance of dropping each optional contrast in a sample
 LESION_CENTRED = 0.6        # fraction of samples centred on a lesion voxel
+MIMIC_CENTRED = 0.2         # fraction centred on a bright white-matter voxel that is not lesion
+MIMIC_PERCENTILE = 97.0     # "bright": FLAIR above this percentile of non-lesion white matter
 INTENSITY_SCALE = 0.25      # per-contrast factor drawn in 1 ± this
 INTENSITY_SHIFT = 0.3       # per-contrast offset drawn in ± this (z-score units)
 
@@ -39,6 +43,7 @@ class TrainingCase:
     tissue: np.ndarray      # (z, y, x) uint8, `labels.Tissue`
     lesion_voxels: np.ndarray   # (n, 3) indices of lesion voxels
     brain_voxels: np.ndarray    # (m, 3) indices of normalisation-mask voxels (subsampled)
+    mimic_voxels: np.ndarray    # (k, 3) indices of bright non-lesion white matter
 
 
 def case_folders(roots: list[Path]) -> list[Path]:
@@ -61,9 +66,22 @@ def load_case(folder: Path, metadata: dict[str, Any], use_mask: bool) -> Trainin
         return sitk.GetArrayFromImage(resample_like(image, model_input.grid, "nearest"))
 
     lesion = (truth("wm_lesions") > 0).astype(np.uint8)
+    tissue = truth("tissue").astype(np.uint8)
     brain_voxels = np.argwhere(model_input.normalisation_mask)[::7]
-    return TrainingCase(model_input.channels.astype(np.float16), lesion,
-                        truth("tissue").astype(np.uint8), np.argwhere(lesion), brain_voxels)
+    return TrainingCase(model_input.channels.astype(np.float16), lesion, tissue,
+                        np.argwhere(lesion), brain_voxels,
+                        mimic_voxels(model_input.channels[0], lesion, tissue))
+
+
+def mimic_voxels(flair: np.ndarray, lesion: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+    """Indices of the brightest non-lesion white matter on FLAIR (above `MIMIC_PERCENTILE`):
+    dirty-appearing white matter, lesion haloes, bright tracts. Centring samples there teaches
+    the network what a lesion is not, where a false positive is likeliest."""
+    candidates = (lesion == 0) & (tissue == Tissue.WHITE_MATTER)
+    if not candidates.any():
+        return np.empty((0, 3), np.int64)
+    bright = flair > np.percentile(flair[candidates], MIMIC_PERCENTILE)
+    return np.argwhere(candidates & bright)
 
 
 def load_cases(folders: list[Path], metadata: dict[str, Any], rng: np.random.Generator,
@@ -130,8 +148,13 @@ class SliceSampler:
         return torch.where(image != 0, image * factors + offsets, 0.0), label
 
     def _centre(self, case: TrainingCase) -> np.ndarray:
-        use_lesion = len(case.lesion_voxels) and self.rng.random() < LESION_CENTRED
-        voxels = case.lesion_voxels if use_lesion else case.brain_voxels
+        draw = self.rng.random()
+        if len(case.lesion_voxels) and draw < LESION_CENTRED:
+            voxels = case.lesion_voxels
+        elif len(case.mimic_voxels) and draw < LESION_CENTRED + MIMIC_CENTRED:
+            voxels = case.mimic_voxels
+        else:
+            voxels = case.brain_voxels
         jitter = self.rng.integers(-self.crop // 4, self.crop // 4 + 1, size=3)
         return voxels[self.rng.integers(len(voxels))] + jitter
 

@@ -1,0 +1,66 @@
+"""Where the white-matter training samples are centred: lesions, bright white matter that is
+not lesion (the mimics a false positive comes from), and the rest of the brain."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from MSLesionAILib.labels import Tissue
+from MSLesionAILib.training.wm_data import (
+    LESION_CENTRED,
+    MIMIC_CENTRED,
+    SliceSampler,
+    TrainingCase,
+    mimic_voxels,
+)
+
+
+def test_mimics_are_the_brightest_non_lesion_white_matter() -> None:
+    rng = np.random.default_rng(0)
+    tissue = np.full((20, 20, 20), Tissue.WHITE_MATTER, np.uint8)
+    tissue[:, :, :4] = Tissue.CORTICAL_GM
+    flair = rng.normal(0.0, 0.1, tissue.shape)
+    flair[:, :, :4] += 3.0                      # bright grey matter: not white matter
+    lesion = np.zeros(tissue.shape, np.uint8)
+    lesion[2:5, 10:13, 10:13] = 1
+    flair[lesion > 0] += 5.0                    # the lesion itself: not a mimic
+    flair[12:15, 12:15, 12:15] += 1.5           # a patch of dirty-appearing white matter
+    found = {tuple(v) for v in mimic_voxels(flair, lesion, tissue)}
+    dawm = {(z, y, x) for z in range(12, 15) for y in range(12, 15) for x in range(12, 15)}
+    assert dawm <= found
+    assert len(found) <= 0.04 * (tissue == Tissue.WHITE_MATTER).sum()
+    assert all(lesion[v] == 0 and tissue[v] == Tissue.WHITE_MATTER for v in found)
+
+
+def test_no_white_matter_gives_no_mimics() -> None:
+    shape = (6, 6, 6)
+    assert mimic_voxels(np.ones(shape), np.zeros(shape, np.uint8),
+                        np.full(shape, Tissue.CSF, np.uint8)).shape == (0, 3)
+
+
+def _case(mimics: bool) -> TrainingCase:
+    shape = (100, 100, 100)
+    return TrainingCase(np.zeros((3, *shape), np.float16), np.zeros(shape, np.uint8),
+                        np.zeros(shape, np.uint8), np.array([[10, 10, 10]]),
+                        np.array([[90, 90, 90]]),
+                        np.array([[50, 50, 50]]) if mimics else np.empty((0, 3), np.int64))
+
+
+def _shares(case: TrainingCase, draws: int = 3000) -> dict[int, float]:
+    sampler = SliceSampler([case], slices=5, crop=4, seed=0)   # jitter of at most 1 voxel
+    centres = np.array([sampler._centre(case) for _ in range(draws)])
+    nearest = np.round(centres[:, 0] / 40) * 40 + 10          # 10, 50 or 90
+    return {where: float(np.mean(nearest == where)) for where in (10, 50, 90)}
+
+
+def test_samples_are_centred_on_lesions_mimics_and_brain_in_their_shares() -> None:
+    shares = _shares(_case(mimics=True))
+    assert abs(shares[10] - LESION_CENTRED) < 0.03
+    assert abs(shares[50] - MIMIC_CENTRED) < 0.03
+    assert abs(shares[90] - (1 - LESION_CENTRED - MIMIC_CENTRED)) < 0.03
+
+
+def test_without_mimics_those_samples_go_to_the_brain() -> None:
+    shares = _shares(_case(mimics=False))
+    assert shares[50] == 0.0
+    assert abs(shares[90] - (1 - LESION_CENTRED)) < 0.03
