@@ -38,12 +38,12 @@ def test_no_white_matter_gives_no_mimics() -> None:
                         np.full(shape, Tissue.CSF, np.uint8)).shape == (0, 3)
 
 
-def _case(mimics: bool) -> TrainingCase:
+def _case(mimics: bool, lesions: bool = True) -> TrainingCase:
     shape = (100, 100, 100)
+    none = np.empty((0, 3), np.int64)
     return TrainingCase(np.zeros((3, *shape), np.float16), np.zeros(shape, np.uint8),
-                        np.zeros(shape, np.uint8), np.array([[10, 10, 10]]),
-                        np.array([[90, 90, 90]]),
-                        np.array([[50, 50, 50]]) if mimics else np.empty((0, 3), np.int64))
+                        np.zeros(shape, np.uint8), np.array([[10, 10, 10]]) if lesions else none,
+                        np.array([[90, 90, 90]]), np.array([[50, 50, 50]]) if mimics else none)
 
 
 def _shares(case: TrainingCase, draws: int = 3000) -> dict[int, float]:
@@ -64,3 +64,9 @@ def test_without_mimics_those_samples_go_to_the_brain() -> None:
     shares = _shares(_case(mimics=False))
     assert shares[50] == 0.0
     assert abs(shares[90] - (1 - LESION_CENTRED)) < 0.03
+
+
+def test_a_case_without_lesions_keeps_the_mimic_share() -> None:
+    shares = _shares(_case(mimics=True, lesions=False))
+    assert shares[10] == 0.0
+    assert abs(shares[50] - MIMIC_CENTRED) < 0.03

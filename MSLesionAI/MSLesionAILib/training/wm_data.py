@@ -148,10 +148,10 @@ class SliceSampler:
         return torch.where(image != 0, image * factors + offsets, 0.0), label
 
     def _centre(self, case: TrainingCase) -> np.ndarray:
-        draw = self.rng.random()
+        draw = self.rng.random()    # [0, lesion share) lesion, then the mimic share, then brain
         if len(case.lesion_voxels) and draw < LESION_CENTRED:
             voxels = case.lesion_voxels
-        elif len(case.mimic_voxels) and draw < LESION_CENTRED + MIMIC_CENTRED:
+        elif len(case.mimic_voxels) and LESION_CENTRED <= draw < LESION_CENTRED + MIMIC_CENTRED:
             voxels = case.mimic_voxels
         else:
             voxels = case.brain_voxels
