@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     parent = load_bundle(args.init) if args.init else None
     if parent:
         load_widened(network, parent.load_state_dict(), args.seed)
-    batches = Batches(train, spec.size_vox, len(config["inputs"]), args.batch_size,
+    batches = Batches(train, spec, len(config["inputs"]), args.batch_size,
                       args.shift_vox, 0.5, "class" if config["outputs"] == 2 else "logit",
                       rng)
     device = choose_device(args.device)

@@ -34,8 +34,8 @@ from ..rim_patches import PatchSpec, centre_crop, make_patches
 from ._loop import found_cases
 
 MAX_SCALE_CHANGE = 0.15
-# Thick slices in training: 1.1–3 mm at the 0.75 mm patch spacing, in 40 % of the patches.
-THICK_SLICE_CHANCE, THICK_SLICE_VOX = 0.4, (1.5, 4.0)
+# Thick slices in training: 1.125–3 mm (1.5–4 voxels of a 0.75 mm patch), in 40 % of patches.
+THICK_SLICE_CHANCE, THICK_SLICE_MM = 0.4, (1.125, 3.0)
 FWHM_PER_SIGMA = 2.355
 
 
@@ -133,10 +133,10 @@ class Batches:
     moved with the patch. Positives may be shifted further than negatives (Deep-PRL: ±5).
     """
 
-    def __init__(self, data: PatchSet, size_vox: int, image_channels: int, batch_size: int,
+    def __init__(self, data: PatchSet, spec: PatchSpec, image_channels: int, batch_size: int,
                  shift_vox: tuple[int, int], positive_fraction: float, target: str,
                  rng: np.random.Generator) -> None:
-        self.data, self.size_vox, self.image_channels = data, size_vox, image_channels
+        self.data, self.spec, self.image_channels = data, spec, image_channels
         self.batch_size, self.shift_vox = batch_size, shift_vox
         self.positive_fraction, self.target, self.rng = positive_fraction, target, rng
         self.by_label = [np.flatnonzero(data.labels == label) for label in (0, 1)]
@@ -153,13 +153,13 @@ class Batches:
 
     def _augment(self, stored: np.ndarray, label: int) -> np.ndarray:
         rng, limit = self.rng, self.shift_vox[int(label)]
-        patch = centre_crop(stored, self.size_vox, rng.integers(-limit, limit + 1, 3))
+        patch = centre_crop(stored, self.spec.size_vox, rng.integers(-limit, limit + 1, 3))
         patch = np.flip(patch, tuple(1 + np.flatnonzero(rng.random(3) < 0.5)))
         if rng.random() < 0.5:  # a 90° rotation about the S axis (with the flips)
             patch = np.swapaxes(patch, 2, 3)
         patch = patch.astype(np.float32)
         if rng.random() < THICK_SLICE_CHANCE:  # anisotropic voxels along a random axis
-            thickness_vox = rng.uniform(*THICK_SLICE_VOX)
+            thickness_vox = rng.uniform(*THICK_SLICE_MM) / self.spec.spacing_mm
             patch = thick_slices(patch, self.image_channels, 1 + int(rng.integers(3)),
                                  thickness_vox, rng.uniform(0.0, thickness_vox))
         images = patch[:self.image_channels]
