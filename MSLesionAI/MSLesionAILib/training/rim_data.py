@@ -90,19 +90,31 @@ def random_affines(count: int, rng: np.random.Generator) -> np.ndarray:
     return rotations * scales
 
 
+def eligible_lesions(phase: sitk.Image, truth: np.ndarray, rim: dict[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of mass (LPS, mm) and rim labels of the truth lesions ≥ 12.3 µL."""
+    min_voxels = min_voxels_for_volume(MIN_VOLUME_UL, phase.GetSpacing()[::-1])
+    rows = [r for r in lesion_measures(truth, phase) if r["voxels"] >= min_voxels]
+    labels = np.array([rim.get(r["lesion_id"], 0) for r in rows], dtype=np.uint8)
+    centres = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
+                                   for r in rows]).reshape(-1, 3))
+    return centres, labels
+
+
+def copy_counts(labels: np.ndarray, copies: tuple[int, int]) -> np.ndarray:
+    """Extra copies per lesion: ``copies`` = (per rim− lesion, per rim+ lesion)."""
+    return np.where(labels == 1, copies[1], copies[0])
+
+
 def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_vox: int,
                  copies: tuple[int, int], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Patches, labels and "original" flags of one case's truth lesions ≥ 12.3 µL;
     ``copies`` = (extra copies per rim− lesion, per rim+ lesion)."""
     phase, images, truth, rim = read_case(folder, inputs)
-    min_voxels = min_voxels_for_volume(MIN_VOLUME_UL, phase.GetSpacing()[::-1])
-    rows = [r for r in lesion_measures(truth, phase) if r["voxels"] >= min_voxels]
-    labels = np.array([rim.get(r["lesion_id"], 0) for r in rows], dtype=np.uint8)
-    centres = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
-                                   for r in rows]).reshape(-1, 3))
-    extra = np.where(labels == 1, copies[1], copies[0])
-    repeat = np.repeat(np.arange(len(rows)), 1 + extra)
+    centres, labels = eligible_lesions(phase, truth, rim)
+    extra = copy_counts(labels, copies)
+    repeat = np.repeat(np.arange(len(labels)), 1 + extra)
     original = np.concatenate([[True] + [False] * int(n) for n in extra]).astype(bool)
     affines = np.repeat(np.eye(3)[None], len(repeat), axis=0)
     affines[~original] = random_affines(int(np.count_nonzero(~original)), rng)
@@ -111,17 +123,36 @@ def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_v
     return patches.astype(np.float16), labels[repeat], original
 
 
+def patch_count(folder: Path, copies: tuple[int, int]) -> int:
+    """How many patches `case_patches` makes of a case (reads only its phase and truth)."""
+    phase, _, truth, rim = read_case(folder, [])
+    return int(np.sum(1 + copy_counts(eligible_lesions(phase, truth, rim)[1], copies)))
+
+
 def load_patch_set(folders: list[Path], inputs: list[str], spec: PatchSpec,
                    stored_size_vox: int, copies: tuple[int, int], seed: int,
                    progress: Progress) -> PatchSet:
-    """Every case's patches, extracted once (``copies`` = (0, 0) for evaluation data)."""
+    """Every case's patches, extracted once (``copies`` = (0, 0) for evaluation data).
+
+    The patches are counted first and written into one array, so that loading needs the
+    set's memory once rather than twice (its parts and their concatenation)."""
     rng = np.random.default_rng(seed)
-    parts = []
+    counts = []
     for index, folder in enumerate(folders):
-        progress.update(index / len(folders), f"patches of {folder.name}")
-        parts.append(case_patches(folder, inputs, spec, stored_size_vox, copies, rng))
-    patches, labels, original = (np.concatenate(p) for p in zip(*parts, strict=True))
-    cases = np.concatenate([np.full(len(p[1]), i) for i, p in enumerate(parts)])
+        progress.update(0.2 * index / len(folders), f"counting the lesions of {folder.name}")
+        counts.append(patch_count(folder, copies))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    patches, labels = None, np.zeros(starts[-1], np.uint8)
+    original = np.zeros(starts[-1], bool)
+    for index, folder in enumerate(folders):
+        progress.update(0.2 + 0.8 * index / len(folders), f"patches of {folder.name}")
+        rows = slice(starts[index], starts[index + 1])
+        case_set, labels[rows], original[rows] = case_patches(folder, inputs, spec,
+                                                              stored_size_vox, copies, rng)
+        if patches is None:
+            patches = np.empty((starts[-1], *case_set.shape[1:]), np.float16)
+        patches[rows] = case_set
+    cases = np.repeat(np.arange(len(folders)), counts)
     progress.update(1.0, f"{len(labels)} patches, {int(labels.sum())} rim+")
     return PatchSet(patches, labels, cases, original)
 

@@ -1,0 +1,37 @@
+"""The rim training set: lesions counted first, then every case's patches written into one
+array; the same set as extracting each case and joining the parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from test_rim_pipeline import make_case
+
+from MSLesionAILib.progress import Progress
+from MSLesionAILib.rim_patches import PatchSpec
+from MSLesionAILib.training.rim_data import case_patches, load_patch_set, patch_count
+
+SPEC = PatchSpec(size_vox=12, spacing_mm=0.8, value_range=(0.0, 1.0),
+                 clip_percentiles=(5.0, 95.0), mask_dilation_vox=1)
+COPIES = (1, 3)  # extra copies per rim− and per rim+ lesion
+
+
+def test_patch_set_is_the_cases_patches_in_order(tmp_path: Path) -> None:
+    folders = [make_case(tmp_path / f"case_{seed}", seed) for seed in (3, 4)]
+    inputs = ["mp2rage", "phase"]
+    loaded = load_patch_set(folders, inputs, SPEC, 14, COPIES, seed=5, progress=Progress())
+
+    rng = np.random.default_rng(5)
+    parts = [case_patches(folder, inputs, SPEC, 14, COPIES, rng) for folder in folders]
+    np.testing.assert_array_equal(loaded.patches, np.concatenate([p[0] for p in parts]))
+    np.testing.assert_array_equal(loaded.labels, np.concatenate([p[1] for p in parts]))
+    np.testing.assert_array_equal(loaded.original, np.concatenate([p[2] for p in parts]))
+    np.testing.assert_array_equal(loaded.cases, np.repeat([0, 1], [len(p[1]) for p in parts]))
+    assert loaded.patches.dtype == np.float16 and loaded.patches.shape[1:] == (3, 14, 14, 14)
+
+
+def test_patch_count_counts_the_copies(tmp_path: Path) -> None:
+    folder = make_case(tmp_path / "case", 0)       # three lesions, one rim+, all ≥ 12.3 µL
+    assert patch_count(folder, COPIES) == 2 * (1 + 1) + (1 + 3)
+    assert patch_count(folder, (0, 0)) == 3
