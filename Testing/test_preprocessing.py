@@ -10,6 +10,7 @@ from scipy import ndimage
 from conftest import make_image
 from MSLesionAILib.errors import InputError
 from MSLesionAILib.preprocessing import (
+    air_level,
     bias_correct,
     bring_to_reference,
     foreground_mask,
@@ -82,6 +83,49 @@ def test_foreground_is_the_largest_filled_component():
     mask = foreground_mask(voxels)
     assert mask[14, 14, 14] and mask[6, 6, 6] and not mask[0, 0, 0]
     assert mask.sum() == 20 ** 3
+
+
+def _head_in_noisy_air(air_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """A head (a ball of 100 around a dark ventricle) in air of uniform noise up to
+    ``air_max``, and the head's mask."""
+    z, y, x = np.mgrid[:40, :40, :40] - 19.5
+    head = x ** 2 + y ** 2 + z ** 2 < 14 ** 2
+    voxels = np.random.default_rng(0).uniform(0, air_max, head.shape).astype(np.float32)
+    voxels[head] = 100
+    voxels[x ** 2 + y ** 2 + z ** 2 < 4 ** 2] = 0
+    return voxels, head
+
+
+def test_foreground_stays_out_of_air_brighter_than_a_tenth_of_the_head():
+    voxels, head = _head_in_noisy_air(air_max=20.0)   # 10 % of the 99th percentile is 10
+    leaked = foreground_mask(voxels, air=np.zeros((4, 4, 4)))     # the rule without the air
+    assert leaked.sum() > 2 * head.sum()
+    assert np.array_equal(foreground_mask(voxels), head)
+
+
+def test_air_level_is_read_on_the_acquired_grid():
+    """On a grid padded with zeros (an oblique image resampled onto the anatomical axes) the
+    faces hold no air; the acquired image given as ``air`` still does."""
+    voxels, head = _head_in_noisy_air(air_max=20.0)
+    padded = np.pad(voxels, 6)
+    assert air_level(padded) == 0.0
+    assert np.array_equal(foreground_mask(padded, air=voxels), np.pad(head, 6))
+
+
+def test_air_level_is_zero_for_a_skull_stripped_image_and_dark_air_changes_nothing():
+    voxels, head = _head_in_noisy_air(air_max=4.0)
+    assert 4.0 < air_level(voxels) < 10.0        # under 10 % of the head: the rule as before
+    assert np.array_equal(foreground_mask(voxels), foreground_mask(voxels, air=np.zeros(8)))
+    stripped = np.where(head, voxels, 0.0)
+    assert air_level(stripped) == 0.0
+
+
+def test_a_head_filling_the_field_of_view_is_not_taken_for_air():
+    z, y, x = np.mgrid[:30, :30, :30] - 14.5
+    voxels = np.full((30, 30, 30), 100.0, np.float32)    # tissue on every face
+    voxels[x ** 2 + y ** 2 + z ** 2 < 6 ** 2] = 30.0     # darker tissue inside
+    assert air_level(voxels) == 100.0
+    assert foreground_mask(voxels).all()
 
 
 def test_bias_correction_flattens_a_smooth_field():

@@ -47,14 +47,23 @@ def bring_to_reference(moving: sitk.Image, moving_name: str, reference: sitk.Ima
     return resample_like(moving, reference, interpolation, transform=transform)
 
 
-def foreground_mask(voxels: np.ndarray) -> np.ndarray:
+def foreground_mask(voxels: np.ndarray, air: np.ndarray | None = None) -> np.ndarray:
     """Head/brain foreground of a (skull-stripped or not) image: above a low intensity
     threshold, largest connected component, holes filled. Used for normalisation when no
-    brain mask is given, not as a skull-stripping method."""
+    brain mask is given, not as a skull-stripping method.
+
+    The threshold is 10 % of the 99th percentile, raised above the air (`air_level`) of
+    ``air``, the image on its acquired grid (default: ``voxels``): where the background noise
+    passes 10 %, it would otherwise join the head and the whole field of view would be
+    normalised as foreground. An "air" above half the 99th percentile is taken for a head
+    that fills the field of view, and ignored.
+    """
     positive = voxels[voxels > 0]
     if positive.size == 0:
         return np.zeros(voxels.shape, bool)
-    threshold = 0.1 * np.percentile(positive, 99)
+    p99 = np.percentile(positive, 99)
+    air_threshold = air_level(voxels if air is None else air)
+    threshold = max(0.1 * p99, air_threshold if air_threshold < 0.5 * p99 else 0.0)
     mask = voxels > threshold
     labels, count = ndimage.label(mask)
     if count > 1:
@@ -62,6 +71,16 @@ def foreground_mask(voxels: np.ndarray) -> np.ndarray:
         sizes[0] = 0
         mask = labels == sizes.argmax()
     return ndimage.binary_fill_holes(mask)
+
+
+def air_level(voxels: np.ndarray) -> float:
+    """The brightest the air gets: median + 6 median absolute deviations of the voxels on the
+    array's six faces (about the 99.8th percentile of noise; robust to a head that touches up
+    to half of the faces). 0 for a skull-stripped or zero-filled background."""
+    faces = np.concatenate([np.moveaxis(voxels, axis, 0)[end].ravel()
+                            for axis in range(voxels.ndim) for end in (0, -1)])
+    median = np.median(faces)
+    return float(median + 6.0 * np.median(np.abs(faces - median)))
 
 
 def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
     if brain_mask is not None:
         mask = sitk.GetArrayFromImage(resample_like(brain_mask != 0, grid, "nearest")) > 0
     else:
-        mask = foreground_mask(arrays["flair"])
+        mask = foreground_mask(arrays["flair"], air=sitk.GetArrayFromImage(contrasts["flair"]))
     box, cropped_grid = _crop_to(mask, grid)
     mask = mask[box]
     channels = np.zeros((len(metadata["inputs"]), *mask.shape), np.float32)
