@@ -16,30 +16,18 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-
 from MSLesionAILib.phantom import generate_case, write_case
+from MSLesionAILib.phantom.site import bend_contrast
 
 SPACING_MM = (0.75, 0.75, 0.9)   # x, y, z
 POWER = 1.6
 NOISE_OF_P99 = 0.03
 
 
-def site_b_mp2rage(mp2rage: sitk.Image, brain: sitk.Image, seed: int) -> sitk.Image:
-    """The MP2RAGE as site B's sequence renders it, on the scanner's int16 scale."""
-    values = sitk.GetArrayFromImage(mp2rage).astype(np.float64)
-    p99 = np.percentile(values[sitk.GetArrayFromImage(brain) > 0], 99)
-    noise = np.random.default_rng(seed).normal(0.0, NOISE_OF_P99, values.shape)
-    bent = np.clip(values / p99, 0.0, None) ** POWER + noise
-    image = sitk.GetImageFromArray(np.clip(bent * p99, 0, 32767).astype(np.int16))
-    image.CopyInformation(mp2rage)
-    return image
-
-
 def write_site_b_case(seed: int, out: Path) -> Path:
     case = generate_case(seed, "cortical", mode="realistic", spacing_mm=SPACING_MM)
-    images = {"mp2rage": site_b_mp2rage(case.images["mp2rage"], case.brainmask, seed)}
+    images = {"mp2rage": bend_contrast(case.images["mp2rage"], case.brainmask, POWER,
+                                       NOISE_OF_P99, seed)}
     return write_case(replace(case, images=images), out / f"realistic_{seed:05d}")
 
 
