@@ -31,13 +31,13 @@ def write_variant(case: Path, out: Path, rng: np.random.Generator) -> tuple[floa
     """The thick-slice variant of ``case`` in ``out``; returns (thickness_mm, flair_only)."""
     thickness_mm = float(rng.uniform(*THICKNESS_MM))
     flair_only = bool(rng.random() < FLAIR_ONLY)
-    flair = sitk.ReadImage(str(case / "flair.nii.gz"))
-    axis = slice_axis(flair)
+    images = {name: sitk.ReadImage(str(case / f"{name}.nii.gz"))
+              for name in (CONTRASTS[:1] if flair_only else CONTRASTS)
+              if (case / f"{name}.nii.gz").is_file()}
+    axis = slice_axis(images["flair"])
     out.mkdir(parents=True)
-    for name in CONTRASTS[:1] if flair_only else CONTRASTS:
-        if (case / f"{name}.nii.gz").is_file():
-            image = flair if name == "flair" else sitk.ReadImage(str(case / f"{name}.nii.gz"))
-            sitk.WriteImage(thick_slices(image, thickness_mm, axis), str(out / f"{name}.nii.gz"))
+    for name, image in images.items():
+        sitk.WriteImage(thick_slices(image, thickness_mm, axis), str(out / f"{name}.nii.gz"))
     shutil.copytree(case / "truth", out / "truth")
     for name in ("brainmask.nii.gz", "case.json"):
         shutil.copy2(case / name, out / name)
