@@ -21,6 +21,9 @@ from MSLesionAILib.geometry import (
     resample_like,
     resample_to_spacing,
     same_grid,
+    slice_anisotropy,
+    slice_axis,
+    slice_direction_lps,
     voxel_volume_ul,
 )
 
@@ -92,3 +95,10 @@ def test_axis_aligned_grid_covers_an_oblique_image(oblique_image):
     assert np.all(inner.min(0) <= outer.min(0) + 1e-6)
     assert np.all(inner.max(0) >= outer.max(0) - 1e-6)
     assert np.all(inner.max(0) - inner.min(0) <= outer.max(0) - outer.min(0) + 0.5 + 1e-6)
+
+
+def test_the_slice_axis_is_the_coarsest_with_its_oblique_direction(oblique_image):
+    assert slice_axis(oblique_image) == 2                       # spacing 1, 1.2, 2.5 mm
+    direction = np.array(oblique_image.GetDirection()).reshape(3, 3)
+    np.testing.assert_allclose(slice_direction_lps(oblique_image), direction[:, 2])
+    assert slice_anisotropy(oblique_image) == pytest.approx(2.5 / 1.2)

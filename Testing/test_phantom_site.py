@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MSLesionAILib.geometry import index_zyx_to_lps
-from MSLesionAILib.phantom.site import bend_contrast, slice_axis, thick_slices
+from MSLesionAILib.geometry import index_zyx_to_lps, slice_axis
+from MSLesionAILib.phantom.site import bend_contrast, thick_slices
 
 
 def _oblique(voxels: np.ndarray, spacing_mm: tuple[float, float, float]) -> sitk.Image:

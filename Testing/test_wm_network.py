@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from MSLesionAILib.networks.deepscan import (
     DeepSCAN,
     predict_axis,
     predict_volume,
+    slice_plane_weights,
     slice_stacks,
 )
 
@@ -83,3 +85,30 @@ def test_uncertainty_is_the_spread_of_the_passes_probabilities() -> None:
     assert prediction.lesion_uncertainty.mean() > 0.01
     mean_logit = torch.stack(passes).mean(0)
     assert torch.allclose(prediction.lesion_probability, torch.sigmoid(mean_logit), atol=1e-6)
+
+
+def test_weighted_passes_give_the_weighted_mean_logit() -> None:
+    volume = torch.randn(3, 6, 7, 8)
+    weights = (3.0, 1.0, 0.5)
+    prediction = predict_volume(StackMean(), volume, CPU, axes=(0, 1, 2), mirror=False,
+                                axis_weights=weights)
+    passes = [predict_axis(StackMean(), volume, axis, CPU)[0] for axis in (0, 1, 2)]
+    mean_logit = sum(w * p for w, p in zip(weights, passes, strict=True)) / sum(weights)
+    assert torch.allclose(prediction.lesion_probability, torch.sigmoid(mean_logit), atol=1e-6)
+
+
+@pytest.mark.parametrize("anisotropy", [1.0, 1.5, 2.0])
+def test_voxels_up_to_two_to_one_weigh_every_pass_alike(anisotropy) -> None:
+    assert slice_plane_weights((0.3, 0.4, np.sqrt(0.75)), anisotropy) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(("direction_lps", "anisotropy", "expected_zyx"), [
+    ((0, 0, 1), 3.0, (2.0, 1.0, 1.0)),          # axial stack, 3:1: the axial pass doubled
+    ((0, 0, -1), 4.0, (3.0, 1.0, 1.0)),         # 4:1, the sign of the direction is irrelevant
+    ((0, 0, 1), 9.0, (3.0, 1.0, 1.0)),          # capped
+    ((1, 0, 0), 3.0, (1.0, 1.0, 2.0)),          # sagittal stack: slices along left-right
+    ((0, 1, 1), 3.0, (1.5, 1.5, 1.0)),          # 45° between axial and coronal: shared
+])
+def test_thick_slices_weigh_the_pass_in_the_acquisition_plane_more(
+        direction_lps, anisotropy, expected_zyx) -> None:
+    assert slice_plane_weights(direction_lps, anisotropy) == pytest.approx(expected_zyx)

@@ -21,6 +21,7 @@ from MSLesionAILib.geometry import ras_to_index_zyx, same_grid
 from MSLesionAILib.labels import Tissue
 from MSLesionAILib.metrics.overlap import dice
 from MSLesionAILib.networks import build_network
+from MSLesionAILib.phantom.site import thick_slices
 from MSLesionAILib.pipelines import wm
 from MSLesionAILib.training.wm import plan
 
@@ -153,6 +154,8 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
                                  for name in ("flair", "t1", "t2")}
     assert {"preprocessing", "inference", "postprocessing"} <= set(summary["timings_s"])
     assert summary["warnings"] == []           # 1.8-2 mm is close to the model's 2 mm
+    assert summary["inference_pass_weights"] == {            # 2 mm / 1.8 mm: not thick
+        "axial": 1.0, "coronal": 1.0, "sagittal": 1.0}
     assert (out / "wm.seg.nrrd").is_file()
 
 
@@ -181,6 +184,19 @@ def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) 
     assert set(summary["inputs"]) == {"flair"} and summary["connectivity"] == 6
     tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
     assert tissue.max() <= max(Tissue)
+
+
+def test_thick_flair_slices_weigh_the_pass_in_their_plane_more(case, tiny_bundle,
+                                                                 tmp_path) -> None:
+    thick = thick_slices(sitk.ReadImage(str(case / "flair.nii.gz")), 3 * SPACING_MM[0], axis=2)
+    sitk.WriteImage(thick, str(tmp_path / "flair.nii.gz"))     # 1.8 x 1.8 x 5.4 mm: 3:1
+    out = tmp_path / "out"
+    assert run_cli("--flair", tmp_path / "flair.nii.gz", "--out", out, "--model",
+                   tiny_bundle.path) == 0
+    weights = json.loads((out / "summary.json").read_text(encoding="utf-8"))[
+        "inference_pass_weights"]
+    assert sum(weights.values()) == pytest.approx(4.0, abs=0.002)   # one extra weight at 3:1
+    assert weights["axial"] == pytest.approx(1 + np.cos(np.deg2rad(10)) ** 2, abs=0.002)
 
 
 def test_a_t1_that_does_not_overlap_flair_is_refused_with_one_line(

@@ -22,7 +22,8 @@ def faint_case() -> tuple[LesionMaps, np.ndarray]:
     probability = np.where(truth, 0.28, 0.05).astype(np.float32)
     brain = np.ones(truth.shape, bool)
     tissue = np.full(truth.shape, Tissue.WHITE_MATTER, np.uint8)
-    return LesionMaps(probability, np.zeros_like(probability), tissue, brain, []), truth
+    return LesionMaps(probability, np.zeros_like(probability), tissue, brain, [],
+                      {"axial": 1.0, "coronal": 1.0, "sagittal": 1.0}), truth
 
 
 def test_the_threshold_below_a_faint_lesions_probability_is_chosen() -> None:

@@ -20,10 +20,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from MSLesionAILib.cli import main as cli_main
+from MSLesionAILib.geometry import slice_axis
 from MSLesionAILib.metrics.msseg import wm_metrics
-from MSLesionAILib.phantom.site import bend_contrast, slice_axis, thick_slices
+from MSLesionAILib.phantom import KIND_CONTRASTS
+from MSLesionAILib.phantom.site import bend_contrast, thick_slices
 
-CONTRASTS = ("flair", "t1", "t2")
+CONTRASTS = KIND_CONTRASTS["wm"]   # the case folders' contrasts, FLAIR first
 NOISE_OF_P99 = 0.03
 COLUMNS = ("dice", "f1", "sensitivity", "precision", "volume_difference")
 

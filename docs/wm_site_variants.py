@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from MSLesionAILib.phantom.site import slice_axis, thick_slices
+from MSLesionAILib.geometry import slice_axis
+from MSLesionAILib.phantom import KIND_CONTRASTS
+from MSLesionAILib.phantom.site import thick_slices
 
 THICKNESS_MM = (3.0, 6.0)
 FLAIR_ONLY = 0.5
-CONTRASTS = ("flair", "t1", "t2")
+CONTRASTS = KIND_CONTRASTS["wm"]   # the case folders' contrasts, FLAIR first
 
 
 def write_variant(case: Path, out: Path, rng: np.random.Generator) -> tuple[float, bool]:

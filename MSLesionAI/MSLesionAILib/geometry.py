@@ -116,6 +116,23 @@ def resample_to_spacing(image: sitk.Image, spacing_mm: tuple[float, float, float
     return resample_like(image, grid, interpolation)
 
 
+def slice_axis(image: sitk.Image) -> int:
+    """The grid axis (x, y, z) with the coarsest spacing: the acquisition's slice axis."""
+    return int(np.argmax(image.GetSpacing()))
+
+
+def slice_direction_lps(image: sitk.Image) -> np.ndarray:
+    """Unit LPS vector along the slice axis (`slice_axis`), oblique grids included."""
+    return np.array(image.GetDirection()).reshape(3, 3)[:, slice_axis(image)]
+
+
+def slice_anisotropy(image: sitk.Image) -> float:
+    """How much coarser the slice axis is than the finer in-plane one: the coarsest spacing over
+    the middle one (1 for isotropic voxels, 5 for 1 × 1 × 5 mm)."""
+    _, middle, coarsest = sorted(image.GetSpacing())
+    return coarsest / middle
+
+
 def axis_aligned_grid(reference: sitk.Image,
                       spacing_mm: tuple[float, float, float]) -> sitk.Image:
     """An empty grid with identity direction (LPS axes) at ``spacing_mm`` (x, y, z) covering

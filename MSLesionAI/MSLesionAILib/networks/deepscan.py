@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from monai.networks.nets import BasicUNet
 from torch.nn import functional
@@ -25,6 +26,8 @@ from ..progress import Progress
 
 LEFT_RIGHT_AXIS = 2
 SIZE_MULTIPLE = 16  # BasicUNet halves the resolution four times
+MAX_EXTRA_PLANE_WEIGHT = 2.0
+TRAINED_ANISOTROPY = 2.0   # realistic phantom slices: up to 2 mm against 0.8-1.2 mm in plane
 
 
 class DeepSCAN(torch.nn.Module):
@@ -87,12 +90,33 @@ def predict_axis(network: DeepSCAN, volume: torch.Tensor, axis: int, device: tor
     return logits.movedim(1, axis + 1)
 
 
+def slice_plane_weights(slice_direction_lps: Sequence[float],
+                        anisotropy: float) -> tuple[float, float, float]:
+    """Weights of the passes along numpy axes (z, y, x) for an image acquired in thick slices.
+
+    Thick slices blur the image along the slice direction, so the pass whose 2D slices lie in
+    the acquisition plane sees its sharp in-plane detail and the other two see the blur. That
+    pass gets an extra weight growing with the anisotropy beyond the 2:1 the model was trained
+    on (none up to 2:1, 1 at 3:1, at most 2 from 4:1), shared out by how well each axis is
+    aligned with the slice direction (squared cosines, which sum to 1), so oblique slices
+    spread it. Chosen and measured on phantoms with thick FLAIR slices: docs/wm.md,
+    "Thick slices".
+    """
+    lps = np.asarray(slice_direction_lps, dtype=float)
+    alignment = (lps[::-1] / np.linalg.norm(lps)) ** 2       # LPS (x, y, z) -> numpy (z, y, x)
+    extra = float(np.clip(anisotropy - TRAINED_ANISOTROPY, 0.0, MAX_EXTRA_PLANE_WEIGHT))
+    return tuple(float(w) for w in 1.0 + extra * alignment)
+
+
 def predict_volume(network: DeepSCAN, volume: torch.Tensor, device: torch.device,
                    axes: Sequence[int] = (0, 1, 2), mirror: bool = True,
-                   progress: Progress | None = None, batch_size: int = 8) -> VolumePrediction:
-    """Average the logits of every pass (each axis, and each axis on the mirrored volume)."""
+                   progress: Progress | None = None, batch_size: int = 8,
+                   axis_weights: Sequence[float] = (1.0, 1.0, 1.0)) -> VolumePrediction:
+    """Average the logits of every pass (each axis, and each axis on the mirrored volume), a
+    pass along numpy axis ``a`` weighted by ``axis_weights[a]``."""
     network.to(device).eval()
     passes = [(axis, flip) for flip in ((False, True) if mirror else (False,)) for axis in axes]
+    total_weight = sum(axis_weights[axis] for axis, _ in passes)
     logit_sum = None
     probabilities = []
     for number, (axis, flip) in enumerate(passes):
@@ -100,12 +124,13 @@ def predict_volume(network: DeepSCAN, volume: torch.Tensor, device: torch.device
         logits = predict_axis(network, source, axis, device, batch_size)
         if flip:
             logits = logits.flip(LEFT_RIGHT_AXIS + 1)
-        logit_sum = logits if logit_sum is None else logit_sum + logits
+        weighted = logits * axis_weights[axis]
+        logit_sum = weighted if logit_sum is None else logit_sum + weighted
         probabilities.append(torch.sigmoid(logits[0]))
         if progress is not None:
             progress.update((number + 1) / len(passes), f"inference pass {number + 1}/"
                             f"{len(passes)}")
-    mean_logits = logit_sum / len(passes)
+    mean_logits = logit_sum / total_weight
     spread = torch.stack(probabilities).std(0) if len(passes) > 1 else torch.zeros_like(
         probabilities[0])
     return VolumePrediction(torch.sigmoid(mean_logits[0]), spread, mean_logits[1:])

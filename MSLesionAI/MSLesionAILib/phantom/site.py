@@ -15,11 +15,6 @@ from ..geometry import resample_to_spacing
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
-def slice_axis(image: sitk.Image) -> int:
-    """The grid axis (x, y, z) with the coarsest spacing: the acquisition's slice axis."""
-    return int(np.argmax(image.GetSpacing()))
-
-
 def thick_slices(image: sitk.Image, thickness_mm: float, axis: int,
                  label: bool = False) -> sitk.Image:
     """``image`` acquired with ``thickness_mm`` slices along grid axis ``axis`` (x, y, z).

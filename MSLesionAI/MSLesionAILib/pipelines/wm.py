@@ -11,7 +11,8 @@ The plan, every setting read from the bundle's metadata (training replays `prepa
    intensity foreground mask (`preprocessing.foreground_mask`), and the brain is then the
    network's own tissue prediction (tissue ≠ background); the model was trained both ways.
    Missing contrasts are zeros (the model was trained with input-channel dropout).
-4. The network runs along the three axes and on a left-right mirrored copy (logits averaged).
+4. The network runs along the three axes and on a left-right mirrored copy (logits averaged;
+   with thick FLAIR slices the pass in the acquisition plane weighs more, `slice_plane_weights`).
 5. Lesion probability and uncertainty go back to FLAIR's grid linearly, tissue labels by
    nearest neighbour; lesions are the thresholded probability inside the brain, split into
    connected components, measured and located from the tissue labels.
@@ -27,12 +28,12 @@ import SimpleITK as sitk
 import torch
 
 from ..bundles import ModelBundle
-from ..geometry import axis_aligned_grid, resample_like
+from ..geometry import axis_aligned_grid, resample_like, slice_anisotropy, slice_direction_lps
 from ..imageio import array_to_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
 from ..lesions import label_components, lesion_measures, wm_lesion_locations
 from ..networks import load_network
-from ..networks.deepscan import predict_volume
+from ..networks.deepscan import predict_volume, slice_plane_weights
 from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning, zscore
 from ..progress import Progress
 from ..results import LesionResult, Segment
@@ -43,6 +44,7 @@ LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the t
 CROP_MARGIN_VOXELS = 4
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
+PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
            "centroid_s", "location", "probability", "uncertainty"]
 
@@ -125,6 +127,7 @@ class LesionMaps:
     tissue: np.ndarray          # `labels.Tissue`, background outside the brain
     brain: np.ndarray           # where lesions may be: the given mask, else tissue != background
     warnings: list[str]
+    pass_weights: dict[str, float]  # axial, coronal, sagittal (`slice_plane_weights`)
 
 
 def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None = None,
@@ -148,10 +151,11 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
         model_input = prepare_inputs({"flair": flair, **others}, brain_mask, metadata)
     with timer.stage("inference"):
         network = load_network(bundle, device)
+        weights = slice_plane_weights(slice_direction_lps(flair), slice_anisotropy(flair))
         prediction = predict_volume(
             network, torch.from_numpy(model_input.channels), device,
             axes=metadata["inference"]["axes"], mirror=metadata["inference"]["mirror"],
-            progress=progress.sub(0.15, 0.85))
+            progress=progress.sub(0.15, 0.85), axis_weights=weights)
     with timer.stage("postprocessing"):
         progress.update(0.86, "lesions and tissue on FLAIR's grid")
         grid = model_input.grid
@@ -165,7 +169,8 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
         return LesionMaps(
             _to_reference(prediction.lesion_probability.numpy(), grid, flair, "linear"),
             _to_reference(prediction.lesion_uncertainty.numpy(), grid, flair, "linear"),
-            tissue, brain, warnings)
+            tissue, brain, warnings,
+            {name: round(weight, 3) for name, weight in zip(PASS_NAMES, weights, strict=True)})
 
 
 def lesion_components(maps: LesionMaps, threshold: float, connectivity: int,
@@ -190,6 +195,7 @@ def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None =
                    "brain_mask": brain_mask is not None},
         "brain_mask_method": "given" if brain_mask is not None else
         "network tissue prediction (tissue != background)",
+        "inference_pass_weights": maps.pass_weights,
         "warnings": maps.warnings, "timings_s": timer.as_dict()})
     return result
 
