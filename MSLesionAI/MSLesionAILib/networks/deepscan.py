@@ -27,7 +27,7 @@ from ..progress import Progress
 LEFT_RIGHT_AXIS = 2
 SIZE_MULTIPLE = 16  # BasicUNet halves the resolution four times
 MAX_EXTRA_PLANE_WEIGHT = 2.0
-TRAINED_ANISOTROPY = 2.0   # realistic phantom slices: up to 2 mm against 0.8-1.2 mm in plane
+EQUAL_WEIGHTS_UP_TO_ANISOTROPY = 2.0   # chosen on validation phantoms (docs/wm.md)
 
 
 class DeepSCAN(torch.nn.Module):
@@ -96,15 +96,16 @@ def slice_plane_weights(slice_direction_lps: Sequence[float],
 
     Thick slices blur the image along the slice direction, so the pass whose 2D slices lie in
     the acquisition plane sees its sharp in-plane detail and the other two see the blur. That
-    pass gets an extra weight growing with the anisotropy beyond the 2:1 the model was trained
-    on (none up to 2:1, 1 at 3:1, at most 2 from 4:1), shared out by how well each axis is
-    aligned with the slice direction (squared cosines, which sum to 1), so oblique slices
-    spread it. Chosen and measured on phantoms with thick FLAIR slices: docs/wm.md,
-    "Thick slices".
+    pass gets an extra weight growing with the anisotropy beyond 2:1 (none up to 2:1, where
+    re-weighting cost a little on held-out cases; 1 at 3:1; at most 2 from 4:1), shared out by
+    how well each axis is aligned with the slice direction (squared cosines, which sum to 1),
+    so oblique slices spread it. Chosen and measured on phantoms with thick FLAIR slices:
+    docs/wm.md, "Thick slices".
     """
     lps = np.asarray(slice_direction_lps, dtype=float)
     alignment = (lps[::-1] / np.linalg.norm(lps)) ** 2       # LPS (x, y, z) -> numpy (z, y, x)
-    extra = float(np.clip(anisotropy - TRAINED_ANISOTROPY, 0.0, MAX_EXTRA_PLANE_WEIGHT))
+    extra = float(np.clip(anisotropy - EQUAL_WEIGHTS_UP_TO_ANISOTROPY, 0.0,
+                          MAX_EXTRA_PLANE_WEIGHT))
     return tuple(float(w) for w in 1.0 + extra * alignment)
 
 
