@@ -28,6 +28,7 @@ from scipy.spatial.transform import Rotation
 from ..geometry import ras_to_lps, resample_like, same_grid
 from ..imageio import read_image
 from ..lesions import lesion_measures, min_voxels_for_volume
+from ..phantom.site import FWHM_PER_SIGMA
 from ..progress import Progress
 from ..rim_candidates import MIN_VOLUME_UL
 from ..rim_patches import PatchSpec, centre_crop, make_patches
@@ -36,7 +37,6 @@ from ._loop import found_cases
 MAX_SCALE_CHANGE = 0.15
 # Thick slices in training: 1.125–3 mm (1.5–4 voxels of a 0.75 mm patch), in 40 % of patches.
 THICK_SLICE_CHANCE, THICK_SLICE_MM = 0.4, (1.125, 3.0)
-FWHM_PER_SIGMA = 2.355
 
 
 @dataclass
