@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 from test_rim_pipeline import make_case
 
 from MSLesionAILib.progress import Progress
@@ -35,3 +36,16 @@ def test_patch_count_counts_the_copies(tmp_path: Path) -> None:
     folder = make_case(tmp_path / "case", 0)       # three lesions, one rim+, all ≥ 12.3 µL
     assert patch_count(folder, COPIES) == 2 * (1 + 1) + (1 + 3)
     assert patch_count(folder, (0, 0)) == 3
+
+
+def test_a_case_without_lesions_gives_no_patches(tmp_path: Path) -> None:
+    empty = make_case(tmp_path / "case_empty", 1)   # realistic phantoms: 6 % have no lesions
+    truth = sitk.ReadImage(str(empty / "truth" / "wm_lesions.nii.gz")) * 0
+    sitk.WriteImage(truth, str(empty / "truth" / "wm_lesions.nii.gz"))
+    (empty / "truth" / "lesions.csv").write_text("lesion_id,family,type,rim\n", encoding="utf-8")
+    full = make_case(tmp_path / "case_full", 2)
+    loaded = load_patch_set([empty, full], ["phase", "flair"], SPEC, 14, COPIES, seed=0,
+                            progress=Progress())
+    assert patch_count(empty, COPIES) == 0
+    assert len(loaded.labels) == patch_count(full, COPIES) and set(loaded.cases) == {1}
+    assert loaded.original.sum() == 3   # one unturned copy per lesion of the full case

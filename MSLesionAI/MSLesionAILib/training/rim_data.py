@@ -115,7 +115,8 @@ def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_v
     centres, labels = eligible_lesions(phase, truth, rim)
     extra = copy_counts(labels, copies)
     repeat = np.repeat(np.arange(len(labels)), 1 + extra)
-    original = np.concatenate([[True] + [False] * int(n) for n in extra]).astype(bool)
+    original = np.zeros(len(repeat), bool)
+    original[np.cumsum(1 + extra) - (1 + extra)] = True   # each lesion's first, unturned copy
     affines = np.repeat(np.eye(3)[None], len(repeat), axis=0)
     affines[~original] = random_affines(int(np.count_nonzero(~original)), rng)
     patches = make_patches(images, truth > 0, phase, centres[repeat], spec, stored_size_vox,
