@@ -11,6 +11,7 @@ from conftest import make_image
 from MSLesionAILib.errors import InputError
 from MSLesionAILib.preprocessing import (
     air_level,
+    background_at_zero,
     bias_correct,
     bring_to_reference,
     foreground_mask,
@@ -94,6 +95,15 @@ def _head_in_noisy_air(air_max: float) -> tuple[np.ndarray, np.ndarray]:
     voxels[head] = 100
     voxels[x ** 2 + y ** 2 + z ** 2 < 4 ** 2] = 0
     return voxels, head
+
+
+def test_background_at_zero_undoes_an_offset_and_leaves_a_scanner_image_alone():
+    voxels = np.floor(_head_in_noisy_air(air_max=20.0)[0])   # integers; the faces reach 0
+    image = sitk.GetImageFromArray(voxels.astype(np.int16))
+    assert np.array_equal(sitk.GetArrayFromImage(background_at_zero(image)), voxels)
+    offset = sitk.GetImageFromArray(voxels.astype(np.float32) - 7.5)   # background below 0
+    assert np.array_equal(sitk.GetArrayFromImage(background_at_zero(offset)), voxels)
+    assert background_at_zero(offset).GetPixelID() == sitk.sitkFloat32
 
 
 def test_foreground_stays_out_of_air_brighter_than_a_tenth_of_the_head():

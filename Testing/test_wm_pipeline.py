@@ -199,6 +199,19 @@ def test_thick_flair_slices_weigh_the_pass_in_their_plane_more(case, tiny_bundle
     assert weights["axial"] == pytest.approx(1 + np.cos(np.deg2rad(10)) ** 2, abs=0.002)
 
 
+def test_an_intensity_offset_or_a_normalised_file_reaches_the_network_unchanged(case) -> None:
+    """Files whose background is not 0 (an offset, or already z-scored: negative background)
+    give the scanner file's foreground mask and normalised channels."""
+    images = {name: sitk.ReadImage(str(case / f"{name}.nii.gz"), sitk.sitkFloat32)
+              for name in ("flair", "t1")}
+    expected = wm.prepare_inputs(images, None, tiny_metadata())
+    for shift in (lambda image: image + 500.0, lambda image: (image - 0.4) / 0.45):
+        shifted = wm.prepare_inputs({name: shift(image) for name, image in images.items()},
+                                    None, tiny_metadata())
+        assert np.array_equal(shifted.normalisation_mask, expected.normalisation_mask)
+        np.testing.assert_allclose(shifted.channels, expected.channels, atol=1e-3)
+
+
 def test_a_t1_that_does_not_overlap_flair_is_refused_with_one_line(
         case, tiny_bundle, tmp_path, capsys) -> None:
     t1 = sitk.ReadImage(str(case / "t1.nii.gz"))

@@ -83,6 +83,20 @@ def air_level(voxels: np.ndarray) -> float:
     return float(median + 6.0 * np.median(np.abs(faces - median)))
 
 
+def background_at_zero(image: sitk.Image) -> sitk.Image:
+    """``image`` as float32, shifted so that the darkest voxel of its six faces is 0.
+
+    The intensity rules downstream (`foreground_mask`, zero padding outside the field of view
+    when resampling) assume the background is dark and near 0, as scanners write it. A file
+    with an offset (background at a constant above 0) or already normalised (background
+    negative) would otherwise be masked and padded wrongly. Scanner images, whose faces reach
+    0, are unchanged."""
+    voxels = sitk.GetArrayViewFromImage(image)
+    floor = min(float(np.moveaxis(voxels, axis, 0)[end].min())
+                for axis in range(voxels.ndim) for end in (0, -1))
+    return sitk.Cast(image, sitk.sitkFloat32) - floor
+
+
 def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance inside ``mask`` (robust to the 0.5 % tails); 0 outside."""
     inside = voxels[mask].astype(np.float64)

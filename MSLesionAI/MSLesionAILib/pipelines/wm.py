@@ -4,9 +4,11 @@ The plan, every setting read from the bundle's metadata (training replays `prepa
 
 1. T1/T2 are brought onto FLAIR's grid (rigid mutual-information registration when they are not
    already on it); an image that does not overlap FLAIR is refused.
-2. Every contrast is resampled onto the model's canonical grid: axis-aligned with the patient
-   axes (identity LPS direction, so numpy axes are axial, coronal and sagittal and x is
-   left-right) at the bundle's spacing, covering FLAIR's field of view, cropped to the brain.
+2. Every contrast, its background brought to 0 (`preprocessing.background_at_zero`: files with
+   an intensity offset or already normalised), is resampled onto the model's canonical grid:
+   axis-aligned with the patient axes (identity LPS direction, so numpy axes are axial, coronal
+   and sagittal and x is left-right) at the bundle's spacing, covering FLAIR's field of view,
+   cropped to the brain.
 3. Each contrast is z-scored inside the brain mask. Without a mask the statistics come from an
    intensity foreground mask (`preprocessing.foreground_mask`), and the brain is then the
    network's own tissue prediction (tissue ≠ background); the model was trained both ways.
@@ -34,7 +36,13 @@ from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATION
 from ..lesions import label_components, lesion_measures, wm_lesion_locations
 from ..networks import load_network
 from ..networks.deepscan import predict_volume, slice_plane_weights
-from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning, zscore
+from ..preprocessing import (
+    background_at_zero,
+    bring_to_reference,
+    foreground_mask,
+    spacing_warning,
+    zscore,
+)
 from ..progress import Progress
 from ..results import LesionResult, Segment
 from ..timing import StageTimer
@@ -78,13 +86,14 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
     ``contrasts`` must hold FLAIR; the others may be None. Images may have any geometry.
     """
     grid = axis_aligned_grid(contrasts["flair"], tuple(metadata["spacing_mm"]))
-    arrays = {name: sitk.GetArrayFromImage(resample_like(sitk.Cast(image, sitk.sitkFloat32),
-                                                         grid, "linear"))
-              for name, image in contrasts.items() if image is not None}
+    images = {name: background_at_zero(image) for name, image in contrasts.items()
+              if image is not None}
+    arrays = {name: sitk.GetArrayFromImage(resample_like(image, grid, "linear"))
+              for name, image in images.items()}
     if brain_mask is not None:
         mask = sitk.GetArrayFromImage(resample_like(brain_mask != 0, grid, "nearest")) > 0
     else:
-        mask = foreground_mask(arrays["flair"], air=sitk.GetArrayFromImage(contrasts["flair"]))
+        mask = foreground_mask(arrays["flair"], air=sitk.GetArrayFromImage(images["flair"]))
     box, cropped_grid = _crop_to(mask, grid)
     mask = mask[box]
     channels = np.zeros((len(metadata["inputs"]), *mask.shape), np.float32)
