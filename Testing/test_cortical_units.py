@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
+from MSLesionAILib.geometry import axis_aligned_grid
 from MSLesionAILib.labels import INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
 from MSLesionAILib.networks import build_network
 from MSLesionAILib.pipelines.cortical import (
@@ -14,6 +16,7 @@ from MSLesionAILib.pipelines.cortical import (
     class_labelmap,
     find_lesions,
     image_box,
+    model_channels,
     summarise,
 )
 from MSLesionAILib.training.cortical import MaskedFocalLoss, bumped_version
@@ -154,3 +157,17 @@ def test_inference_box_skips_the_empty_grid_around_the_image():
     channels[0, 10:20, 5:25, 8:12] = 1.0
     assert image_box(channels, margin_voxels=2) == (slice(8, 22), slice(3, 27), slice(6, 14))
     assert image_box(np.zeros((1, 4, 4, 4)), 2) == (slice(0, 4),) * 3
+
+
+def test_a_skull_stripped_mp2rage_with_an_intensity_offset_gives_the_same_input(
+        oblique_image) -> None:
+    """Its background must stay out of the z-score, as the scanner file's zeros do."""
+    voxels = np.zeros(oblique_image.GetSize()[::-1], np.float32)
+    voxels[3:9, 4:12, 5:15] = np.random.default_rng(0).uniform(50, 100, (6, 8, 10))
+    mp2rage = sitk.GetImageFromArray(voxels)
+    mp2rage.CopyInformation(oblique_image)
+    grid = axis_aligned_grid(mp2rage, (1.0, 1.0, 1.0))
+    expected = model_channels({"mp2rage": mp2rage}, ["mp2rage", "t2star"], grid)
+    shifted = model_channels({"mp2rage": mp2rage + 300.0}, ["mp2rage", "t2star"], grid)
+    np.testing.assert_allclose(shifted, expected, atol=1e-4)
+    assert not expected[1].any()                 # T2* not given: a channel of zeros

@@ -40,7 +40,7 @@ from ..labels import (
 )
 from ..lesions import label_components, lesion_measures
 from ..networks import load_network
-from ..preprocessing import bring_to_reference, zscore
+from ..preprocessing import background_at_zero, bring_to_reference, zscore
 from ..progress import Progress
 from ..results import LesionResult, Segment
 from ..timing import StageTimer
@@ -119,16 +119,17 @@ def load_contrasts(inputs: CorticalInputs) -> tuple[dict[str, sitk.Image], sitk.
 
 def model_channels(images: dict[str, sitk.Image], input_names: list[str],
                    grid: sitk.Image) -> np.ndarray:
-    """(C, z, y, x) float32 network input on ``grid``: each contrast linearly resampled and
-    z-scored over its non-zero voxels; a contrast not given is a channel of zeros (the
-    network was trained with such inputs dropped)."""
+    """(C, z, y, x) float32 network input on ``grid``: each contrast, its background brought
+    to 0 (`background_at_zero`: a skull-stripped file with an intensity offset would otherwise
+    count its background as head), linearly resampled and z-scored over its non-zero voxels;
+    a contrast not given is a channel of zeros (the network was trained with such inputs
+    dropped)."""
     channels = []
     for name in input_names:
         if name not in images:
             channels.append(np.zeros(grid.GetSize()[::-1], np.float32))
             continue
-        voxels = sitk.GetArrayFromImage(
-            resample_like(sitk.Cast(images[name], sitk.sitkFloat32), grid))
+        voxels = sitk.GetArrayFromImage(resample_like(background_at_zero(images[name]), grid))
         channels.append(zscore(voxels, voxels != 0))
     return np.stack(channels)
 
