@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,23 @@ def test_lesion_mask_gives_one_row_per_candidate(case: Path, tmp_path: Path) -> 
     assert summary["prl_count"] == sum(int(r["rim_positive"]) for r in rows)
     assert summary["chronic_active"] is False
     assert (out / "rim.seg.nrrd").is_file()
+
+
+def test_intensity_scale_and_offset_of_the_structural_images_change_nothing(
+        case: Path, tmp_path: Path) -> None:
+    """Patches are normalised each on its own percentiles, so another scanner's intensity
+    scale or a background above 0 gives the same rim probabilities."""
+    shifted = tmp_path / "shifted"
+    shutil.copytree(case, shifted)
+    for name in ("flair", "mp2rage"):
+        image = sitk.ReadImage(str(case / f"{name}.nii.gz"), sitk.sitkFloat32)
+        sitk.WriteImage(image * 3.0 + 200.0, str(shifted / f"{name}.nii.gz"))
+    for folder in (case, shifted):
+        assert _rim(folder, tmp_path / folder.name / "out", "--lesion-mask",
+                    str(case / "truth" / "wm_lesions.nii.gz")) == 0
+    probabilities = [[row["rim_probability"] for row in _table(tmp_path / name / "out")]
+                     for name in (case.name, shifted.name)]
+    assert probabilities[0] == probabilities[1] and len(probabilities[0]) == 3
 
 
 def test_empty_mask_gives_an_empty_table(case: Path, tmp_path: Path) -> None:
