@@ -212,6 +212,19 @@ def test_an_intensity_offset_or_a_normalised_file_reaches_the_network_unchanged(
         np.testing.assert_allclose(shifted.channels, expected.channels, atol=1e-3)
 
 
+def test_the_same_images_stored_in_another_axis_order_reach_the_network_unchanged(case) -> None:
+    """Permuted and flipped storage (another converter's convention) is the same anatomy: the
+    canonical grid and the network's input do not depend on it."""
+    images = {name: sitk.ReadImage(str(case / f"{name}.nii.gz"), sitk.sitkFloat32)
+              for name in ("flair", "t1")}
+    expected = wm.prepare_inputs(images, None, tiny_metadata())
+    stored = wm.prepare_inputs(
+        {name: sitk.Flip(sitk.PermuteAxes(image, [2, 0, 1]), [True, False, True])
+         for name, image in images.items()}, None, tiny_metadata())
+    assert same_grid(stored.grid, expected.grid)
+    np.testing.assert_allclose(stored.channels, expected.channels, atol=1e-4)
+
+
 def test_a_t1_that_does_not_overlap_flair_is_refused_with_one_line(
         case, tiny_bundle, tmp_path, capsys) -> None:
     t1 = sitk.ReadImage(str(case / "t1.nii.gz"))
