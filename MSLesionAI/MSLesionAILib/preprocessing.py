@@ -73,12 +73,17 @@ def foreground_mask(voxels: np.ndarray, air: np.ndarray | None = None) -> np.nda
     return ndimage.binary_fill_holes(mask)
 
 
+def face_voxels(voxels: np.ndarray) -> np.ndarray:
+    """The voxels on the array's six faces (the edge of the field of view), flattened."""
+    return np.concatenate([np.moveaxis(voxels, axis, 0)[end].ravel()
+                           for axis in range(voxels.ndim) for end in (0, -1)])
+
+
 def air_level(voxels: np.ndarray) -> float:
     """The brightest the air gets: median + 6 median absolute deviations of the voxels on the
     array's six faces (about the 99.8th percentile of noise; robust to a head that touches up
     to half of the faces). 0 for a skull-stripped or zero-filled background."""
-    faces = np.concatenate([np.moveaxis(voxels, axis, 0)[end].ravel()
-                            for axis in range(voxels.ndim) for end in (0, -1)])
+    faces = face_voxels(voxels)
     median = np.median(faces)
     return float(median + 6.0 * np.median(np.abs(faces - median)))
 
@@ -91,9 +96,7 @@ def background_at_zero(image: sitk.Image) -> sitk.Image:
     with an offset (background at a constant above 0) or already normalised (background
     negative) would otherwise be masked and padded wrongly. Scanner images, whose faces reach
     0, are unchanged."""
-    voxels = sitk.GetArrayViewFromImage(image)
-    floor = min(float(np.moveaxis(voxels, axis, 0)[end].min())
-                for axis in range(voxels.ndim) for end in (0, -1))
+    floor = float(face_voxels(sitk.GetArrayViewFromImage(image)).min())
     return sitk.Cast(image, sitk.sitkFloat32) - floor
 
 

@@ -266,8 +266,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         "central slice; it runs along the axial, coronal and sagittal axes and on a left-right "
         "mirrored copy, logits averaged (McKinley et al., Sci. Rep. 2021); with FLAIR voxels "
         "coarser than 2:1 the passes in the acquisition plane weigh more (docs/wm.md, Thick "
-        "slices). Uncertainty: the "
-        "standard deviation of the six passes' lesion probabilities.", "",
+        "slices). Uncertainty: the standard deviation of the six passes' lesion "
+        "probabilities.", "",
         "## Training",
         f"- Command: `{training['command']}`",
         *parent_lines(metadata),
