@@ -12,6 +12,7 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 from MSLesionAILib import slicer_module as shared
+from MSLesionAILib.labels import PARAMAGNETIC_PHASE
 
 
 class MSLesionAIRim(ScriptedLoadableModule):
@@ -20,9 +21,10 @@ class MSLesionAIRim(ScriptedLoadableModule):
         shared.describeModule(self.parent, "MS Lesion AI (rim lesions)", """
 Classifies multiple sclerosis white-matter lesions as paramagnetic rim lesions (rim+) or not
 on unwrapped phase with FLAIR (RimNet) or MP2RAGE (Deep-PRL); gives the PRL count and the
-"4 or more PRL" flag. Without a lesion segmentation, lesions are segmented first. With a point
-list, only the lesion at its first point is classified. Edit the rim status in the table and
-press "Move lesions to their class" to move a lesion between segments.""")
+"4 or more PRL" flag. Say whether veins and iron rims are bright (positive) or dark (negative)
+on your phase: scanners differ. Without a lesion segmentation, lesions are segmented first.
+With a point list, only the lesion at its first point is classified. Edit the rim status in
+the table and press "Move lesions to their class" to move a lesion between segments.""")
 
 
 @parameterNodeWrapper
@@ -30,6 +32,7 @@ class MSLesionAIRimParameterNode:
     """The `mslesionai rim` options (see `slicer_module`); operating point 0: the model's."""
 
     phase: vtkMRMLScalarVolumeNode
+    paramagneticPhase: Annotated[str, Choice(list(PARAMAGNETIC_PHASE))] = PARAMAGNETIC_PHASE[0]
     flair: vtkMRMLScalarVolumeNode
     mp2rage: vtkMRMLScalarVolumeNode
     t2star: vtkMRMLScalarVolumeNode

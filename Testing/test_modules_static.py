@@ -5,6 +5,7 @@ CMake files list exactly the files there are, and the first-use install's checks
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import os
@@ -21,6 +22,7 @@ import pytest
 from MSLesionAILib import dependencies
 from MSLesionAILib.cli import build_parser
 from MSLesionAILib.devices import DEVICE_CHOICES
+from MSLesionAILib.labels import PARAMAGNETIC_PHASE
 from MSLesionAILib.tasks import TASKS, option_name, parameter_name
 from MSLesionAILib.workflow import option_arguments
 
@@ -62,9 +64,13 @@ def literal(path: Path, name: str):
     raise AssertionError(f"{path.name}: no {name}")
 
 
-def cli_options(command: str) -> set[str]:
+def subparser(command: str) -> argparse.ArgumentParser:
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
-    return set(subparsers.choices[command]._option_string_actions)
+    return subparsers.choices[command]
+
+
+def cli_options(command: str) -> set[str]:
+    return set(subparser(command)._option_string_actions)
 
 
 @pytest.mark.parametrize("path", [*map(module_file, MODULES), SHARED], ids=lambda p: p.name)
@@ -117,6 +123,9 @@ def test_panel_choices_are_the_command_line_choices():
     cortical = pytest.importorskip("MSLesionAILib.pipelines.cortical")
     assert literal(module_file("MSLesionAICortical"), "MIN_VOLUMES_UL") == list(
         cortical.MIN_VOLUME_CHOICES_UL)
+    rim = subparser("rim")._option_string_actions["--paramagnetic-phase"]
+    assert tuple(rim.choices) == PARAMAGNETIC_PHASE
+    assert "PARAMAGNETIC_PHASE" in parameter_fields("MSLesionAIRim")["paramagneticPhase"]
 
 
 # --- the module logic, with stand-ins for what only the Slicer app has ----------------------
@@ -161,17 +170,19 @@ def test_rim_panel_arguments_are_accepted_by_the_command_line(module_files):
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
     point.AddControlPoint([-12.5, 3.0, 40.0])
     rim = module_files["MSLesionAIRim"]
-    parameters = parameters_of(rim, {"phase": phase, "lesionMask": lesions, "point": point})
+    parameters = parameters_of(rim, {"phase": phase, "lesionMask": lesions, "point": point,
+                                     "paramagneticPhase": "negative"})
 
     inputs, options = rim.MSLesionAIRimLogic().arguments(parameters)
 
     assert inputs == {"phase": phase, "flair": None, "mp2rage": None, "t2star": None,
                       "lesion-mask": lesions}
-    assert options == {"point": "-12.500,3.000,40.000", "operating-point": None,
-                       "register": False, "device": "auto"}
+    assert options == {"paramagnetic-phase": "negative", "point": "-12.500,3.000,40.000",
+                       "operating-point": None, "register": False, "device": "auto"}
     args = build_parser().parse_args(["rim", "--phase", "p.nrrd", "--out", "o",
                                       *option_arguments(options)])
     assert args.point == (-12.5, 3.0, 40.0) and args.operating_point is None
+    assert args.paramagnetic_phase == "negative"
 
 
 @pytest.mark.parametrize("module", MODULES)

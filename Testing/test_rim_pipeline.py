@@ -155,6 +155,28 @@ def test_intensity_scale_and_offset_of_the_structural_images_change_nothing(
     assert probabilities[0] == probabilities[1] and len(probabilities[0]) == 3
 
 
+def test_phase_in_the_other_sign_convention_is_negated_back(case: Path, tmp_path: Path) -> None:
+    """Scanners differ in the sign of paramagnetic phase. The network is not indifferent to it
+    (the rim turned dark changes the probabilities), and `--paramagnetic-phase negative` gives
+    exactly the probabilities of the phase in the models' convention."""
+    negated = tmp_path / "negated_case"
+    shutil.copytree(case, negated)
+    phase = sitk.ReadImage(str(case / "phase.nii.gz"), sitk.sitkFloat32)
+    sitk.WriteImage(phase * -1.0, str(negated / "phase.nii.gz"))
+    runs = {"as given": (case, []), "negated": (negated, []),
+            "negated, said so": (negated, ["--paramagnetic-phase", "negative"])}
+    probabilities = {}
+    for name, (folder, extra) in runs.items():
+        out = tmp_path / name
+        assert _rim(folder, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz"),
+                    *extra) == 0
+        probabilities[name] = [row["rim_probability"] for row in _table(out)]
+    assert probabilities["negated, said so"] == probabilities["as given"]
+    assert probabilities["negated"] != probabilities["as given"]
+    summary = json.loads((tmp_path / "negated, said so" / "summary.json").read_text("utf-8"))
+    assert summary["paramagnetic_phase"] == "negative"
+
+
 def test_empty_mask_gives_an_empty_table(case: Path, tmp_path: Path) -> None:
     mask = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")) * 0
     sitk.WriteImage(mask, str(tmp_path / "empty.nii.gz"))

@@ -10,6 +10,7 @@ from ..bundles import ModelBundle, find_bundle
 from ..devices import choose_device
 from ..errors import BundleError, InputError
 from ..imageio import load_image, read_image
+from ..labels import PARAMAGNETIC_PHASE
 from ..pipelines import rim
 from ..progress import Progress
 from ._pipeline import add_pipeline_options, input_files, run_and_write
@@ -26,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flair", help="FLAIR (RimNet; also needed to segment lesions)")
     parser.add_argument("--mp2rage", help="MP2RAGE uniform image (Deep-PRL)")
     parser.add_argument("--t2star", help="T2* magnitude (used when the model asks for it)")
+    parser.add_argument("--paramagnetic-phase", choices=PARAMAGNETIC_PHASE,
+                        default=PARAMAGNETIC_PHASE[0],
+                        help="how veins and iron rims appear on --phase: positive (bright; "
+                             "the default, and the models' convention) or negative (dark; the "
+                             "phase is then negated before classification)")
     parser.add_argument("--lesion-mask", help="white-matter lesion mask, binary or labelmap")
     parser.add_argument("--brain-mask", help="brain mask (default: the structural foreground)")
     parser.add_argument("--point", type=parse_point, metavar="R,A,S",
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     inputs = rim.RimInputs(
         phase=load_image(args.phase, "--phase"), images=images,
         lesion_mask=_optional_mask(args.lesion_mask, "--lesion-mask"),
-        brain_mask=_optional_mask(args.brain_mask, "--brain-mask"), point_ras=args.point)
+        brain_mask=_optional_mask(args.brain_mask, "--brain-mask"), point_ras=args.point,
+        paramagnetic_phase=args.paramagnetic_phase)
     wm_bundle = _wm_bundle(images) if inputs.lesion_mask is None and args.point is None else None
     device = choose_device(args.device)
     run_and_write(args.out, progress, lambda stage: rim.run(

@@ -7,6 +7,12 @@ resampled onto its grid, candidates are found there, and patches are sampled aro
 centres of mass in physical space (`rim_patches`). Without a lesion mask the white-matter
 pipeline segments the lesions first; with ``point_ras`` only the lesion under that point is
 classified, or a patch centred on the point when no lesion is there.
+
+Phase has no single sign convention: depending on the scanner's handedness and the
+reconstruction, paramagnetic sources (veins, iron rims) are positive (bright) or negative
+(dark). The networks learnt one convention (the bundle's ``paramagnetic_phase``, else the
+phantom's, positive) and are not indifferent to it, so a phase in the other convention is
+negated before its patches are made.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 from ..bundles import ModelBundle
 from ..errors import InputError
 from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like
-from ..labels import CHRONIC_ACTIVE_MIN_PRL, RIM_SEGMENTS
+from ..labels import CHRONIC_ACTIVE_MIN_PRL, PARAMAGNETIC_PHASE, RIM_SEGMENTS
 from ..lesions import lesion_measures
 from ..networks import load_network
 from ..networks.rimnet import rim_probability
@@ -50,6 +56,7 @@ class RimInputs:
     lesion_mask: sitk.Image | None = None
     brain_mask: sitk.Image | None = None
     point_ras: tuple[float, float, float] | None = None
+    paramagnetic_phase: str = "positive"  # one of PARAMAGNETIC_PHASE
 
 
 def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progress: Progress,
@@ -90,6 +97,7 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
         row["rim_positive"] = int(probability >= threshold)
     progress.update(1.0, "done")
     result = _result(phase, candidates, rows, bundle, threshold, timer, warnings)
+    result.summary["paramagnetic_phase"] = inputs.paramagnetic_phase
     if inputs.point_ras is not None:
         result.summary["point"] = {"ras": list(inputs.point_ras),
                                    "lesion_id": rows[0]["lesion_id"], "note": rows[0]["note"]}
@@ -150,7 +158,7 @@ def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.
     volumes = []
     for name in bundle.input_names:
         if name == "phase":
-            image = inputs.phase
+            image = phase_as_trained(inputs.phase, inputs.paramagnetic_phase, bundle)
         elif name in inputs.images:
             image = bring_to_reference(inputs.images[name], f"--{name}", inputs.phase,
                                        "--phase", register=register)
@@ -158,6 +166,16 @@ def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.
             raise InputError(f"--{name}: model {bundle.id} needs it and it was not given")
         volumes.append(sitk.GetArrayFromImage(image).astype(np.float32))
     return np.stack(volumes)
+
+
+def phase_as_trained(phase: sitk.Image, paramagnetic: str, bundle: ModelBundle) -> sitk.Image:
+    """``phase`` in the convention the bundle learnt: negated when paramagnetic sources have
+    the other sign on it."""
+    if paramagnetic not in PARAMAGNETIC_PHASE:
+        raise InputError(f"paramagnetic phase: '{paramagnetic}' is not one of "
+                         f"{', '.join(PARAMAGNETIC_PHASE)}")
+    trained = bundle.metadata.get("paramagnetic_phase", PARAMAGNETIC_PHASE[0])
+    return phase if paramagnetic == trained else sitk.Cast(phase, sitk.sitkFloat32) * -1.0
 
 
 def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str]) -> np.ndarray:
