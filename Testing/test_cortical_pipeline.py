@@ -141,6 +141,31 @@ def test_no_lesions_gives_an_empty_table(case, tmp_path):
     assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))).any()
 
 
+def test_no_lesion_is_looked_for_in_a_uni_background(case, tmp_path):
+    """A UNI that is not skull-stripped: the tiny case surrounded by salt-and-pepper noise.
+    A network that calls every voxel lesion finds one in the head only, with a warning."""
+    rng = np.random.default_rng(3)
+    tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "mp2rage.nii.gz")))
+    margin = 10
+    voxels = rng.uniform(0, 110, [n + 2 * margin for n in SIZE_ZYX]).astype(np.float32)
+    head = (slice(margin, -margin),) * 3
+    voxels[head] = tissue
+    uni = tmp_path / "uni.nii.gz"
+    sitk.WriteImage(image_like(voxels), str(uni))
+    bundle = tiny_bundle(tmp_path / "bundle", background_bias=-50.0)
+    out = tmp_path / "out"
+    assert main(["cortical", "--mp2rage", str(uni), "--out", str(out), "--model", str(bundle),
+                 "--device", "cpu"]) == 0
+    ids = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz")))
+    near_head = np.zeros(ids.shape, bool)
+    near_head[tuple(slice(margin - 2, n - margin + 2) for n in ids.shape)] = True
+    deep_in_head = (slice(margin + 2, -margin - 2),) * 3  # the box blurs the head's border
+    assert ids[deep_in_head].all() and not ids[~near_head].any()
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["cortical_total"] == 1
+    assert any("salt-and-pepper" in warning for warning in summary["warnings"])
+
+
 def test_t2star_that_does_not_overlap_is_refused_in_one_line(case, tmp_path, capsys):
     far_away = image_like(np.ones(SIZE_ZYX, np.float32) + np.arange(SIZE_ZYX[2]),
                           origin=(500.0, 500.0, 500.0))

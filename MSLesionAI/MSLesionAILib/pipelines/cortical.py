@@ -44,6 +44,7 @@ from ..preprocessing import background_at_zero, bring_to_reference, zscore
 from ..progress import Progress
 from ..results import LesionResult, Segment
 from ..timing import StageTimer
+from ..uni_background import noise_background
 
 MIN_VOLUME_CHOICES_UL = CLAIMS_MIN_VOLUMES_UL
 COARSEST_RELIABLE_SPACING_MM = 1.2
@@ -186,16 +187,20 @@ def lesion_probabilities(images: dict[str, sitk.Image], network: torch.nn.Module
 
 def find_lesions(leukocortical: np.ndarray, intracortical_subpial: np.ndarray,
                  spacing_mm_zyx: tuple[float, ...], min_volume_ul: float = 1.0,
-                 threshold: float = 0.5, wm_mask: np.ndarray | None = None) -> CorticalLesions:
+                 threshold: float = 0.5, wm_mask: np.ndarray | None = None,
+                 background: np.ndarray | None = None) -> CorticalLesions:
     """CLAIMS's post-processing of the two class-probability maps (numpy z, y, x).
 
     A voxel is lesion when its p(lesion) = p(leukocortical) + p(intracortical/subpial) reaches
     ``threshold``. (CLAIMS's code counts p(intracortical/subpial) half, against 0.5: with any
-    threshold above 0.5 no intracortical or subpial lesion could ever be found.) Components
-    smaller than ``min_volume_ul`` are dropped; each lesion takes the class most of its voxels
-    prefer (a tie goes to intracortical/subpial).
+    threshold above 0.5 no intracortical or subpial lesion could ever be found.) No voxel of
+    ``background`` (outside the head) is lesion. Components smaller than ``min_volume_ul`` are
+    dropped; each lesion takes the class most of its voxels prefer (a tie goes to
+    intracortical/subpial).
     """
     probability = leukocortical + intracortical_subpial
+    if background is not None:
+        probability = np.where(background, 0.0, probability)
     lesion_ids = label_components(probability >= threshold, CONNECTIVITY, min_volume_ul,
                                   spacing_mm_zyx)
     count = int(lesion_ids.max(initial=0))
@@ -266,6 +271,17 @@ def input_warnings(images: dict[str, sitk.Image], bundle: ModelBundle) -> list[s
     return warnings
 
 
+def uni_noise(mp2rage: sitk.Image, warnings: list[str]) -> np.ndarray:
+    """The MP2RAGE's salt-and-pepper background (`uni_background`), with a warning when there is
+    one: no lesion is looked for there."""
+    background = noise_background(sitk.GetArrayFromImage(mp2rage))
+    if background.any():
+        warnings.append(f"--mp2rage: {background.mean():.0%} of the field of view is "
+                        "salt-and-pepper background (a UNI image that is not skull-stripped); "
+                        "no lesion is looked for there")
+    return background
+
+
 def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
         progress: Progress) -> LesionResult:
     """The whole pipeline; the result is in the MP2RAGE's geometry."""
@@ -282,8 +298,9 @@ def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
     with timer.stage("postprocessing"):
         wm_mask = None if wm_mask_image is None else sitk.GetArrayFromImage(wm_mask_image)
         post = bundle.metadata["postprocessing"]
+        background = uni_noise(reference, warnings)
         lesions = find_lesions(leuko, intra, reference.GetSpacing()[::-1], options.min_volume_ul,
-                               post["threshold"], wm_mask)
+                               post["threshold"], wm_mask, background)
         rows = lesion_rows(lesions, reference)
     progress.update(1.0, f"{len(rows)} lesions")
     summary = {

@@ -320,13 +320,15 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path],
     for folder in folders:
         images, _ = pipeline.load_contrasts(case_inputs(folder, bundle.input_names))
         maps.append((folder, images["mp2rage"].GetSpacing()[::-1],
+                     pipeline.uni_noise(images["mp2rage"], []),
                      *pipeline.lesion_probabilities(images, network, bundle, device, [],
                                                     Progress(), StageTimer())))
     f1_by_threshold = {}
     for threshold in THRESHOLD_CANDIDATES:
         cases = []
-        for folder, spacing, leuko, intra in maps:
-            lesions = pipeline.find_lesions(leuko, intra, spacing, 1.0, threshold)
+        for folder, spacing, background, leuko, intra in maps:
+            lesions = pipeline.find_lesions(leuko, intra, spacing, 1.0, threshold,
+                                            background=background)
             cases.append(truth_case(folder, lesions.lesion_ids,
                                     dict(enumerate(lesions.classes, start=1)), spacing))
         f1_by_threshold[threshold] = round(lesion_f1(evaluate_cortical(cases, (1.0,))[0]), 4)
