@@ -31,6 +31,7 @@ from ..labels import CHRONIC_ACTIVE_MIN_PRL, PARAMAGNETIC_PHASE, RIM_SEGMENTS
 from ..lesions import lesion_measures
 from ..networks import load_network
 from ..networks.rimnet import rim_probability
+from ..phase_sign import sign_warning
 from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning
 from ..progress import Progress
 from ..results import LesionResult, Segment
@@ -80,6 +81,8 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
         candidates = find_candidates(mask, spacing_zyx) if mask is not None else Candidates(
             np.zeros(phase.GetSize()[::-1], np.int32))
         rows = _candidate_rows(candidates, phase)
+        warnings += sign_warning(sitk.GetArrayViewFromImage(phase), candidates.lesion_ids,
+                                 brain, inputs.paramagnetic_phase)
         if inputs.point_ras is not None:
             candidates, rows = _at_point(inputs.point_ras, candidates, rows, phase, brain)
     progress.update(0.7, f"classifying {len(rows)} candidates")
