@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, stats
 
+from .labels import PARAMAGNETIC_PHASE
+
 MIN_LESIONS = 8
 SIGNIFICANCE = 0.05
 NEAR_VOXELS, SHELL_VOXELS = 1, 4  # the lesion and 1 voxel around it, against 2-4 voxels out
+APPEARANCE = {"positive": "bright", "negative": "dark"}  # of veins and rims, by convention
 
 
 def lesion_contrasts(phase: np.ndarray, lesion_ids: np.ndarray, brain: np.ndarray) -> list[float]:
@@ -49,8 +52,8 @@ def sign_warning(phase: np.ndarray, lesion_ids: np.ndarray, brain: np.ndarray,
     brighter = sum(c > 0 for c in contrasts)
     if stats.binomtest(brighter, len(contrasts), 0.5, alternative="less").pvalue >= SIGNIFICANCE:
         return []
+    other = PARAMAGNETIC_PHASE[1 - PARAMAGNETIC_PHASE.index(declared)]
     return [f"phase: only {brighter} of {len(contrasts)} lesions are paramagnetic against their "
             f"surroundings with paramagnetic {declared} (most lesions are): is the phase sign "
-            "declared right? If veins and rims are "
-            f"{'dark' if declared == 'positive' else 'bright'} on it, run again with "
-            f"--paramagnetic-phase {'negative' if declared == 'positive' else 'positive'}"]
+            f"declared right? If veins and rims are {APPEARANCE[other]} on it, run again with "
+            f"--paramagnetic-phase {other}"]
