@@ -218,6 +218,23 @@ def test_point_outside_lesions_and_brain_is_an_error(case: Path, tmp_path: Path,
     assert not (tmp_path / "out").exists()
 
 
+def test_point_in_the_salt_and_pepper_air_of_an_mp2rage_is_outside_the_brain(
+        case: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A UNI image that is not skull-stripped is noise over its whole range outside the head.
+    Without a brain mask, the brain is the MP2RAGE's foreground less that noise, so a click in
+    the air is refused as a click outside the brain, not classified."""
+    noisy = tmp_path / "noisy_air"
+    shutil.copytree(case, noisy)
+    mp2rage = sitk.ReadImage(str(case / "mp2rage.nii.gz"), sitk.sitkFloat32)
+    voxels = sitk.GetArrayFromImage(mp2rage)
+    brain = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "brainmask.nii.gz"))) > 0
+    air = np.random.default_rng(3).uniform(0.0, voxels.max(), voxels.shape)
+    _image(np.where(brain, voxels, air).astype(np.float32), noisy / "mp2rage.nii.gz")
+    point = index_zyx_to_ras(mp2rage, np.array([2.0, 2.0, 2.0]))[0]
+    code = _rim(noisy, tmp_path / "out", _point(point))
+    assert code == 2 and "outside the brain" in capsys.readouterr().err
+
+
 def test_mask_not_overlapping_phase_is_refused(case: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     mask = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz"))

@@ -38,6 +38,7 @@ from ..results import LesionResult, Segment
 from ..rim_candidates import MIN_VOLUME_UL, Candidates, find_candidates
 from ..rim_patches import PatchSpec, make_patches
 from ..timing import StageTimer
+from ..uni_background import noise_background
 
 COLUMNS = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "centroid_s",
            "rim_probability", "rim_positive", "split_from", "note"]
@@ -183,13 +184,28 @@ def phase_as_trained(phase: sitk.Image, paramagnetic: str, bundle: ModelBundle) 
 
 def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str]) -> np.ndarray:
     """The brain on the phase grid: the given mask, else the foreground of the structural
-    image (the first model input that is not phase)."""
+    image (the first model input that is not phase), less an MP2RAGE's salt-and-pepper air,
+    which an intensity threshold would take for the head."""
     if inputs.brain_mask is not None:
         check_overlap(inputs.brain_mask, "--brain-mask", inputs.phase, "--phase")
         mask = resample_like(inputs.brain_mask, inputs.phase, "nearest")
         return sitk.GetArrayFromImage(mask) > 0
-    structural = [volume for volume, name in zip(images, names, strict=True) if name != "phase"]
-    return foreground_mask(structural[0] if structural else np.abs(images[0]))
+    structural = [(volume, name) for volume, name in zip(images, names, strict=True)
+                  if name != "phase"]
+    if not structural:
+        return foreground_mask(np.abs(images[0]))
+    volume, name = structural[0]
+    if name == "mp2rage":
+        volume = np.where(_uni_air(inputs.images["mp2rage"], inputs.phase), 0.0, volume)
+    return foreground_mask(volume)
+
+
+def _uni_air(mp2rage: sitk.Image, phase: sitk.Image) -> np.ndarray:
+    """`uni_background.noise_background`, found on the MP2RAGE's own grid (interpolation
+    would smooth the noise it looks for), on the phase grid."""
+    air = sitk.GetImageFromArray(noise_background(sitk.GetArrayFromImage(mp2rage)).astype(np.uint8))
+    air.CopyInformation(mp2rage)
+    return sitk.GetArrayFromImage(resample_like(air, phase, "nearest")) > 0
 
 
 def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, progress: Progress,
