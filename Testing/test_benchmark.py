@@ -85,6 +85,7 @@ def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
                     "## Cortical lesions", "## Speed and memory", "## Notes"):
         assert heading in text
     assert "wm-tiny" in text and "3D U-Net" in text and "FLAIR threshold" in text
+    assert text.count("| method | figure | value | 95 % interval |") == 2  # wm, cortical
     assert f"speed measured on {' and '.join(speed.speed_devices())}" in text
     for png in ("per_patient_rates.png", "wm_volume_bland_altman.png", "lesion_counts.png"):
         assert (quick_run / png).stat().st_size > 1000

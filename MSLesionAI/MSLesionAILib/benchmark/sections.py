@@ -37,6 +37,7 @@ from .cohort import (
     case_seed,
     recorded_seeds,
 )
+from .intervals import cortical_intervals, rim_intervals, wm_intervals
 from .rim import best_on_validation, missing_fit_cases, network_scores, pipeline_scores
 from .rim import evaluate as rim_evaluate
 
@@ -319,7 +320,8 @@ def wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Pa
         f"Held-out phantom cohort, {len(cohort)} cases (seeds {range_text(report.seeds['wm'])}), "
         "every method without a brain mask; means over cases. MSSEG-2016 lesion detection "
         "(18-connectivity, lesions > 3 µL, α 10 %, β 70 %, γ 65 %).\n\n"
-        + tables.wm_table(reports, "phantom, held out"))
+        + tables.wm_table(reports, "phantom, held out") + "\n"
+        + tables.interval_table({name: wm_intervals(r) for name, r in reports.items()}))
     if real:
         report.sections.append(
             "### Real case: lesjak2017 patient 07 (ONE case, consensus of three raters)\n\n"
@@ -368,7 +370,9 @@ def cortical_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, l
             f"Held-out phantom cohort, {len(cohort)} cases (seeds "
             f"{range_text(report.seeds['cortical'])}), at each minimum lesion volume. Lesion-wise "
             "rates pool all lesions; patient-wise ones are medians over cases.\n\n"
-            + tables.cortical_table(reports))
+            + tables.cortical_table(reports) + "\nAt the smallest minimum volume. "
+            + tables.interval_table({name: cortical_intervals(r["by_min_volume"][0])
+                                     for name, r in reports.items()}))
 
 
 def _cortical_argv(folder: Path, bundle: ModelBundle) -> list[str]:
@@ -386,11 +390,15 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
                             "training cases, so nothing was run.")
         return
     cohort = cohorts["rim"]
-    results, curves = {}, {}
+    results, curves, intervals = {}, {}, {}
+
+    def add(name: str, scores: list, labels: list, threshold: float) -> None:
+        results[name] = rim_evaluate(scores, labels, threshold)
+        intervals[name] = rim_intervals(scores, labels, threshold)
+
     for bundle in bundles:
         scores, labels, _ = network_scores(bundle, cohort)
-        results[bundle.id] = rim_evaluate(scores, labels,
-                                          bundle.metadata["operating_point"]["threshold"])
+        add(bundle.id, scores, labels, bundle.metadata["operating_point"]["threshold"])
         curves[bundle.id] = (scores, labels)
     missing = missing_fit_cases(bundles[0])
     if missing:
@@ -401,12 +409,12 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
     else:
         for name, (scores, labels, threshold) in baselines.rim_baselines(bundles[0],
                                                                          cohort).items():
-            results[name] = rim_evaluate(scores, labels, threshold)
+            add(name, scores, labels, threshold)
             curves[name] = (scores, labels)
     best = best_on_validation(bundles)
     scores, labels, _ = pipeline_scores(best, cohort)
-    results[f"{best.id}, whole pipeline (candidates)"] = rim_evaluate(
-        scores, labels, best.metadata["operating_point"]["threshold"])
+    add(f"{best.id}, whole pipeline (candidates)", scores, labels,
+        best.metadata["operating_point"]["threshold"])
     report.curves = {name: (np.concatenate(labels), np.concatenate(scores))
                      for name, (scores, labels) in curves.items()}
     report.sections.append(
@@ -415,7 +423,7 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
         "lesion-wise on the truth lesions ≥ 12.3 µL, operating points fixed on validation "
         "cases (95 % specificity), patient-wise accuracy of the ≥ 4 PRL rule. The whole "
         "pipeline row starts from the binary truth mask (candidates, automatic splitting).\n\n"
-        + tables.rim_table(results))
+        + tables.rim_table(results) + "\n" + tables.interval_table(intervals))
     progress.update(1.0, "rim done")
 
 

@@ -55,6 +55,10 @@ RIM_PAPER = {  # RimNet: Table 3 and the patient-wise text; Deep-PRL: its Figure
         "ppv": 0.851, "npv": 1068 / (1068 + 13)},
 }
 
+INTERVAL_HEADER = ["method", "figure", "value", "95 % interval"]
+INTERVAL_NOTE = ("95 % intervals with the cases resampled (percentile bootstrap, 2000 draws of "
+                 "as many cases): how far this cohort pins each figure down.\n\n")
+
 SPEED_HEADER = ["pipeline", "case", "runs", "median per stage (s)", "whole case (s)",
                 "network forward (s)", "end-to-end / forward", "peak memory (MiB)",
                 "imports, before (s)"]
@@ -101,6 +105,15 @@ def rim_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     rows += [[name, MISSING, MISSING, *(figures.get(k) for k in RIM_KEYS)]
              for name, figures in RIM_PAPER.items()]
     return markdown_table(RIM_HEADER, rows)
+
+
+def interval_table(intervals: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]]
+                   ) -> str:
+    """Per method and figure: the value and its interval (`benchmark.intervals`)."""
+    rows = [[method, label, value, f"{fmt(low)}–{fmt(high)}"]
+            for method, figures in intervals.items()
+            for label, (value, (low, high)) in figures.items()]
+    return INTERVAL_NOTE + markdown_table(INTERVAL_HEADER, rows)
 
 
 def speed_table(speeds: Mapping[str, Mapping[str, Any]]) -> str:
