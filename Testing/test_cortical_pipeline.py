@@ -17,6 +17,7 @@ from MSLesionAILib.cli import EXIT_ERROR, main
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.networks import build_network, load_network
 from MSLesionAILib.pipelines import cortical
+from MSLesionAILib.training.cortical_data import load_case
 
 SIZE_ZYX = (20, 28, 24)
 SPACING_XYZ = (0.6, 0.6, 0.7)
@@ -246,3 +247,11 @@ def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
     assert continued.metadata["training"]["steps_done"] == 0   # the budget was already spent
     assert continued.weights_sha256 == first.weights_sha256    # so the weights are the start's
     assert continued.metadata["parent"]["command"] == first.metadata["training"]["command"]
+
+
+def test_training_cases_keep_each_lesion_types_voxels(case):
+    """Leukocortical voxels are class 1, subpial ones class 2, each type's voxels apart."""
+    loaded = load_case(case, ["mp2rage"], (0.5, 0.5, 0.5))
+    classes = [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
+    assert classes == [[1], [2]]
+    assert sum(len(v) for v in loaded.voxels_by_type) == len(loaded.lesion_voxels)

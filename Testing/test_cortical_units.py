@@ -20,7 +20,7 @@ from MSLesionAILib.pipelines.cortical import (
     summarise,
 )
 from MSLesionAILib.training.cortical import MaskedFocalLoss, bumped_version
-from MSLesionAILib.training.cortical_data import crop
+from MSLesionAILib.training.cortical_data import PatchSampler, TrainingCase, crop
 
 SPACING_MM = (0.5, 0.5, 0.5)   # 8 voxels per µL
 
@@ -171,3 +171,24 @@ def test_a_skull_stripped_mp2rage_with_an_intensity_offset_gives_the_same_input(
     shifted = model_channels({"mp2rage": mp2rage + 300.0}, ["mp2rage", "t2star"], grid)
     np.testing.assert_allclose(shifted, expected, atol=1e-4)
     assert not expected[1].any()                 # T2* not given: a channel of zeros
+
+
+def _two_type_case() -> TrainingCase:
+    """90 leukocortical lesion voxels and 10 subpial ones."""
+    lesion_voxels = np.argwhere(np.ones((10, 10, 1), bool))
+    labels = np.zeros((10, 10, 1), np.uint8)
+    labels[:9] = 1
+    labels[9:] = 2
+    return TrainingCase("case", np.ones((1, 10, 10, 1), np.float16), labels,
+                        np.ones_like(labels), lesion_voxels, lesion_voxels,
+                        [lesion_voxels[:90], lesion_voxels[90:]])
+
+
+@pytest.mark.parametrize("sampling, subpial_share", [("voxel", 0.1), ("type", 0.5)])
+def test_lesion_centred_patches_see_each_type_as_often_with_type_sampling(sampling,
+                                                                         subpial_share):
+    case = _two_type_case()
+    sampler = PatchSampler([case], 8, 1, seed=0, lesion_sampling=sampling)
+    centres = [sampler.lesion_candidates(case) for _ in range(400)]
+    shares = [np.mean(case.labels[tuple(c.T)] == 2) for c in centres]
+    assert abs(np.mean(shares) - subpial_share) < 0.06

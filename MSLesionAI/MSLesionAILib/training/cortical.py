@@ -42,7 +42,14 @@ from ._loop import (
     training_record,
 )
 from ._parallel import add_device_options, batch_source, map_in_processes
-from .cortical_data import LESION_CENTRED, PatchSampler, case_folders, case_inputs, load_case
+from .cortical_data import (
+    LESION_CENTRED,
+    LESION_SAMPLING,
+    PatchSampler,
+    case_folders,
+    case_inputs,
+    load_case,
+)
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
                  "t2star_gre": ["*t2star*", "*T2star*", "*T2s*", "*gre*", "*GRE*"]}
@@ -125,6 +132,9 @@ def add_training_options(parser: argparse.ArgumentParser, steps: int,
     parser.add_argument("--lesion-centred", type=float, default=LESION_CENTRED,
                         help="fraction of patches centred on a lesion voxel (the rest "
                              "anywhere in the image: they teach what is not a lesion)")
+    parser.add_argument("--lesion-sampling", choices=LESION_SAMPLING, default="voxel",
+                        help="centre of a lesion-centred patch: any lesion voxel, or a voxel "
+                             "of a lesion type drawn first (each type as often, however small)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -190,7 +200,8 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     progress.update(0.05, f"{len(cases)} cases loaded")
     next_batch = batch_source(
         lambda seed: partial(PatchSampler(cases, args.patch_size, args.batch_size, seed,
-                                          args.lesion_centred), 0), args.seed, args.workers)
+                                          args.lesion_centred, args.lesion_sampling), 0),
+        args.seed, args.workers)
     device = choose_device(args.device)
     loss = MaskedFocalLoss(lesion_weight=lesion_weight, dice_weight=args.dice_weight)
     record = fit(Bfloat16Autocast(network, device), next_batch, loss, args.steps,
@@ -203,6 +214,7 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
                 "loss": "focal, gamma 2, white-matter lesion voxels weighted 0",
                 "lesion_class_weight": lesion_weight, "dice_weight": args.dice_weight,
                 "lesion_centred_fraction": args.lesion_centred,
+                "lesion_sampling": args.lesion_sampling,
                 "optimiser": "Adam, polynomial decay", "precision": "bfloat16 autocast"}
     return training_record(args.seed, data, settings, time.time() - started, record)
 

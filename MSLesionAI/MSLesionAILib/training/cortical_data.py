@@ -28,7 +28,7 @@ from monai import transforms
 from ..errors import InputError
 from ..geometry import axis_aligned_grid, resample_like
 from ..imageio import read_image
-from ..labels import CORTICAL_FAMILY, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
+from ..labels import CORTICAL_FAMILY, CORTICAL_TYPES, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
 from ..pipelines.cortical import (
     CLASS_VALUES,
     CorticalInputs,
@@ -41,6 +41,10 @@ from ..results import read_table_csv
 # Files a case may use for a bundle input besides ``<input>.nii.gz`` (the phantom's T2*).
 CASE_FILE_ALIASES = {"t2star_gre": ("t2star.nii.gz",)}
 LESION_CENTRED = 0.67       # default fraction of patches centred on a cortical lesion voxel
+# How a lesion-centred patch picks its centre: any lesion voxel ("voxel"), or first a lesion type
+# among the case's, then a voxel of it ("type"), so that each type is seen as often however few
+# voxels it has.
+LESION_SAMPLING = ("voxel", "type")
 SEQUENCE_DROPOUT = 0.5      # chance of zeroing each optional contrast in a patch
 CROP_MARGIN = 1.3           # crop this much larger than the patch before the affine
 
@@ -53,6 +57,7 @@ class TrainingCase:
     weights: np.ndarray         # (z, y, x) uint8: 0 on white-matter lesions, 1 elsewhere
     lesion_voxels: np.ndarray   # (n, 3) indices of cortical lesion voxels
     image_voxels: np.ndarray    # (m, 3) indices of non-zero MP2RAGE voxels (subsampled)
+    voxels_by_type: list[np.ndarray]  # the lesion voxels of each type present, CORTICAL_TYPES order
 
 
 def case_folders(roots: list[Path]) -> list[Path]:
@@ -75,11 +80,15 @@ def case_inputs(folder: Path, input_names: list[str]) -> CorticalInputs:
     return CorticalInputs(**found)
 
 
-def class_of_ids(table: Path) -> dict[int, int]:
-    """Cortical lesion id → class value (leukocortical or intracortical/subpial)."""
-    return {int(row["lesion_id"]): CLASS_VALUES[LEUKOCORTICAL if row["type"] == LEUKOCORTICAL
-                                                else INTRACORTICAL_SUBPIAL]
+def type_of_ids(table: Path) -> dict[int, str]:
+    """Cortical lesion id → its type (`labels.CORTICAL_TYPES`)."""
+    return {int(row["lesion_id"]): row["type"]
             for row in read_table_csv(table) if row["family"] == CORTICAL_FAMILY}
+
+
+def class_value(lesion_type: str) -> int:
+    """The label value a type is trained as: leukocortical, or intracortical/subpial."""
+    return CLASS_VALUES[LEUKOCORTICAL if lesion_type == LEUKOCORTICAL else INTRACORTICAL_SUBPIAL]
 
 
 def load_case(folder: Path, input_names: list[str],
@@ -97,20 +106,23 @@ def load_case(folder: Path, input_names: list[str],
         return sitk.GetArrayFromImage(resample_like(image, grid, "nearest"))
 
     ids = truth("cortical_lesions")
-    classes = class_of_ids(folder / "truth" / "lesions.csv")
-    unknown = set(np.unique(ids[ids > 0]).tolist()) - set(classes)
+    types = type_of_ids(folder / "truth" / "lesions.csv")
+    unknown = set(np.unique(ids[ids > 0]).tolist()) - set(types)
     if unknown:
         raise InputError(f"{folder}: cortical lesion ids {sorted(unknown)[:5]} have no "
                          "cortical row in truth/lesions.csv")
-    lookup = np.zeros(max([int(ids.max()), *classes]) + 1, np.uint8)
-    for lesion_id, value in classes.items():
-        lookup[lesion_id] = value
+    type_lookup = np.zeros(max([int(ids.max()), *types]) + 1, np.uint8)  # 1 + CORTICAL_TYPES index
+    for lesion_id, lesion_type in types.items():
+        type_lookup[lesion_id] = 1 + CORTICAL_TYPES.index(lesion_type)
+    class_lookup = np.array([0, *map(class_value, CORTICAL_TYPES)], np.uint8)
     box = image_box(channels, margin_voxels=0)
-    channels, labels = channels[(slice(None), *box)], lookup[ids][box]
+    channels, type_labels = channels[(slice(None), *box)], type_lookup[ids][box]
+    lesion_voxels = np.argwhere(type_labels > 0)
+    voxel_types = type_labels[tuple(lesion_voxels.T)]
     weights = (truth("wm_lesions")[box] == 0).astype(np.uint8)
-    return TrainingCase(folder.name, channels.astype(np.float16), labels, weights,
-                        np.argwhere(labels > 0),
-                        np.argwhere(channels[0] != 0)[::5])
+    return TrainingCase(folder.name, channels.astype(np.float16), class_lookup[type_labels],
+                        weights, lesion_voxels, np.argwhere(channels[0] != 0)[::5],
+                        [lesion_voxels[voxel_types == v] for v in np.unique(voxel_types)])
 
 
 def augmentation(patch_size: int) -> transforms.Compose:
@@ -138,9 +150,10 @@ class PatchSampler:
     class labels and the loss weights."""
 
     def __init__(self, cases: list[TrainingCase], patch_size: int, batch_size: int,
-                 seed: int, lesion_centred: float = LESION_CENTRED) -> None:
+                 seed: int, lesion_centred: float = LESION_CENTRED,
+                 lesion_sampling: str = "voxel") -> None:
         self.cases, self.patch_size, self.batch_size = cases, patch_size, batch_size
-        self.lesion_centred = lesion_centred
+        self.lesion_centred, self.per_type = lesion_centred, lesion_sampling == "type"
         self.rng = np.random.default_rng(seed)
         self.transform = augmentation(patch_size)
         self.transform.set_random_state(seed=seed)
@@ -153,7 +166,7 @@ class PatchSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         case = self.cases[self.rng.integers(len(self.cases))]
         use_lesion = len(case.lesion_voxels) and self.rng.random() < self.lesion_centred
-        candidates = case.lesion_voxels if use_lesion else case.image_voxels
+        candidates = self.lesion_candidates(case) if use_lesion else case.image_voxels
         centre = candidates[self.rng.integers(len(candidates))]
         data = {"image": crop(case.channels, centre, self.crop_size).astype(np.float32),
                 "label": crop(case.labels[None], centre, self.crop_size).astype(np.float32),
@@ -165,6 +178,13 @@ class PatchSampler:
                 image[channel] = 0
         targets = torch.cat([torch.as_tensor(data["label"]), torch.as_tensor(data["weight"])])
         return image, targets.float()
+
+    def lesion_candidates(self, case: TrainingCase) -> np.ndarray:
+        """The voxels a lesion-centred patch is centred on: every lesion voxel, or those of
+        one lesion type drawn among the case's."""
+        if not self.per_type:
+            return case.lesion_voxels
+        return case.voxels_by_type[self.rng.integers(len(case.voxels_by_type))]
 
 
 def crop(volume: np.ndarray, centre_zyx: np.ndarray, size: int) -> np.ndarray:
