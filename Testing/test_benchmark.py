@@ -288,3 +288,24 @@ def test_the_rim_pipeline_row_runs_the_model_best_on_validation() -> None:
     better_on_validation = ModelBundle(Path("a"), {"id": "a", "validation": {"roc_auc": 0.9}})
     worse = ModelBundle(Path("b"), {"id": "b", "validation": {"roc_auc": 0.8}})
     assert rim_benchmark.best_on_validation([worse, better_on_validation]).id == "a"
+
+
+def test_rim_features_of_a_lesion_wrapped_in_another_are_defined(tmp_path: Path) -> None:
+    """A lesion whose 2 mm shell is all other lesion (confluent lesions) still gets finite
+    features: the shell then keeps the other lesion's voxels."""
+    from test_rim_pipeline import make_case
+
+    case = make_case(tmp_path / "case")
+    truth_path = case / "truth" / "wm_lesions.nii.gz"
+    truth_image = sitk.ReadImage(str(truth_path))
+    truth = sitk.GetArrayFromImage(truth_image)
+    z, y, x = np.mgrid[:truth.shape[0], :truth.shape[1], :truth.shape[2]]
+    distance = np.sqrt((z - 24) ** 2 + (y - 24) ** 2 + (x - 32) ** 2)   # lesion 2's centre
+    truth[(distance > 3.5) & (distance <= 7.0) & (truth == 0)] = 4
+    wrapped = sitk.GetImageFromArray(truth)
+    wrapped.CopyInformation(truth_image)
+    sitk.WriteImage(wrapped, str(truth_path))
+    with open(case / "truth" / "lesions.csv", "a", encoding="utf-8") as stream:
+        stream.write("4,wm,wm,0\n")
+    features, labels = rim_benchmark.lesion_features(case)
+    assert len(labels) == 4 and np.isfinite(features).all()

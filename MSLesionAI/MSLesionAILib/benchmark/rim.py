@@ -56,7 +56,8 @@ METRIC_KEYS = ("lesions", "rim_positive", "roc_auc", "pr_auc", "sensitivity", "s
 
 def lesion_features(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per truth lesion ≥ 12.3 µL: [log volume, phase inside, phase in the shell, shell − inside,
-    phase spread in the shell] (phase in units of its spread in the brain), and rim labels."""
+    phase spread in the shell] (phase in units of its spread in the brain), and rim labels.
+    The shell leaves out other lesions, unless they fill it."""
     phase_image, _, truth, rim_truth = read_case(folder, [])
     phase = sitk.GetArrayFromImage(phase_image).astype(np.float32)
     brain = sitk.GetArrayFromImage(read_image(folder / "brainmask.nii.gz", "brainmask")) > 0
@@ -71,7 +72,9 @@ def lesion_features(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         crop = tuple(slice(max(b.start - p, 0), b.stop + p) for b, p in zip(box, pad, strict=True))
         lesion = truth[crop] == lesion_id
         outside_mm = ndimage.distance_transform_edt(~lesion, sampling=spacing)
-        shell = (outside_mm > 0) & (outside_mm <= SHELL_MM) & (truth[crop] == 0)
+        shell = (outside_mm > 0) & (outside_mm <= SHELL_MM)
+        if np.any(shell & (truth[crop] == 0)):   # a lesion wrapped in others keeps them
+            shell &= truth[crop] == 0
         inside, around = phase[crop][lesion], phase[crop][shell]
         features.append([np.log(lesion.sum() * np.prod(spacing)), inside.mean(), around.mean(),
                          around.mean() - inside.mean(), around.std()])
