@@ -255,3 +255,17 @@ def test_training_cases_keep_each_lesion_types_voxels(case):
     classes = [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
     assert classes == [[1], [2]]
     assert sum(len(v) for v in loaded.voxels_by_type) == len(loaded.lesion_voxels)
+
+
+def test_a_type_outside_the_three_still_trains_the_second_class(case, tmp_path):
+    """A user's table may call a lesion "intracortical_subpial": it is class 2, a type apart."""
+    import shutil
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(case, renamed)
+    table = renamed / "truth" / "lesions.csv"
+    table.write_text(table.read_text(encoding="utf-8").replace("subpial", "intracortical_subpial"),
+                     encoding="utf-8")
+    loaded = load_case(renamed, ["mp2rage"], (0.5, 0.5, 0.5))
+    classes = [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
+    assert classes == [[1], [2]]

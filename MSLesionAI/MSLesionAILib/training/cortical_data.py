@@ -57,7 +57,7 @@ class TrainingCase:
     weights: np.ndarray         # (z, y, x) uint8: 0 on white-matter lesions, 1 elsewhere
     lesion_voxels: np.ndarray   # (n, 3) indices of cortical lesion voxels
     image_voxels: np.ndarray    # (m, 3) indices of non-zero MP2RAGE voxels (subsampled)
-    voxels_by_type: list[np.ndarray]  # the lesion voxels of each type present, CORTICAL_TYPES order
+    voxels_by_type: list[np.ndarray]  # lesion voxels of each type present (CORTICAL_TYPES first)
 
 
 def case_folders(roots: list[Path]) -> list[Path]:
@@ -111,10 +111,12 @@ def load_case(folder: Path, input_names: list[str],
     if unknown:
         raise InputError(f"{folder}: cortical lesion ids {sorted(unknown)[:5]} have no "
                          "cortical row in truth/lesions.csv")
-    type_lookup = np.zeros(max([int(ids.max()), *types]) + 1, np.uint8)  # 1 + CORTICAL_TYPES index
+    # Types a user's table may name besides the three (any of them trains class 2) come last.
+    kinds = [*CORTICAL_TYPES, *sorted(set(types.values()) - set(CORTICAL_TYPES))]
+    type_lookup = np.zeros(max([int(ids.max()), *types]) + 1, np.uint8)  # 1 + index in kinds
     for lesion_id, lesion_type in types.items():
-        type_lookup[lesion_id] = 1 + CORTICAL_TYPES.index(lesion_type)
-    class_lookup = np.array([0, *map(class_value, CORTICAL_TYPES)], np.uint8)
+        type_lookup[lesion_id] = 1 + kinds.index(lesion_type)
+    class_lookup = np.array([0, *map(class_value, kinds)], np.uint8)
     box = image_box(channels, margin_voxels=0)
     channels, type_labels = channels[(slice(None), *box)], type_lookup[ids][box]
     lesion_voxels = np.argwhere(type_labels > 0)
