@@ -27,6 +27,7 @@ import torch
 from ..bundles import ModelBundle
 from ..errors import InputError
 from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like
+from ..imageio import array_to_image
 from ..labels import CHRONIC_ACTIVE_MIN_PRL, PARAMAGNETIC_PHASE, RIM_SEGMENTS
 from ..lesions import lesion_measures
 from ..networks import load_network
@@ -203,9 +204,9 @@ def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str]) -> np.n
 def _uni_air(mp2rage: sitk.Image, phase: sitk.Image) -> np.ndarray:
     """`uni_background.noise_background`, found on the MP2RAGE's own grid (interpolation
     would smooth the noise it looks for), on the phase grid."""
-    air = sitk.GetImageFromArray(noise_background(sitk.GetArrayFromImage(mp2rage)).astype(np.uint8))
-    air.CopyInformation(mp2rage)
-    return sitk.GetArrayFromImage(resample_like(air, phase, "nearest")) > 0
+    air = noise_background(sitk.GetArrayFromImage(mp2rage)).astype(np.uint8)
+    return sitk.GetArrayFromImage(resample_like(array_to_image(air, mp2rage), phase,
+                                                "nearest")) > 0
 
 
 def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, progress: Progress,
