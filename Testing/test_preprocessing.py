@@ -106,6 +106,21 @@ def test_background_at_zero_undoes_an_offset_and_leaves_a_scanner_image_alone():
     assert background_at_zero(offset).GetPixelID() == sitk.sitkFloat32
 
 
+def test_an_image_is_padded_with_its_own_background_where_its_field_of_view_ends():
+    """An offset image on a smaller grid than the reference: outside its field of view it is
+    its background, not 0, so shifting the background to 0 afterwards leaves no step."""
+    voxels = np.floor(_head_in_noisy_air(air_max=20.0)[0]).astype(np.float32)
+    reference = sitk.GetImageFromArray(voxels)
+    moved = {}
+    for offset in (0.0, 300.0):
+        small = sitk.GetImageFromArray(voxels[:, :, 4:] + offset)
+        small.SetOrigin((4.0, 0.0, 0.0))
+        moved[offset] = sitk.GetArrayFromImage(background_at_zero(
+            bring_to_reference(small, "--t1", reference, "--flair", register=False)))
+    assert np.array_equal(moved[300.0], moved[0.0])
+    assert np.array_equal(moved[0.0][:, :, 4:], voxels[:, :, 4:])
+
+
 def test_foreground_stays_out_of_air_brighter_than_a_tenth_of_the_head():
     voxels, head = _head_in_noisy_air(air_max=20.0)   # 10 % of the 99th percentile is 10
     leaked = foreground_mask(voxels, air=np.zeros((4, 4, 4)))     # the rule without the air

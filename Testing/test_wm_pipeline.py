@@ -214,10 +214,10 @@ def test_an_intensity_offset_or_a_normalised_file_reaches_the_network_unchanged(
 
 def test_an_offset_t1_with_a_smaller_field_of_view_than_flair_changes_nothing(
         case, tiny_bundle) -> None:
-    """A T1 on its own grid is padded with 0 where its field of view ends inside FLAIR's; its
-    background is brought to 0 before, so an intensity offset does not leave a step there.
-    Registration is not bit-reproducible under float rounding (about 0.0008 mean difference
-    from that alone; the step, before this was mended, made 0.007)."""
+    """A T1 on its own grid is padded with its own background where its field of view ends
+    inside FLAIR's, so an intensity offset does not leave a step there. Registration is not
+    bit-reproducible under float rounding (about 0.0005 mean difference from that alone; the
+    step, when the padding was 0, made 0.007)."""
     flair = sitk.ReadImage(str(case / "flair.nii.gz"), sitk.sitkFloat32)
     t1 = sitk.ReadImage(str(case / "t1.nii.gz"), sitk.sitkFloat32)[:, :, 8:]  # cuts the brain
     maps = [wm.predict_maps(flair, t1=image, bundle=tiny_bundle, device=torch.device("cpu"))

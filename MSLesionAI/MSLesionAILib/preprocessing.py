@@ -39,12 +39,14 @@ def bring_to_reference(moving: sitk.Image, moving_name: str, reference: sitk.Ima
                        reference_name: str, register: bool = True,
                        interpolation: str = "linear") -> sitk.Image:
     """``moving`` on ``reference``'s grid: unchanged when already there, otherwise checked for
-    overlap, optionally rigidly registered, and resampled."""
+    overlap, optionally rigidly registered, and resampled. Where its field of view ends, it is
+    padded with its own background (`background_level`), not 0: an image with an intensity
+    offset would otherwise get a step there that no later shift of its background undoes."""
     if same_grid(moving, reference):
         return moving
     check_overlap(moving, moving_name, reference, reference_name)
     transform = register_rigid(moving, reference) if register else None
-    return resample_like(moving, reference, interpolation, transform=transform)
+    return resample_like(moving, reference, interpolation, background_level(moving), transform)
 
 
 def foreground_mask(voxels: np.ndarray, air: np.ndarray | None = None) -> np.ndarray:
@@ -96,8 +98,12 @@ def background_at_zero(image: sitk.Image) -> sitk.Image:
     with an offset (background at a constant above 0) or already normalised (background
     negative) would otherwise be masked and padded wrongly. Scanner images, whose faces reach
     0, are unchanged."""
-    floor = float(face_voxels(sitk.GetArrayViewFromImage(image)).min())
-    return sitk.Cast(image, sitk.sitkFloat32) - floor
+    return sitk.Cast(image, sitk.sitkFloat32) - background_level(image)
+
+
+def background_level(image: sitk.Image) -> float:
+    """The darkest voxel on the six faces of ``image``'s field of view: its background."""
+    return float(face_voxels(sitk.GetArrayViewFromImage(image)).min())
 
 
 def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:

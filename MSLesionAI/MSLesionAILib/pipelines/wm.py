@@ -3,8 +3,8 @@
 The plan, every setting read from the bundle's metadata (training replays `prepare_inputs`):
 
 1. T1/T2 are brought onto FLAIR's grid (rigid mutual-information registration when they are not
-   already on it), their background first brought to 0 as in step 2, so that where their field
-   of view ends the zero padding matches it; an image that does not overlap FLAIR is refused.
+   already on it; padded with their own background where their field of view ends); an image
+   that does not overlap FLAIR is refused.
 2. Every contrast, its background brought to 0 (`preprocessing.background_at_zero`: files with
    an intensity offset or already normalised), is resampled onto the model's canonical grid:
    axis-aligned with the patient axes (identity LPS direction, so numpy axes are axial, coronal
@@ -149,8 +149,7 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
     metadata, warnings = bundle.metadata, []
     with timer.stage("registration"):
         progress.update(0.0, "bringing T1/T2 to FLAIR")
-        others = {name: bring_to_reference(background_at_zero(image), f"--{name}", flair,
-                                           "--flair")
+        others = {name: bring_to_reference(image, f"--{name}", flair, "--flair")
                   for name, image in (("t1", t1), ("t2", t2)) if image is not None}
         if brain_mask is not None:
             brain_mask = bring_to_reference(brain_mask, "--brain-mask", flair, "--flair",
