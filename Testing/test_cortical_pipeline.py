@@ -17,7 +17,7 @@ from MSLesionAILib.cli import EXIT_ERROR, main
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.networks import build_network, load_network
 from MSLesionAILib.pipelines import cortical
-from MSLesionAILib.training.cortical_data import load_case
+from MSLesionAILib.training.cortical_data import TrainingCase, load_case
 
 SIZE_ZYX = (20, 28, 24)
 SPACING_XYZ = (0.6, 0.6, 0.7)
@@ -249,11 +249,15 @@ def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
     assert continued.metadata["parent"]["command"] == first.metadata["training"]["command"]
 
 
+def classes_by_type(loaded: TrainingCase) -> list[list[int]]:
+    """The class values found among each lesion type's voxels of a loaded training case."""
+    return [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
+
+
 def test_training_cases_keep_each_lesion_types_voxels(case):
     """Leukocortical voxels are class 1, subpial ones class 2, each type's voxels apart."""
     loaded = load_case(case, ["mp2rage"], (0.5, 0.5, 0.5))
-    classes = [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
-    assert classes == [[1], [2]]
+    assert classes_by_type(loaded) == [[1], [2]]
     assert sum(len(v) for v in loaded.voxels_by_type) == len(loaded.lesion_voxels)
 
 
@@ -267,5 +271,4 @@ def test_a_type_outside_the_three_still_trains_the_second_class(case, tmp_path):
     table.write_text(table.read_text(encoding="utf-8").replace("subpial", "intracortical_subpial"),
                      encoding="utf-8")
     loaded = load_case(renamed, ["mp2rage"], (0.5, 0.5, 0.5))
-    classes = [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]
-    assert classes == [[1], [2]]
+    assert classes_by_type(loaded) == [[1], [2]]
