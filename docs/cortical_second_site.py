@@ -2,42 +2,73 @@
 as another 7 T scanner and protocol would give them.
 
     .venv/bin/python docs/cortical_second_site.py OUT --seeds 7000 7011
+    .venv/bin/python docs/cortical_second_site.py OUT --seeds 7100 7129 --random-sites
 
 Institution B's resolution (CLAIMS: 0.75 × 0.75 × 0.9 mm), MP2RAGE only, its contrast bent by
 a power law (intensity scaled to its 99th percentile in the brain, then raised to 1.6) and
 Gaussian noise of 3 % of that percentile added. One case folder per seed, in the phantom's
 format (`OUT/realistic_07000/` …), ready for `mslesionai finetune cortical --cases` and
 ``--eval``.
+
+``--random-sites`` draws another site for every seed instead, for training a model that
+carries to sites it has not seen: each voxel edge in 0.55–1.0 mm, the power in 0.6–1.8 (a
+fainter or a brighter cortex) and the noise in 0–4 % of the 99th percentile. ``--mode``
+chooses the phantom's realistic or domain-randomised anatomy and contrasts.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from MSLesionAILib.phantom import generate_case, write_case
 from MSLesionAILib.phantom.site import bend_contrast
 
-SPACING_MM = (0.75, 0.75, 0.9)   # x, y, z
-POWER = 1.6
-NOISE_OF_P99 = 0.03
+
+@dataclass(frozen=True)
+class Site:
+    spacing_mm: tuple[float, float, float]   # x, y, z
+    power: float
+    noise_of_p99: float
 
 
-def write_site_b_case(seed: int, out: Path) -> Path:
-    case = generate_case(seed, "cortical", mode="realistic", spacing_mm=SPACING_MM)
-    images = {"mp2rage": bend_contrast(case.images["mp2rage"], case.brainmask, POWER,
-                                       NOISE_OF_P99, seed)}
-    return write_case(replace(case, images=images), out / f"realistic_{seed:05d}")
+SITE_B = Site((0.75, 0.75, 0.9), 1.6, 0.03)
+RANDOM_SPACING_MM = (0.55, 1.0)
+RANDOM_POWER = (0.6, 1.8)
+RANDOM_NOISE_OF_P99 = (0.0, 0.04)
+
+
+def random_site(seed: int) -> Site:
+    """The site drawn for ``seed`` (its own stream, apart from the phantom's)."""
+    rng = np.random.default_rng([seed, 1])
+    spacing_mm = tuple(float(s) for s in rng.uniform(*RANDOM_SPACING_MM, size=3))
+    return Site(spacing_mm, float(rng.uniform(*RANDOM_POWER)),
+                float(rng.uniform(*RANDOM_NOISE_OF_P99)))
+
+
+def write_site_case(seed: int, site: Site, mode: str, out: Path) -> Path:
+    case = generate_case(seed, "cortical", mode=mode, spacing_mm=site.spacing_mm)
+    images = {"mp2rage": bend_contrast(case.images["mp2rage"], case.brainmask, site.power,
+                                       site.noise_of_p99, seed)}
+    return write_case(replace(case, images=images), out / f"{mode}_{seed:05d}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seeds", type=int, nargs=2, metavar=("FIRST", "LAST"), required=True)
+    parser.add_argument("--random-sites", action="store_true")
+    parser.add_argument("--mode", choices=("realistic", "randomised"), default="realistic")
     args = parser.parse_args()
     for seed in range(args.seeds[0], args.seeds[1] + 1):
-        print(write_site_b_case(seed, args.out))
+        site = random_site(seed) if args.random_sites else SITE_B
+        folder = write_site_case(seed, site, args.mode, args.out)
+        spacing = " × ".join(f"{edge:.2f}" for edge in site.spacing_mm)
+        print(f"{folder}: {spacing} mm, power {site.power:.2f}, noise {site.noise_of_p99:.1%}",
+              flush=True)
 
 
 if __name__ == "__main__":
