@@ -3,6 +3,7 @@ as another 7 T scanner and protocol would give them.
 
     .venv/bin/python docs/cortical_second_site.py OUT --seeds 7000 7011
     .venv/bin/python docs/cortical_second_site.py OUT --seeds 7100 7129 --random-sites
+    .venv/bin/python docs/cortical_second_site.py OUT --seeds 7010 7019 --site 0.75 0.75 0.9 1 0
 
 Institution B's resolution (CLAIMS: 0.75 × 0.75 × 0.9 mm), MP2RAGE only, its contrast bent by
 a power law (intensity scaled to its 99th percentile in the brain, then raised to 1.6) and
@@ -13,7 +14,9 @@ format (`OUT/realistic_07000/` …), ready for `mslesionai finetune cortical --c
 ``--random-sites`` draws another site for every seed instead, for training a model that
 carries to sites it has not seen: each voxel edge in 0.55–1.0 mm, the power in 0.6–1.8 (a
 fainter or a brighter cortex) and the noise in 0–4 % of the 99th percentile. ``--mode``
-chooses the phantom's realistic or domain-randomised anatomy and contrasts.
+chooses the phantom's realistic or domain-randomised anatomy and contrasts. ``--site X Y Z
+POWER NOISE`` gives every seed one site of your choosing (voxel edges in mm, the power, the noise
+as a fraction of the 99th percentile), to see one of site B's changes at a time.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seeds", type=int, nargs=2, metavar=("FIRST", "LAST"), required=True)
-    parser.add_argument("--random-sites", action="store_true")
+    sites = parser.add_mutually_exclusive_group()
+    sites.add_argument("--random-sites", action="store_true")
+    sites.add_argument("--site", type=float, nargs=5,
+                       metavar=("X_MM", "Y_MM", "Z_MM", "POWER", "NOISE_OF_P99"))
     parser.add_argument("--mode", choices=("realistic", "randomised"), default="realistic")
     args = parser.parse_args()
     for seed in range(args.seeds[0], args.seeds[1] + 1):
-        site = random_site(seed) if args.random_sites else SITE_B
+        site = (random_site(seed) if args.random_sites
+                else Site(tuple(args.site[:3]), *args.site[3:]) if args.site else SITE_B)
         folder = write_site_case(seed, site, args.mode, args.out)
         spacing = " × ".join(f"{edge:.2f}" for edge in site.spacing_mm)
         print(f"{folder}: {spacing} mm, power {site.power:.2f}, noise {site.noise_of_p99:.1%}",
