@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from MSLesionAILib.phantom import generate_case, write_case
+from MSLesionAILib.phantom import MODES, generate_case, write_case
 from MSLesionAILib.phantom.site import bend_contrast
 
 
@@ -52,6 +52,15 @@ def random_site(seed: int) -> Site:
                 float(rng.uniform(*RANDOM_NOISE_OF_P99)))
 
 
+def chosen_site(args: argparse.Namespace, seed: int) -> Site:
+    """The site of ``seed``: drawn, given on the command line, or site B."""
+    if args.random_sites:
+        return random_site(seed)
+    if args.site:
+        return Site(tuple(args.site[:3]), *args.site[3:])
+    return SITE_B
+
+
 def write_site_case(seed: int, site: Site, mode: str, out: Path) -> Path:
     case = generate_case(seed, "cortical", mode=mode, spacing_mm=site.spacing_mm)
     images = {"mp2rage": bend_contrast(case.images["mp2rage"], case.brainmask, site.power,
@@ -67,11 +76,10 @@ def main() -> None:
     sites.add_argument("--random-sites", action="store_true")
     sites.add_argument("--site", type=float, nargs=5,
                        metavar=("X_MM", "Y_MM", "Z_MM", "POWER", "NOISE_OF_P99"))
-    parser.add_argument("--mode", choices=("realistic", "randomised"), default="realistic")
+    parser.add_argument("--mode", choices=MODES, default="realistic")
     args = parser.parse_args()
     for seed in range(args.seeds[0], args.seeds[1] + 1):
-        site = (random_site(seed) if args.random_sites
-                else Site(tuple(args.site[:3]), *args.site[3:]) if args.site else SITE_B)
+        site = chosen_site(args, seed)
         folder = write_site_case(seed, site, args.mode, args.out)
         spacing = " × ".join(f"{edge:.2f}" for edge in site.spacing_mm)
         print(f"{folder}: {spacing} mm, power {site.power:.2f}, noise {site.noise_of_p99:.1%}",
