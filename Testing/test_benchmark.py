@@ -58,7 +58,8 @@ def _case(folder: Path, seed: int) -> Path:
 def tiny_wm_bundle(folder: Path, trained_on: Path) -> Path:
     """An untrained, very small white-matter bundle whose record names one training folder."""
     metadata = wm_training.plan(argparse.Namespace(id="wm-tiny", version="0.0.1", slices=3,
-                                                   features="4,4,4,4,4,4"))
+                                                   features="4,4,4,4,4,4",
+                                                   bias_correction=False))
     metadata["training"] = {"data": {"datasets": [str(trained_on)]},
                             "settings": {"steps": 1}}
     network = build_network("deepscan", **metadata["network"])

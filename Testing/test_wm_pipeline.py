@@ -18,6 +18,7 @@ from MSLesionAILib.bundles import find_bundle, load_bundle, write_bundle
 from MSLesionAILib.cli import main
 from MSLesionAILib.errors import BundleError
 from MSLesionAILib.geometry import ras_to_index_zyx, same_grid
+from MSLesionAILib.imageio import array_to_image
 from MSLesionAILib.labels import Tissue
 from MSLesionAILib.metrics.overlap import dice
 from MSLesionAILib.networks import build_network
@@ -87,7 +88,7 @@ class ThresholdNetwork(torch.nn.Module):
 
 def tiny_metadata(**network: object) -> dict:
     args = argparse.Namespace(id="wm-tiny", version="0.0.1", slices=3,
-                              features="4,4,4,4,4,4")
+                              features="4,4,4,4,4,4", bias_correction=False)
     metadata = plan(args)
     metadata["spacing_mm"] = [2.0, 2.0, 2.0]    # a coarse grid keeps the tests fast
     metadata["network"].update(network)
@@ -156,6 +157,7 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
     assert summary["warnings"] == []           # 1.8-2 mm is close to the model's 2 mm
     assert summary["inference_pass_weights"] == {            # 2 mm / 1.8 mm: not thick
         "axial": 1.0, "coronal": 1.0, "sagittal": 1.0}
+    assert summary["bias_field_correction"] == "none"
     assert (out / "wm.seg.nrrd").is_file()
 
 
@@ -184,6 +186,32 @@ def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) 
     assert set(summary["inputs"]) == {"flair"} and summary["connectivity"] == 6
     tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
     assert tissue.max() <= max(Tissue)
+
+
+def test_a_bundle_trained_with_bias_correction_removes_a_smooth_field_before_normalising(
+        case, tiny_bundle, tmp_path) -> None:
+    """A multiplicative field across the head (exp of -0.4 to 0.4) barely changes what the
+    network sees when the bundle says `bias_correction`; without it, it does."""
+    flair = sitk.ReadImage(str(case / "flair.nii.gz"), sitk.sitkFloat32)
+    voxels = sitk.GetArrayFromImage(flair)
+    field = np.exp(np.linspace(-0.4, 0.4, voxels.shape[2]))[None, None, :]
+    shaded = array_to_image((voxels * field).astype(np.float32), flair)
+
+    def change(bias_correction: bool) -> float:
+        metadata = {**tiny_metadata(), "bias_correction": bias_correction}
+        clean, biased = (wm.prepare_inputs({"flair": image}, None, metadata)
+                         for image in (flair, shaded))
+        inside = clean.normalisation_mask
+        return float(np.abs(biased.channels[0] - clean.channels[0])[inside].mean())
+
+    assert change(True) < 0.5 * change(False)
+    corrected = write_bundle(tmp_path / "n4", {**tiny_bundle.metadata, "bias_correction": True},
+                             tiny_bundle.load_state_dict())
+    sitk.WriteImage(shaded, str(tmp_path / "shaded.nii.gz"))
+    assert run_cli("--flair", tmp_path / "shaded.nii.gz", "--out", tmp_path / "out",
+                   "--model", corrected.path) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["bias_field_correction"] == "N4 inside the normalisation mask"
 
 
 def test_thick_flair_slices_weigh_the_pass_in_their_plane_more(case, tiny_bundle,

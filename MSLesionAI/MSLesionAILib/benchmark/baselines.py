@@ -162,7 +162,8 @@ def train_unet3d(folders: list[Path], plan: dict[str, Any], steps: int, out: Pat
     metadata = {"id": UNET3D_ID, "version": "1.0.0", "task": "wm-baseline",
                 "architecture": "monai.DynUNet", "network": UNET3D_NETWORK,
                 "inputs": plan["inputs"], "spacing_mm": plan["spacing_mm"],
-                "normalisation": plan["normalisation"], "classes": ["background", "lesion"],
+                "normalisation": plan["normalisation"], "bias_correction": plan["bias_correction"],
+                "classes": ["background", "lesion"],
                 "inference": {"roi_size": [INFERENCE_ROI_VOXELS] * 3, "overlap": 0.5},
                 "training": training_record(
                     seed, {"cases": [str(f) for f in folders]}, settings, record.seconds,
@@ -188,7 +189,8 @@ def unet3d_lesions(bundle: ModelBundle, contrasts: dict[str, sitk.Image]) -> np.
 def wm_plan() -> dict[str, Any]:
     """The white-matter trainer's plan (inputs, spacing, normalisation) at its defaults."""
     return wm_training.plan(argparse.Namespace(id=UNET3D_ID, version="1.0.0", slices=5,
-                                               features="16,24,32,48,64,16"))
+                                               features="16,24,32,48,64,16",
+                                               bias_correction=False))
 
 
 def cortical_plan(patch_size: int) -> dict[str, Any]:

@@ -10,8 +10,9 @@ The plan, every setting read from the bundle's metadata (training replays `prepa
    axis-aligned with the patient axes (identity LPS direction, so numpy axes are axial, coronal
    and sagittal and x is left-right) at the bundle's spacing, covering FLAIR's field of view,
    cropped to the brain.
-3. Each contrast is z-scored inside the brain mask. Without a mask the statistics come from an
-   intensity foreground mask (`preprocessing.foreground_mask`), and the brain is then the
+3. Each contrast is z-scored inside the brain mask, after N4 bias-field correction inside it
+   when the bundle was trained so (`bias_correction`). Without a mask the statistics come from
+   an intensity foreground mask (`preprocessing.foreground_mask`), and the brain is then the
    network's own tissue prediction (tissue ≠ background); the model was trained both ways.
    Missing contrasts are zeros (the model was trained with input-channel dropout).
 4. The network runs along the three axes and on a left-right mirrored copy (logits averaged;
@@ -39,6 +40,7 @@ from ..networks import load_network
 from ..networks.deepscan import predict_volume, slice_plane_weights
 from ..preprocessing import (
     background_at_zero,
+    bias_correct,
     bring_to_reference,
     foreground_mask,
     spacing_warning,
@@ -51,6 +53,7 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
+N4_MIN_VOXELS = 32      # per axis of the shrunken image N4 fits its field on
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
@@ -100,8 +103,25 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
     channels = np.zeros((len(metadata["inputs"]), *mask.shape), np.float32)
     for index, spec in enumerate(metadata["inputs"]):
         if spec["name"] in arrays:
-            channels[index] = zscore(arrays[spec["name"]][box], mask)
+            voxels = arrays[spec["name"]][box]
+            if corrects_bias(metadata):
+                voxels = without_bias_field(voxels, mask, cropped_grid)
+            channels[index] = zscore(voxels, mask)
     return ModelInput(channels, mask, cropped_grid)
+
+
+def corrects_bias(metadata: dict[str, Any]) -> bool:
+    """Whether the bundle was trained on N4-corrected contrasts (bundles without the key were
+    not: the benchmark's cached baselines predate it)."""
+    return bool(metadata.get("bias_correction", False))
+
+
+def without_bias_field(voxels: np.ndarray, mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
+    """N4 correction inside ``mask``, fitted on the grid shrunk by up to 4 while every axis
+    keeps `N4_MIN_VOXELS` voxels (a small or coarse crop is fitted at full size)."""
+    shrink = int(np.clip(min(mask.shape) // N4_MIN_VOXELS, 1, 4))
+    image = array_to_image(voxels.astype(np.float32), grid)
+    return sitk.GetArrayFromImage(bias_correct(image, mask, shrink=shrink))
 
 
 def _to_reference(voxels: np.ndarray, grid: sitk.Image, reference: sitk.Image,
@@ -155,7 +175,8 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
             brain_mask = bring_to_reference(brain_mask, "--brain-mask", flair, "--flair",
                                             register=False, interpolation="nearest")
     with timer.stage("preprocessing"):
-        progress.update(0.1, "resampling and normalising")
+        progress.update(0.1, "resampling, bias-field correcting and normalising"
+                        if corrects_bias(metadata) else "resampling and normalising")
         warning = spacing_warning(flair, "--flair", tuple(metadata["spacing_mm"]))
         warnings += [warning] if warning else []
         model_input = prepare_inputs({"flair": flair, **others}, brain_mask, metadata)
@@ -205,6 +226,8 @@ def run(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image | None =
                    "brain_mask": brain_mask is not None},
         "brain_mask_method": "given" if brain_mask is not None else
         "network tissue prediction (tissue != background)",
+        "bias_field_correction": "N4 inside the normalisation mask"
+        if corrects_bias(bundle.metadata) else "none",
         "inference_pass_weights": maps.pass_weights,
         "warnings": maps.warnings, "timings_s": timer.as_dict()})
     return result

@@ -72,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", default="8,16,24,32,48,8",
                         help="BasicUNet features per level (six numbers)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--bias-correction", action="store_true",
+                        help="N4 bias-field correction of every contrast before normalisation "
+                             "(recorded in the bundle, so inference does the same)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     add_device_options(parser)
     parser.add_argument("--max-minutes", type=float, default=None,
@@ -99,7 +102,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "orientation": "axis-aligned LPS grid over FLAIR's field of view, cropped to the brain",
         "normalisation": {"method": "zscore", "mask": "brain mask, else intensity foreground",
                           "clip_percentiles": [0.5, 99.5], "missing_contrast": "zeros"},
-        "bias_correction": False,
+        "bias_correction": args.bias_correction,
         "inference": {"axes": [0, 1, 2], "mirror": True},
         "classes": {"lesion": {"name": lesion_name, "color": list(lesion_color),
                                "value": int(wm_pipeline.LESION_VALUE)},
