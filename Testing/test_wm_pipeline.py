@@ -319,7 +319,13 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     state = first.load_state_dict()                          # the checksum verifies
     network = build_network("deepscan", **first.metadata["network"])
     network.load_state_dict(state)
-    assert (first.path / "MODEL_CARD.md").is_file()
+    assert "Bias field: not corrected" in (first.path / "MODEL_CARD.md").read_text(
+        encoding="utf-8")
+    assert main([*common, "--out", str(tmp_path / "n4"), "--bias-correction"]) == 0
+    corrected = load_bundle(tmp_path / "n4")
+    assert corrected.metadata["bias_correction"] is True
+    assert "Bias field: N4-corrected" in (corrected.path / "MODEL_CARD.md").read_text(
+        encoding="utf-8")
     assert main(["--progress", "none", "train", "wm-measure", "--bundle", str(first.path),
                  "--phantom", str(case.parent)]) == 0
     measured = load_bundle(first.path)

@@ -271,6 +271,9 @@ def model_card(metadata: dict[str, Any]) -> str:
         "coarser than 2:1 the passes in the acquisition plane weigh more (docs/wm.md, Thick "
         "slices). Uncertainty: the standard deviation of the six passes' lesion "
         "probabilities.", "",
+        "Bias field: " + ("N4-corrected inside the normalisation mask before the z-score, in "
+                          "training and at inference." if metadata["bias_correction"] else
+                          "not corrected (the training augmentation varies it)."), "",
         "## Training",
         f"- Command: `{training['command']}`",
         *parent_lines(metadata),
