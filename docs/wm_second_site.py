@@ -24,7 +24,7 @@ from MSLesionAILib.geometry import resample_like, slice_axis
 from MSLesionAILib.imageio import array_to_image
 from MSLesionAILib.metrics.msseg import wm_metrics
 from MSLesionAILib.phantom import KIND_CONTRASTS
-from MSLesionAILib.phantom.fields import smooth_noise
+from MSLesionAILib.phantom.fields import bias_field
 from MSLesionAILib.phantom.site import bend_contrast, thick_slices
 
 CONTRASTS = KIND_CONTRASTS["wm"]   # the case folders' contrasts, FLAIR first
@@ -54,15 +54,14 @@ def bent(power: float) -> Callable[[Images, int], Images]:
     return shift
 
 
-def bias_field(strength: float) -> Callable[[Images, int], Images]:
+def shaded(strength: float) -> Callable[[Images, int], Images]:
     """Every contrast times one smooth receive-coil field, exp(strength · unit noise varying
     over `BIAS_CORRELATION_MM`), drawn on FLAIR's grid and resampled onto the others'."""
     def shift(images: Images, seed: int) -> Images:
         flair = images["flair"]
-        correlation_voxels = BIAS_CORRELATION_MM / np.array(flair.GetSpacing()[::-1])
-        noise = smooth_noise(flair.GetSize()[::-1], correlation_voxels,
-                             np.random.default_rng(seed))
-        field = array_to_image(np.exp(strength * noise).astype(np.float32), flair)
+        shading = bias_field(flair.GetSize()[::-1], np.array(flair.GetSpacing()[::-1]),
+                             strength, BIAS_CORRELATION_MM, np.random.default_rng(seed))
+        field = array_to_image(shading.astype(np.float32), flair)
         return {**images, **{name: sitk.Cast(images[name], sitk.sitkFloat32)
                              * resample_like(field, images[name], default_value=1.0)
                              for name in CONTRASTS if name in images}}
@@ -80,7 +79,7 @@ CONDITIONS: dict[str, Callable[[Images, int], Images]] = {
     "FLAIR 5 mm slices": thick_flair(5.0),
     "contrast bent, power 1.6": bent(1.6),
     "contrast bent, power 0.6": bent(0.6),
-    "bias field 0.3": bias_field(0.3),
+    "bias field 0.3": shaded(0.3),
 }
 
 

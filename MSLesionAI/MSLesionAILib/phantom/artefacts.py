@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from ..labels import Tissue
 from .anatomy import CaseAnatomy
-from .fields import smooth_noise
+from .fields import bias_field, smooth_noise
 
 
 def draw_scanner(rng: np.random.Generator, mode: str) -> dict:
@@ -50,8 +50,8 @@ def flair_artefacts(image: np.ndarray, anatomy: CaseAnatomy, rng: np.random.Gene
 def bias_and_blur(image: np.ndarray, anatomy: CaseAnatomy, scanner: dict,
                   rng: np.random.Generator) -> np.ndarray:
     spacing = np.array(anatomy.spacing_zyx_mm)
-    bias = np.exp(scanner["bias_strength"] * smooth_noise(
-        image.shape, scanner["bias_scale_mm"] / spacing, rng))
+    bias = bias_field(image.shape, spacing, scanner["bias_strength"], scanner["bias_scale_mm"],
+                      rng)
     return ndimage.gaussian_filter(image * bias, scanner["blur_voxels"]).astype(np.float32)
 
 

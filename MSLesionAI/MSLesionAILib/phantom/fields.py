@@ -39,3 +39,10 @@ def _linear_interpolation(coarse: int, fine: int) -> np.ndarray:
     matrix[np.arange(fine), low] = 1.0 - weight_high
     matrix[np.arange(fine), low + 1] = weight_high
     return matrix
+
+
+def bias_field(shape_zyx: tuple[int, ...], spacing_zyx_mm: np.ndarray, strength: float,
+               correlation_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """A receive coil's multiplicative shading: exp(``strength`` · unit smooth noise varying
+    over ``correlation_mm``)."""
+    return np.exp(strength * smooth_noise(shape_zyx, correlation_mm / spacing_zyx_mm, rng))
