@@ -160,7 +160,7 @@ def test_bias_correction_flattens_a_smooth_field():
     ramp = np.exp(np.linspace(-0.3, 0.3, voxels.shape[2]))[None, None, :]
     biased = sitk.GetImageFromArray((voxels * ramp).astype(np.float32))
     biased.CopyInformation(image)
-    corrected = sitk.GetArrayFromImage(bias_correct(biased, mask, shrink=2))
+    corrected = sitk.GetArrayFromImage(bias_correct(biased, mask, max_shrink=2))
     plateau = mask & (np.abs(voxels - 100) < 5)
 
     def spread(values):

@@ -11,7 +11,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .geometry import check_overlap, resample_like, same_grid
-from .progress import Progress
+
+N4_MIN_VOXELS = 32   # per axis of the shrunken image N4 fits its field on
 
 
 def register_rigid(moving: sitk.Image, fixed: sitk.Image) -> sitk.Transform:
@@ -116,9 +117,11 @@ def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, normalised, 0.0).astype(np.float32)
 
 
-def bias_correct(image: sitk.Image, mask: np.ndarray, shrink: int = 4,
-                 progress: Progress | None = None) -> sitk.Image:
-    """N4 bias-field correction fitted on a shrunken image inside ``mask``."""
+def bias_correct(image: sitk.Image, mask: np.ndarray, max_shrink: int = 4) -> sitk.Image:
+    """N4 bias-field correction inside ``mask``, fitted on the image shrunk by up to
+    ``max_shrink`` while every axis keeps `N4_MIN_VOXELS` voxels (a small or coarse image is
+    fitted at full size)."""
+    shrink = int(np.clip(min(image.GetSize()) // N4_MIN_VOXELS, 1, max_shrink))
     image_f = sitk.Cast(image, sitk.sitkFloat32)
     mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
     mask_image.CopyInformation(image)
@@ -127,8 +130,6 @@ def bias_correct(image: sitk.Image, mask: np.ndarray, shrink: int = 4,
     corrector = sitk.N4BiasFieldCorrectionImageFilter()
     corrector.SetMaximumNumberOfIterations([25, 25, 25])
     corrector.Execute(small, small_mask)
-    if progress is not None:
-        progress.update(1.0, "bias field corrected")
     log_field = corrector.GetLogBiasFieldAsImage(image_f)
     return image_f / sitk.Exp(log_field)
 

@@ -53,7 +53,6 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
-N4_MIN_VOXELS = 32      # per axis of the shrunken image N4 fits its field on
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
@@ -117,11 +116,9 @@ def corrects_bias(metadata: dict[str, Any]) -> bool:
 
 
 def without_bias_field(voxels: np.ndarray, mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
-    """N4 correction inside ``mask``, fitted on the grid shrunk by up to 4 while every axis
-    keeps `N4_MIN_VOXELS` voxels (a small or coarse crop is fitted at full size)."""
-    shrink = int(np.clip(min(mask.shape) // N4_MIN_VOXELS, 1, 4))
+    """`preprocessing.bias_correct` of one contrast on ``grid``, inside ``mask``."""
     image = array_to_image(voxels.astype(np.float32), grid)
-    return sitk.GetArrayFromImage(bias_correct(image, mask, shrink=shrink))
+    return sitk.GetArrayFromImage(bias_correct(image, mask))
 
 
 def _to_reference(voxels: np.ndarray, grid: sitk.Image, reference: sitk.Image,
