@@ -82,6 +82,23 @@ def test_an_exported_case_loads_with_voxel_exact_labels(scene, tmp_path):
         ("1", "leukocortical"), ("2", "intracortical"), ("3", "intracortical")]
 
 
+def test_a_flagged_white_matter_lesion_segment_is_exported_to_train_with_weight_0(scene,
+                                                                                   tmp_path):
+    segmentation = corrected_case(scene, t2star=False)
+    grid = mrml.image_from_volume(mrml.segmentation_reference_volume(segmentation))
+    flagged = np.zeros(SHAPE_ZYX, bool)
+    flagged[2:5, 15:19, 15:20] = True  # a result's lesion touching a white-matter lesion
+    segmentation.GetSegmentation().AddEmptySegment("wm", WM_LESION_SEGMENT[0])
+    mrml.set_segment_masks(segmentation, {"wm": flagged}, grid)
+    [case] = finetune_scene.annotated_cases([segmentation])
+
+    folder = finetune_scene.export_case(case, tmp_path / "case_01")
+
+    loaded = cortical_data.load_case(folder, ["mp2rage"], SPACING_MM)
+    np.testing.assert_array_equal(loaded.weights == 0, flagged)
+    np.testing.assert_array_equal(loaded.labels, class_labels())
+
+
 def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_error(scene):
     with pytest.raises(InputError, match="no annotated cases"):
         finetune_scene.annotated_cases([])

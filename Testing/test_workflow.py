@@ -68,11 +68,26 @@ def fake_result(task: tasks.Task, image: sitk.Image) -> LesionResult:
                         {"lesion_count": len(rows)})
 
 
+def flagged_cortical_result(task: tasks.Task, image: sitk.Image) -> LesionResult:
+    """A cortical result as the pipeline writes it when given a white-matter lesion mask:
+    lesion 3 touches a white-matter lesion, so it is flagged and in a segment of its own."""
+    cortical = pytest.importorskip("MSLesionAILib.pipelines.cortical")
+    result = fake_result(task, image)
+    labels = result.class_labels.copy()
+    labels[result.lesion_ids == 3] = cortical.WM_OVERLAP_VALUE
+    for row in result.rows:
+        row["overlaps_wm_lesion"] = int(row["lesion_id"] == 3)
+    return LesionResult(task.name, image, result.lesion_ids, labels, cortical.segments(True),
+                        list(result.rows[0]), result.rows, result.summary)
+
+
 class FakeRun:
     """A `process.Run` that writes its result folder when waited for."""
 
-    def __init__(self, task: tasks.Task, args: list[str], exit_code: int = 0) -> None:
+    def __init__(self, task: tasks.Task, args: list[str], exit_code: int = 0,
+                 make_result=fake_result) -> None:
         self.task, self.args, self.exit_code = task, args, exit_code
+        self.make_result = make_result
         self.inputs: dict[str, sitk.Image] = {}
         self.result: LesionResult | None = None
 
@@ -94,7 +109,7 @@ class FakeRun:
     def wait(self) -> int:
         if self.exit_code == 0:
             self.inputs = {name: sitk.ReadImage(self.option(name)) for name in self.given_inputs()}
-            self.result = fake_result(self.task, self.inputs[self.task.reference_input])
+            self.result = self.make_result(self.task, self.inputs[self.task.reference_input])
             out = Path(self.option("out"))
             out.mkdir()
             write_result(self.result, out)
@@ -112,11 +127,12 @@ class FakeRun:
 
 
 class FakeRunner:
-    def __init__(self, task: tasks.Task, exit_code: int = 0) -> None:
+    def __init__(self, task: tasks.Task, exit_code: int = 0, make_result=fake_result) -> None:
         self.task, self.exit_code, self.runs = task, exit_code, []
+        self.make_result = make_result
 
     def __call__(self, args):
-        self.runs.append(FakeRun(self.task, list(args), self.exit_code))
+        self.runs.append(FakeRun(self.task, list(args), self.exit_code, self.make_result))
         return self.runs[-1]
 
 
@@ -353,6 +369,37 @@ def test_a_painted_cortical_lesion_takes_the_class_of_its_segment(scene):
     workflow.update_table(task, nodes)
     new = mrml.rows_from_table(nodes.table)[1][-1]
     assert new["lesion_id"] == 4 and new["class"] == "intracortical_subpial"
+
+
+def test_a_cortical_lesion_on_a_white_matter_lesion_is_listed_shown_and_not_counted(scene):
+    task = tasks.CORTICAL
+    assert task.flag.column in pytest.importorskip("MSLesionAILib.pipelines.cortical").COLUMNS
+    runner = FakeRunner(task, make_result=flagged_cortical_result)
+    nodes = workflow.run(task, add_inputs(scene, task), runner=runner)
+    flag_segment = nodes.segmentation.GetSegmentation().GetSegmentIdBySegmentName(
+        task.flag.segment)
+    assert nodes.segmentation.GetDisplayNode().GetSegmentVisibility(flag_segment)
+    assert workflow.table_mismatches(task, nodes) == []
+    assert workflow.summary_line(task, nodes.table).endswith(
+        "intracortical/subpial lesion: 1, leukocortical lesion: 1, "
+        "touching a WM lesion (not counted): 1")
+
+    workflow.update_table(task, nodes)
+    columns, rows = mrml.rows_from_table(nodes.table)
+    assert [(row["class"], row["overlaps_wm_lesion"]) for row in rows] == [
+        ("leukocortical", 0), ("intracortical_subpial", 0), ("leukocortical", 1)]
+
+    nodes.table.SetCellText(2, columns.index("overlaps_wm_lesion"), "0")  # the user's calls
+    nodes.table.SetCellText(0, columns.index("overlaps_wm_lesion"), "1")
+    workflow.apply_table_classes(task, nodes)
+    classes = workflow.lesion_classes(task, nodes.segmentation, mrml.image_from_volume(
+        nodes.lesion_ids))
+    assert (classes[BLOBS[2]] == 1).all() and (classes[BLOBS[0]] == 3).all()
+    assert workflow.summary_line(task, nodes.table).endswith(
+        "leukocortical lesion: 1, touching a WM lesion (not counted): 1")
+    nodes.table.SetCellText(1, columns.index("overlaps_wm_lesion"), "2")
+    with pytest.raises(MSLesionAIError, match="lesion 2: overlaps_wm_lesion '2' is not 0 or 1"):
+        workflow.apply_table_classes(task, nodes)
 
 
 def test_an_unknown_class_value_is_refused_with_the_lesion_named(scene):

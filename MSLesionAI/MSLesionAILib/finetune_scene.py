@@ -105,7 +105,9 @@ def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
 
 def export_case(case: AnnotatedCase, folder: Path) -> Path:
     """Write a case folder: ``mp2rage.nii.gz`` [``t2star_gre.nii.gz``] and the truth, each
-    lesion segment's connected components as lesions of its class, on the MP2RAGE's grid."""
+    lesion segment's connected components as lesions of its class, on the MP2RAGE's grid.
+    The voxels of a "white-matter lesion" segment (a result's flagged lesions) become
+    ``truth/wm_lesions.nii.gz``, which training weights 0, as CLAIMS does."""
     grid = mrml.image_from_volume(case.mp2rage)
     write_image(grid, folder / "mp2rage.nii.gz")
     if case.t2star_gre is not None:
@@ -120,6 +122,10 @@ def export_case(case: AnnotatedCase, folder: Path) -> Path:
         rows += [{"lesion_id": first + k, "family": CORTICAL_FAMILY, "type": TRUTH_TYPES[name]}
                  for k in range(1, int(components.max(initial=0)) + 1)]
     write_image(array_to_image(ids, grid), folder / "truth" / "cortical_lesions.nii.gz")
+    wm_lesions = classes > len(CORTICAL_CLASSES)  # the flag segment's index
+    if wm_lesions.any():
+        write_image(array_to_image(wm_lesions.astype(np.uint8), grid),
+                    folder / "truth" / "wm_lesions.nii.gz")
     write_table_csv(folder / "truth" / "lesions.csv", ["lesion_id", "family", "type"], rows)
     return folder
 

@@ -55,6 +55,10 @@ INTRACORTICAL_SUBPIAL = "intracortical_subpial"
 CORTICAL_CLASSES = (LEUKOCORTICAL, INTRACORTICAL_SUBPIAL)
 # CLAIMS's minimum cortical lesion volumes (µL): the pipeline's choices and the evaluation's.
 CLAIMS_MIN_VOLUMES_UL = (1.0, 3.0, 6.0, 9.0, 15.0)
+# The cortical table's column flagging (1) a lesion that touches a white-matter lesion: listed,
+# in the "white-matter lesion" segment, not counted as cortical; and how it is counted instead.
+OVERLAPS_WM_LESION = "overlaps_wm_lesion"
+OVERLAPS_WM_LESION_TITLE = "touching a WM lesion (not counted)"
 
 # Lesion families in the phantom's truth table.
 WM_FAMILY = "wm"

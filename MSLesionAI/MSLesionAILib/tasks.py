@@ -10,9 +10,25 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .labels import CORTICAL_SEGMENTS, RIM_SEGMENTS, WM_LESION_SEGMENT
+from .labels import (
+    CORTICAL_SEGMENTS,
+    OVERLAPS_WM_LESION,
+    OVERLAPS_WM_LESION_TITLE,
+    RIM_SEGMENTS,
+    WM_LESION_SEGMENT,
+)
 
 TASK_ATTRIBUTE = "MSLesionAI.task"  # on a result table: the name of the task that made it
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Lesions a task lists but does not count: kept in a segment of their own and marked 1 in
+    a table column (editable, as the class is)."""
+
+    segment: str
+    column: str
+    label: str  # in the panel's summary line
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,7 @@ class Task:
     class_column: str | None = None  # None: a single lesion class
     count_column: str | None = None  # the column the summary line counts by
     connectivity: int = 18
+    flag: Flag | None = None
 
     @property
     def reference_input(self) -> str:
@@ -44,7 +61,8 @@ WM = Task("wm", "WM lesions",
 CORTICAL = Task("cortical", "cortical lesions",
                 {"mp2rage": r"mp2rage|uni", "t2star-epi": "epi", "t2star-gre": T2STAR},
                 {value: name for value, (name, _) in CORTICAL_SEGMENTS.items()},
-                class_column="class", count_column="class")
+                class_column="class", count_column="class",
+                flag=Flag(WM_LESION_SEGMENT[0], OVERLAPS_WM_LESION, OVERLAPS_WM_LESION_TITLE))
 RIM = Task("rim", "rim lesions",
            {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": r"mp2rage|uni",
             "t2star": T2STAR + "|mag"},

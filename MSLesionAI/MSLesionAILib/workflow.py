@@ -9,7 +9,8 @@ nodes are only read.
 
 Editing: after the user edits a result segmentation, `update_table` recomputes the lesion table
 (lesions keep their ids where they are still there); after the user edits a lesion's class in
-the table (rim status, cortical class), `apply_table_classes` moves it between segments.
+the table (rim status, cortical class) or its flag (a cortical lesion on a white-matter lesion),
+`apply_table_classes` moves it between segments.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _show_only_lesions(task: Task, segmentation_node: Any) -> None:
     display = segmentation_node.GetDisplayNode()
     for segment_id in mrml.segment_ids(segmentation_node):
         name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
-        display.SetSegmentVisibility(segment_id, name in task.lesion_segments)
+        display.SetSegmentVisibility(segment_id, name in _segment_names(task).values())
 
 
 # --- the editing loop -----------------------------------------------------------------------
@@ -134,7 +135,8 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
     the previous lesion it overlaps most (so unchanged lesions keep id and values); a new
     lesion gets a new id. Measured columns are recomputed, the class column follows the
     segment holding most of the lesion, the location follows the tissue segments (white
-    matter); other columns are kept for kept ids and empty for new lesions.
+    matter); other columns are kept for kept ids and empty for new lesions. A lesion mostly in
+    the task's flag segment is flagged and keeps its class (a new one takes the first class).
     """
     grid = mrml.image_from_volume(nodes.lesion_ids)
     classes = lesion_classes(task, nodes.segmentation, grid)
@@ -142,14 +144,15 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
     ids = keep_lesion_ids(components, sitk.GetArrayFromImage(grid))
     columns, previous_rows = mrml.rows_from_table(nodes.table)
     previous = {row["lesion_id"]: row for row in previous_rows}
-    class_values = list(task.class_segments)
     rows = []
     locations = _wm_locations(nodes.segmentation, ids, grid) if "location" in columns else {}
     for measured, class_index in zip(lesion_measures(ids, grid), _majority(ids, classes),
                                      strict=True):
         row = {**previous.get(measured["lesion_id"], dict.fromkeys(columns, "")), **measured}
         if task.class_column:
-            row[task.class_column] = class_values[class_index - 1]
+            row[task.class_column] = _class_value(task, class_index, row[task.class_column])
+        if task.flag:
+            row[task.flag.column] = int(class_index == _flag_index(task))
         if locations:
             row["location"] = locations[measured["lesion_id"]]
         rows.append({column: row[column] for column in columns})
@@ -158,26 +161,53 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
 
 
 def apply_table_classes(task: Task, nodes: mrml.ResultNodes) -> None:
-    """Move each lesion of the table into the segment of its (edited) class column value."""
+    """Move each lesion of the table into the segment of its (edited) class column value, or
+    into the flag segment when its flag column is 1."""
     if task.class_column is None:
         return
     grid = mrml.image_from_volume(nodes.lesion_ids)
     ids = sitk.GetArrayFromImage(grid)
-    class_values = list(task.class_segments)
-    target = np.zeros(int(ids.max(initial=0)) + 1, np.int64)  # lesion id → class index
+    target = np.zeros(int(ids.max(initial=0)) + 1, np.int64)  # lesion id → segment index
     for row in mrml.rows_from_table(nodes.table)[1]:
-        value = str(row[task.class_column])
-        if value not in task.class_segments:
-            raise InputError(f"lesion {row['lesion_id']}: {task.class_column} '{value}' is not "
-                             f"one of {', '.join(class_values)}")
         if row["lesion_id"] < len(target):
-            target[row["lesion_id"]] = class_values.index(value) + 1
+            target[row["lesion_id"]] = _row_segment_index(task, row)
     classes = lesion_classes(task, nodes.segmentation, grid)
     classes = np.where(target[ids] > 0, target[ids], classes)
-    mrml.set_segment_masks(
-        nodes.segmentation,
-        {_segment_id_by_name(nodes.segmentation, name): classes == index
-         for index, name in enumerate(task.lesion_segments, start=1)}, grid)
+    masks = {name: classes == index for index, name in _segment_names(task).items()}
+    if task.flag and not masks[task.flag.segment].any() and not (
+            nodes.segmentation.GetSegmentation().GetSegmentIdBySegmentName(task.flag.segment)):
+        del masks[task.flag.segment]  # a result without flagged lesions has no flag segment
+    mrml.set_segment_masks(nodes.segmentation, {
+        _segment_id_by_name(nodes.segmentation, name): mask for name, mask in masks.items()},
+        grid)
+
+
+def _row_segment_index(task: Task, row: dict[str, Any]) -> int:
+    """The segment a table row puts its lesion in (an index of `_segment_names`)."""
+    class_values = list(task.class_segments)
+    value = str(row[task.class_column])
+    if value not in task.class_segments:
+        raise InputError(f"lesion {row['lesion_id']}: {task.class_column} '{value}' is not "
+                         f"one of {', '.join(class_values)}")
+    if task.flag and _is_flagged(task, row):
+        return _flag_index(task)
+    return class_values.index(value) + 1
+
+
+def _is_flagged(task: Task, row: dict[str, Any]) -> bool:
+    value = str(row.get(task.flag.column, 0))  # a table without the column flags nothing
+    if value not in ("0", "1"):
+        raise InputError(f"lesion {row['lesion_id']}: {task.flag.column} '{value}' is not 0 or 1")
+    return value == "1"
+
+
+def _class_value(task: Task, segment_index: int, previous_value: Any) -> str:
+    """The class column's value of a lesion mostly in segment ``segment_index``: its segment's
+    class; in the flag segment, which has no class, the class it had (new lesions: the first)."""
+    class_values = list(task.class_segments)
+    if segment_index <= len(class_values):
+        return class_values[segment_index - 1]
+    return str(previous_value) if str(previous_value) in class_values else class_values[0]
 
 
 def table_mismatches(task: Task, nodes: mrml.ResultNodes) -> list[str]:
@@ -204,9 +234,27 @@ def table_mismatches(task: Task, nodes: mrml.ResultNodes) -> list[str]:
 
 
 def lesion_classes(task: Task, segmentation_node: Any, grid: sitk.Image) -> np.ndarray:
-    """Per voxel, the 1-based index of the lesion segment holding it (0: none)."""
-    return _segment_labels(segmentation_node, dict(enumerate(task.lesion_segments, start=1)),
-                           grid)
+    """Per voxel, the index in `_segment_names` of the lesion segment holding it (0: none):
+    1.. for the class segments, then the flag segment's when the segmentation has one."""
+    classes = _segment_labels(segmentation_node, dict(enumerate(task.lesion_segments, start=1)),
+                              grid)
+    if task.flag:
+        flagged = _segment_labels(segmentation_node, {1: task.flag.segment}, grid,
+                                  required=False)
+        classes[flagged > 0] = _flag_index(task)
+    return classes
+
+
+def _segment_names(task: Task) -> dict[int, str]:
+    """The task's lesion segments by index: its classes' 1.., then its flag segment."""
+    names = dict(enumerate(task.lesion_segments, start=1))
+    if task.flag:
+        names[_flag_index(task)] = task.flag.segment
+    return names
+
+
+def _flag_index(task: Task) -> int:
+    return len(task.lesion_segments) + 1
 
 
 def keep_lesion_ids(components: np.ndarray, previous_ids: np.ndarray) -> np.ndarray:
@@ -272,11 +320,18 @@ def summary_line(task: Task, table_node: Any) -> str:
     total_ul = sum(row["volume_ul"] for row in rows) if "volume_ul" in columns else 0.0
     parts = [f"{len(rows)} lesions, {total_ul:.1f} µL"]
     if task.count_column in columns:
-        counts = Counter(task.class_segments.get(str(row[task.count_column]),
-                                                 str(row[task.count_column])) for row in rows)
+        counts = Counter(_count_label(task, row) for row in rows)
         parts.append(", ".join(f"{label}: {count}" for label, count in sorted(counts.items())))
     if task is RIM:
         prl_count = sum(str(row["rim_positive"]) == "1" for row in rows)
         chronic = "" if prl_count >= CHRONIC_ACTIVE_MIN_PRL else "not "
         parts.append(f"{prl_count} PRL ({chronic}chronic active: ≥ {CHRONIC_ACTIVE_MIN_PRL})")
     return "; ".join(parts)
+
+
+def _count_label(task: Task, row: dict[str, Any]) -> str:
+    """What the summary line counts a lesion as: its segment's name, or the flag's label."""
+    if task.flag and str(row.get(task.flag.column)) == "1":
+        return task.flag.label
+    value = str(row[task.count_column])
+    return task.class_segments.get(value, value)

@@ -36,6 +36,7 @@ from ..labels import (
     CORTICAL_SEGMENTS,
     INTRACORTICAL_SUBPIAL,
     LEUKOCORTICAL,
+    OVERLAPS_WM_LESION,
     WM_LESION_SEGMENT,
 )
 from ..lesions import label_components, lesion_measures
@@ -50,7 +51,7 @@ MIN_VOLUME_CHOICES_UL = CLAIMS_MIN_VOLUMES_UL
 COARSEST_RELIABLE_SPACING_MM = 1.2
 CONNECTIVITY = 18
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
-           "centroid_s", "probability", "overlaps_wm_lesion"]
+           "centroid_s", "probability", OVERLAPS_WM_LESION]
 # Label values in the .seg.nrrd: the two CLAIMS classes, then lesions flagged as white matter.
 CLASS_VALUES = {name: value for value, name in enumerate(CORTICAL_CLASSES, start=1)}
 WM_OVERLAP_VALUE = len(CORTICAL_CLASSES) + 1
@@ -240,13 +241,13 @@ def lesion_rows(lesions: CorticalLesions, reference: sitk.Image) -> list[dict[st
     for row in rows:
         index = row["lesion_id"] - 1
         row["class"] = lesions.classes[index]
-        row["overlaps_wm_lesion"] = int(lesions.overlaps_wm[index])
+        row[OVERLAPS_WM_LESION] = int(lesions.overlaps_wm[index])
     return rows
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and volumes per class; lesions touching white-matter lesions counted apart."""
-    cortical = [row for row in rows if not row["overlaps_wm_lesion"]]
+    cortical = [row for row in rows if not row[OVERLAPS_WM_LESION]]
     counts = {name: sum(row["class"] == name for row in cortical) for name in CORTICAL_CLASSES}
     volumes = {name: round(sum(row["volume_ul"] for row in cortical if row["class"] == name), 3)
                for name in CORTICAL_CLASSES}

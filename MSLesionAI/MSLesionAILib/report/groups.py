@@ -9,6 +9,8 @@ from ..labels import (
     CHRONIC_ACTIVE_MIN_PRL,
     CORTICAL_CLASSES,
     CORTICAL_SEGMENTS,
+    OVERLAPS_WM_LESION,
+    OVERLAPS_WM_LESION_TITLE,
     RIM_SEGMENTS,
     WM_LESION_SEGMENT,
     WM_LOCATIONS,
@@ -20,11 +22,9 @@ TASK_TITLES = {"wm": "White-matter lesions", "cortical": "Cortical lesions",
 # The table column each task's lesions are grouped by, and its known values in display order.
 GROUPINGS = {"wm": ("location", WM_LOCATIONS), "cortical": ("class", CORTICAL_CLASSES),
              "rim": ("rim_positive", ("1", "0"))}
-# Cortical pipeline: components touching a white-matter lesion are flagged, not counted.
-OVERLAPS_WM_LESION = "overlaps_wm_lesion"
 GROUP_TITLES = {"deep": "deep white matter", "intracortical_subpial": "intracortical/subpial",
                 "1": "rim+", "0": "rim−", "": "not given",
-                OVERLAPS_WM_LESION: "touching a WM lesion (not counted)"}
+                OVERLAPS_WM_LESION: OVERLAPS_WM_LESION_TITLE}
 Color = tuple[float, float, float]
 
 
