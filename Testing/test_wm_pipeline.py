@@ -162,7 +162,7 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
 
 
 def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_warning(
-        tiny_bundle, threshold_network, tmp_path) -> None:
+        tiny_bundle, threshold_network, tmp_path, capsys) -> None:
     case = make_case(tmp_path / "clean", with_lesions=False)
     coarse = write_bundle(tmp_path / "coarse", {**tiny_bundle.metadata, "spacing_mm": [4.0] * 3},
                           tiny_bundle.load_state_dict())
@@ -173,9 +173,25 @@ def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_w
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["lesion_count"] == 0 and summary["total_lesion_volume_ul"] == 0
     assert set(summary["count_by_location"].values()) == {0}
-    assert any("--flair" in w and "spacing" in w for w in summary["warnings"])
+    [warning] = [w for w in summary["warnings"] if "--flair" in w and "spacing" in w]
+    assert f"mslesionai: warning: {warning}" in capsys.readouterr().err.splitlines()
     assert summary["brain_mask_method"] == "given"
     assert sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_lesions.nii.gz"))).max() == 0
+
+
+def test_a_t1_far_from_the_models_spacing_gets_a_warning(case, tiny_bundle, threshold_network,
+                                                         tmp_path) -> None:
+    t1 = sitk.ReadImage(str(case / "t1.nii.gz"))
+    spacing = np.array(t1.GetSpacing()) * (1, 1, 3)  # thick slices: 3 times FLAIR's
+    size = np.ceil(np.array(t1.GetSize()) / (1, 1, 3)).astype(int).tolist()
+    thick = sitk.Resample(t1, size, sitk.Transform(), sitk.sitkLinear, t1.GetOrigin(),
+                          spacing.tolist(), t1.GetDirection())
+    sitk.WriteImage(thick, str(tmp_path / "t1_thick.nii.gz"))
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--t1", tmp_path / "t1_thick.nii.gz",
+                   "--out", out, "--model", tiny_bundle.path) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert [w.split(":")[0] for w in summary["warnings"]] == ["--t1"]
 
 
 def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) -> None:

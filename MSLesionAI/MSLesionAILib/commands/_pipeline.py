@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str
 
 def run_and_write(out_dir: Path, progress: Progress, run: Callable[[Progress], LesionResult],
                   inputs: dict[str, str]) -> LesionResult:
-    """Run a pipeline and write its files atomically into ``out_dir``; print a one-line summary.
+    """Run a pipeline and write its files atomically into ``out_dir``; print a one-line summary,
+    and the run's warnings (also in summary.json) on stderr, where a script's user sees them.
 
     ``inputs`` (contrast → path) goes into summary.json, so a report can show the images. The
     output folder is checked before the work starts, and on failure or cancel nothing is left
@@ -41,5 +43,7 @@ def run_and_write(out_dir: Path, progress: Progress, run: Callable[[Progress], L
         progress.update(0.96, "writing results")
         write_result(result, partial)
     progress.update(1.0, "done")
+    for warning in result.summary.get("warnings", []):
+        print(f"mslesionai: warning: {warning}", file=sys.stderr)
     print(f"{result.name}: {result.lesion_count} lesions; results in {out_dir}")
     return result

@@ -174,8 +174,9 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
     with timer.stage("preprocessing"):
         progress.update(0.1, "resampling, bias-field correcting and normalising"
                         if corrects_bias(metadata) else "resampling and normalising")
-        warning = spacing_warning(flair, "--flair", tuple(metadata["spacing_mm"]))
-        warnings += [warning] if warning else []
+        given = {"--flair": flair, "--t1": t1, "--t2": t2}  # as acquired, before resampling
+        warnings += [warning for name, image in given.items() if image is not None and (
+            warning := spacing_warning(image, name, tuple(metadata["spacing_mm"])))]
         model_input = prepare_inputs({"flair": flair, **others}, brain_mask, metadata)
     with timer.stage("inference"):
         network = load_network(bundle, device)
