@@ -93,13 +93,13 @@ def test_gamma_only_the_main_contributors_must_stay_inside(plate_overlaps_most, 
     assert (msseg_detection(truth, pred, ISOTROPIC)["sensitivity"] == 1.0) is detected
 
 
-def test_lesions_of_3_mm3_or_less_are_removed_first():
+def test_lesions_under_3_mm3_are_removed_first():
     truth = empty()
     truth[2:5, 2:5, 2:5] = 1
-    truth[10, 10, 10:13] = 1                 # 3 voxels = 3 mm³: removed, so not a miss
+    truth[10, 10, 10:12] = 1                 # 2 voxels = 2 mm³: removed, so not a miss
     pred = empty()
     pred[2:5, 2:5, 2:5] = 1
-    pred[12, 12, 0:4] = 1                    # 4 voxels = 4 mm³: kept, a false positive
+    pred[12, 12, 0:3] = 1                    # 3 voxels = 3 mm³: kept ("3 mm³ or greater")
     result = msseg_detection(truth, pred, ISOTROPIC)
     assert (result["truth_lesions"], result["pred_lesions"]) == (1, 2)
     assert rates(result) == (1.0, 0.5, pytest.approx(2 / 3))
@@ -111,10 +111,12 @@ def test_minimum_volume_follows_anisotropic_spacing():
     truth[10, 10, 10:12] = 1                 # 2 voxels
     pred = empty()
     pred[2:5, 2:5, 2:5] = 1
-    # 1 mm: 2 mm³, removed. 2 mm slices: 4 mm³, kept and missed. 1.5 mm: exactly 3 mm³, removed.
+    # 1 mm: 2 mm³, removed. 2 mm slices: 4 mm³, kept and missed. 1.5 mm: exactly 3 mm³, kept.
+    # 1.45 mm: 2.9 mm³, removed.
     assert msseg_detection(truth, pred, ISOTROPIC)["sensitivity"] == 1.0
     assert msseg_detection(truth, pred, (2.0, 1.0, 1.0))["sensitivity"] == 0.5
-    assert msseg_detection(truth, pred, (1.5, 1.0, 1.0))["sensitivity"] == 1.0
+    assert msseg_detection(truth, pred, (1.5, 1.0, 1.0))["sensitivity"] == 0.5
+    assert msseg_detection(truth, pred, (1.45, 1.0, 1.0))["sensitivity"] == 1.0
 
 
 @pytest.mark.parametrize(("connectivity", "truth_lesions", "sensitivity"),

@@ -319,7 +319,7 @@ def wm_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Pa
         "## White-matter lesions (DeepSCAN's Table 2 shape)\n\n"
         f"Held-out phantom cohort, {len(cohort)} cases (seeds {range_text(report.seeds['wm'])}), "
         "every method without a brain mask; means over cases. MSSEG-2016 lesion detection "
-        "(18-connectivity, lesions > 3 µL, α 10 %, β 70 %, γ 65 %).\n\n"
+        "(18-connectivity, lesions ≥ 3 µL, α 10 %, β 70 %, γ 65 %).\n\n"
         + tables.wm_table(reports, "phantom, held out") + "\n"
         + tables.interval_table({name: wm_intervals(r) for name, r in reports.items()}))
     if real:

@@ -1,8 +1,11 @@
 """MSSEG-2016 lesion-wise detection (Commowick et al. 2018; DeepSCAN's supplementary definitions).
 
 A lesion is a connected component (default 18-connectivity, as DeepSCAN states; Anima's own
-evaluator uses 6) of more than `MIN_LESION_VOLUME_UL`; smaller ones are removed from both
-masks before anything else (their voxels then count as background).
+evaluator uses 6) of at least `MIN_LESION_VOLUME_UL` ("3 mm³ or greater", DeepSCAN's
+definitions; Anima's code drops ≤ 3 mm³, which differs only for components of exactly 3 mm³);
+smaller ones are removed from both masks before anything else (their voxels then count as
+background). The white-matter pipeline keeps lesions of the same size, so every lesion it
+reports by default is scored.
 
 A lesion X of one mask is *detected* by the other mask's lesions when
 1. the other lesions cover more than α of X's voxels, and
@@ -20,13 +23,12 @@ So both empty gives 1/1/1, and one side empty gives F1 = 0.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..lesions import label_components
+from ..lesions import label_components, min_voxels_for_volume
 from .overlap import dice, lesion_rates, overlap_table, ratio, volume_difference
 
 ALPHA = 0.10
@@ -39,10 +41,9 @@ CONNECTIVITY = 18
 def msseg_lesions(mask: np.ndarray, spacing_mm: Sequence[float],
                   connectivity: int = CONNECTIVITY,
                   min_volume_ul: float = MIN_LESION_VOLUME_UL) -> np.ndarray:
-    """The mask's lesions for MSSEG: components strictly larger than ``min_volume_ul``."""
-    voxel_ul = float(np.prod(spacing_mm))
-    min_voxels = math.floor(min_volume_ul / voxel_ul + 1e-9) + 1
-    return label_components(mask, connectivity, min_voxels=min_voxels)
+    """The mask's lesions for MSSEG: components of at least ``min_volume_ul``."""
+    return label_components(mask, connectivity, min_voxels=min_voxels_for_volume(
+        min_volume_ul, spacing_mm))
 
 
 def detected_lesions(table: np.ndarray, alpha: float = ALPHA, beta: float = BETA,
