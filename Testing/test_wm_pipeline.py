@@ -243,6 +243,23 @@ def test_thick_flair_slices_weigh_the_pass_in_their_plane_more(case, tiny_bundle
     assert weights["axial"] == pytest.approx(1 + np.cos(np.deg2rad(10)) ** 2, abs=0.002)
 
 
+def test_the_bundles_normalisation_is_applied_and_an_unknown_one_is_refused(case) -> None:
+    flair = {"flair": sitk.ReadImage(str(case / "flair.nii.gz"), sitk.sitkFloat32)}
+    metadata = tiny_metadata()
+
+    def clipped_share(clip_percentiles) -> float:
+        """The share of normalisation-mask voxels at the channel's top value."""
+        normalisation = {**metadata["normalisation"], "clip_percentiles": clip_percentiles}
+        model_input = wm.prepare_inputs(flair, None, {**metadata,
+                                                      "normalisation": normalisation})
+        inside = model_input.channels[0][model_input.normalisation_mask]
+        return float(np.mean(inside >= inside.max() - 1e-5))
+
+    assert clipped_share([0.5, 99.5]) < 0.01 < 0.04 < clipped_share([5, 95])
+    with pytest.raises(BundleError, match="normalisation 'minmax' is not one"):
+        wm.prepare_inputs(flair, None, {**metadata, "normalisation": {"method": "minmax"}})
+
+
 def test_an_intensity_offset_or_a_normalised_file_reaches_the_network_unchanged(case) -> None:
     """Files whose background is not 0 (an offset, or already z-scored: negative background)
     give the scanner file's foreground mask and normalised channels."""
@@ -294,11 +311,16 @@ def test_a_t1_that_does_not_overlap_flair_is_refused_with_one_line(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_flair_that_is_not_brain_sized_is_refused(tiny_bundle, tmp_path, capsys) -> None:
-    small = _image(np.random.default_rng(0).random((10, 10, 10), np.float32),
-                   tmp_path / "small.nii.gz")
-    assert run_cli("--flair", small, "--out", tmp_path / "out", "--model", tiny_bundle.path)
-    assert "--flair" in capsys.readouterr().err
+@pytest.mark.parametrize(("spacing_mm", "problem"), [(1.0, "smaller than a brain"),
+                                                     (45.0, "larger than a head")])
+def test_a_flair_that_is_not_brain_sized_is_refused(tiny_bundle, tmp_path, capsys, spacing_mm,
+                                                    problem) -> None:
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((10, 10, 10), np.float32))
+    image.SetSpacing([spacing_mm] * 3)
+    sitk.WriteImage(image, str(tmp_path / "flair.nii.gz"))
+    assert run_cli("--flair", tmp_path / "flair.nii.gz", "--out", tmp_path / "out", "--model",
+                   tiny_bundle.path)
+    assert problem in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_tampered_weights_are_refused(tiny_bundle, tmp_path) -> None:
@@ -320,6 +342,10 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     first, second = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
     assert first.metadata["training"]["seed"] == 3
     assert first.metadata["training"]["data"]["seeds"] == [77]
+    augmentation = first.metadata["training"]["settings"]["augmentation"]
+    assert augmentation["blur"] == {"prob": 0.4, "sigma_x": [0.0, 1.2], "sigma_y": [0.2, 1.5],
+                                    "sigma_z": [0.2, 1.5]}
+    assert augmentation["contrast_dropout"] == 0.3
     assert first.weights_sha256 == second.weights_sha256      # same seed, same weights
     parallel = [*common, "--workers", "2", "--device", "cpu"]  # batches drawn in 2 processes
     assert main([*parallel, "--out", str(tmp_path / "w1")]) == 0

@@ -13,7 +13,9 @@ import SimpleITK as sitk
 
 from .errors import InputError
 
+# A brain-sized field of view: at least a cropped brain, at most a head with its neck.
 MIN_BRAIN_EXTENT_MM = 60.0
+MAX_BRAIN_EXTENT_MM = 400.0
 
 
 def read_image(path: str | Path, name: str) -> sitk.Image:
@@ -72,6 +74,10 @@ def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -
         if extent_mm.min() < MIN_BRAIN_EXTENT_MM:
             raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
                              f"smaller than a brain (< {MIN_BRAIN_EXTENT_MM:.0f} mm)")
+        if extent_mm.max() > MAX_BRAIN_EXTENT_MM:
+            raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
+                             f"larger than a head (> {MAX_BRAIN_EXTENT_MM:.0f} mm); crop it "
+                             "to the head first")
     return image
 
 

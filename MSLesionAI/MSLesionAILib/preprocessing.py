@@ -107,10 +107,12 @@ def background_level(image: sitk.Image) -> float:
     return float(face_voxels(sitk.GetArrayViewFromImage(image)).min())
 
 
-def zscore(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance inside ``mask`` (robust to the 0.5 % tails); 0 outside."""
+def zscore(voxels: np.ndarray, mask: np.ndarray,
+           clip_percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """Zero mean, unit variance inside ``mask``, clipped to its ``clip_percentiles`` first
+    (robust to the tails); 0 outside."""
     inside = voxels[mask].astype(np.float64)
-    low, high = np.percentile(inside, [0.5, 99.5])
+    low, high = np.percentile(inside, clip_percentiles)
     inside = np.clip(inside, low, high)
     scale = inside.std() or 1.0
     normalised = (np.clip(voxels, low, high) - inside.mean()) / scale

@@ -32,6 +32,7 @@ import SimpleITK as sitk
 import torch
 
 from ..bundles import ModelBundle
+from ..errors import BundleError
 from ..geometry import axis_aligned_grid, resample_like, slice_anisotropy, slice_direction_lps
 from ..imageio import array_to_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
@@ -99,14 +100,27 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
         mask = foreground_mask(arrays["flair"], air=sitk.GetArrayFromImage(images["flair"]))
     box, cropped_grid = _crop_to(mask, grid)
     mask = mask[box]
+    clip_percentiles = zscore_clip_percentiles(metadata)
     channels = np.zeros((len(metadata["inputs"]), *mask.shape), np.float32)
     for index, spec in enumerate(metadata["inputs"]):
         if spec["name"] in arrays:
             voxels = arrays[spec["name"]][box]
             if corrects_bias(metadata):
                 voxels = without_bias_field(voxels, mask, cropped_grid)
-            channels[index] = zscore(voxels, mask)
+            channels[index] = zscore(voxels, mask, clip_percentiles)
     return ModelInput(channels, mask, cropped_grid)
+
+
+def zscore_clip_percentiles(metadata: dict[str, Any]) -> tuple[float, float]:
+    """The bundle's normalisation: a z-score inside the mask after clipping to these
+    percentiles (bundles without the block were trained with 0.5 / 99.5)."""
+    normalisation = metadata.get("normalisation", {})
+    if normalisation.get("method", "zscore") != "zscore":
+        raise BundleError(f"model {metadata.get('id')}: normalisation "
+                         f"'{normalisation['method']}' is not one this version can apply "
+                         "(zscore)")
+    low, high = normalisation.get("clip_percentiles", (0.5, 99.5))
+    return float(low), float(high)
 
 
 def corrects_bias(metadata: dict[str, Any]) -> bool:

@@ -47,6 +47,7 @@ from .wm_data import (
     MIMIC_CENTRED,
     MIMIC_PERCENTILE,
     SliceSampler,
+    augmentation_record,
     case_folders,
     load_cases,
 )
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
     settings["sample_centres"] = {"lesion": LESION_CENTRED, "bright_white_matter": MIMIC_CENTRED,
                                   "bright_percentile": MIMIC_PERCENTILE}
+    settings["augmentation"] = augmentation_record()
     metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
                                            settings, time.perf_counter() - start, record)
     if eval_folders:

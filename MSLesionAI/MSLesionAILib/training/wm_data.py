@@ -34,6 +34,21 @@ MIMIC_CENTRED = 0.2         # fraction centred on a bright white-matter voxel th
 MIMIC_PERCENTILE = 97.0     # "bright": FLAIR above this percentile of non-lesion white matter
 INTENSITY_SCALE = 0.25      # per-contrast factor drawn in 1 ± this
 INTENSITY_SHIFT = 0.3       # per-contrast offset drawn in ± this (z-score units)
+LEFT_RIGHT_FLIP = 0.5       # chance of a left-right flip per sample
+# The MONAI transforms' settings, drawn per batch (a stack's axes: stack, then in-plane).
+AFFINE = {"prob": 0.7, "rotate_range": 0.26, "scale_range": 0.12, "shear_range": 0.05}
+GAMMA = {"prob": 0.5, "gamma": (0.6, 1.6)}
+BIAS_FIELD = {"prob": 0.4, "degree": 3, "coeff_range": (0.0, 0.3)}
+BLUR = {"prob": 0.4, "sigma_x": (0.0, 1.2), "sigma_y": (0.2, 1.5), "sigma_z": (0.2, 1.5)}
+NOISE = {"prob": 0.5, "std": 0.15}
+
+
+def augmentation_record() -> dict[str, Any]:
+    """Every augmentation setting, for the bundle's metadata (``training.settings``)."""
+    return {"in_plane_affine": AFFINE, "gamma": GAMMA, "bias_field": BIAS_FIELD, "blur": BLUR,
+            "noise": NOISE, "left_right_flip": LEFT_RIGHT_FLIP,
+            "intensity_scale": INTENSITY_SCALE, "intensity_shift": INTENSITY_SHIFT,
+            "contrast_dropout": CONTRAST_DROPOUT, "cases_without_brain_mask": MASK_DROPOUT}
 
 
 @dataclass
@@ -97,15 +112,14 @@ class SliceSampler:
     def __init__(self, cases: list[TrainingCase], slices: int, crop: int, seed: int) -> None:
         self.cases, self.slices, self.crop = cases, slices, crop
         self.rng = np.random.default_rng(seed)
-        self.spatial = transforms.RandAffined(
-            keys=("image", "label"), prob=0.7, rotate_range=0.26, scale_range=0.12,
-            shear_range=0.05, mode=("bilinear", "nearest"), padding_mode="zeros")
+        self.spatial = transforms.RandAffined(keys=("image", "label"), **AFFINE,
+                                              mode=("bilinear", "nearest"),
+                                              padding_mode="zeros")
         self.intensity = transforms.Compose([
-            transforms.RandAdjustContrast(gamma=(0.6, 1.6), prob=0.5, retain_stats=True),
-            transforms.RandBiasField(degree=3, coeff_range=(0.0, 0.3), prob=0.4),
-            transforms.RandGaussianSmooth(sigma_x=(0.0, 1.2), sigma_y=(0.2, 1.5),
-                                          sigma_z=(0.2, 1.5), prob=0.4),
-            transforms.RandGaussianNoise(std=0.15, prob=0.5),
+            transforms.RandAdjustContrast(**GAMMA, retain_stats=True),
+            transforms.RandBiasField(**BIAS_FIELD),
+            transforms.RandGaussianSmooth(**BLUR),
+            transforms.RandGaussianNoise(**NOISE),
         ])
         self.spatial.set_random_state(seed=seed)
         self.intensity.set_random_state(seed=seed + 1)
@@ -137,7 +151,7 @@ class SliceSampler:
         case = self.cases[self.rng.integers(len(self.cases))]
         axis = int(self.rng.integers(3))
         image, label = self._cut(case, axis, self._centre(case))
-        if self.rng.random() < 0.5:  # left-right: in-plane x, or the stack order when sagittal
+        if self.rng.random() < LEFT_RIGHT_FLIP:  # in-plane x, or the stack order if sagittal
             image = image.flip(1) if axis == 2 else image.flip(-1)
             label = label if axis == 2 else label.flip(-1)
         scale = self.rng.uniform(1 - INTENSITY_SCALE, 1 + INTENSITY_SCALE, image.shape[0])
