@@ -19,8 +19,9 @@ from MSLesionAILib.cli import main
 from MSLesionAILib.errors import BundleError
 from MSLesionAILib.geometry import ras_to_index_zyx, same_grid
 from MSLesionAILib.imageio import array_to_image
-from MSLesionAILib.labels import Tissue
+from MSLesionAILib.labels import TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
 from MSLesionAILib.metrics.overlap import dice
+from MSLesionAILib.mrml import read_seg_nrrd
 from MSLesionAILib.networks import build_network
 from MSLesionAILib.phantom.site import thick_slices
 from MSLesionAILib.pipelines import wm
@@ -158,7 +159,15 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
     assert summary["inference_pass_weights"] == {            # 2 mm / 1.8 mm: not thick
         "axial": 1.0, "coronal": 1.0, "sagittal": 1.0}
     assert summary["bias_field_correction"] == "none"
-    assert (out / "wm.seg.nrrd").is_file()
+    assert summary["volume_ul_by_location"] == {**dict.fromkeys(WM_LOCATIONS, 0.0),
+                                                "deep": summary["total_lesion_volume_ul"]}
+    labels, segments = read_seg_nrrd(out / "wm.seg.nrrd")
+    assert [segment.name for segment in segments] == [*TISSUE_NAMES.values(),
+                                                      WM_LESION_SEGMENT[0]]  # lesion last
+    labels = sitk.GetArrayFromImage(labels)
+    np.testing.assert_array_equal(labels == segments[-1].value, ids > 0)  # over the tissue
+    tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
+    np.testing.assert_array_equal(labels[ids == 0], tissue[ids == 0])
 
 
 def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_warning(
