@@ -36,6 +36,14 @@ def test_written_bundle_loads_and_verifies(tmp_path):
     torch.testing.assert_close(bundle.load_state_dict()["w"], torch.arange(6.0).reshape(2, 3))
 
 
+def test_contrasts_a_model_does_not_read_are_named_in_one_warning_each(tmp_path):
+    bundle = _write(tmp_path / "cortical-test", bundle_id="cortical-test", task="cortical",
+                    required=("mp2rage", "t2star_gre"))
+    assert bundle.unused_input_warnings(["mp2rage", "t2star-gre", "t2star_gre"]) == []
+    assert bundle.unused_input_warnings(["mp2rage", "t2star_epi"]) == [
+        "--t2star-epi: not used by model cortical-test (inputs: mp2rage, t2star_gre); ignored"]
+
+
 def test_tampered_weights_fail_the_checksum(tmp_path):
     bundle = _write(tmp_path / "wm-test")
     weights = bundle.path / WEIGHTS_NAME

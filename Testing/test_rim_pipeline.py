@@ -11,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_rim_candidates import _ball
+from test_wm_pipeline import ThresholdNetwork, tiny_metadata
 
-from MSLesionAILib.bundles import list_bundles, load_bundle
+from conftest import rotation_direction
+from MSLesionAILib import bundles, pipelines
+from MSLesionAILib.bundles import list_bundles, load_bundle, write_bundle
 from MSLesionAILib.cli import main
-from MSLesionAILib.geometry import index_zyx_to_ras
-from MSLesionAILib.networks import load_network
+from MSLesionAILib.geometry import index_zyx_to_ras, resample_like, same_grid
+from MSLesionAILib.networks import build_network, load_network
 from MSLesionAILib.pipelines.rim import COLUMNS, phase_warnings
+from MSLesionAILib.rim_candidates import LARGE_VOLUME_UL
 from MSLesionAILib.training._loop import training_stages
 
 SIZE = 48
@@ -102,11 +107,13 @@ def test_continued_training_records_each_stage_it_stands_on(trained_bundle: Path
     assert stages[1]["threads"] == first.metadata["training"]["threads"] >= 1
 
 
-def _shipped_rim_bundle() -> Path:
-    bundles = [b for b in list_bundles() if b.task == "rim"]
-    if not bundles:
-        pytest.skip("no shipped rim bundle yet")
-    return bundles[0].path
+def _shipped_rim_bundle(architecture: str | None = None) -> Path:
+    """The preferred shipped rim bundle, or the first of ``architecture``."""
+    shipped = [b for b in list_bundles() if b.task == "rim"
+               and architecture in (None, b.metadata["architecture"])]
+    if not shipped:
+        pytest.skip(f"no shipped {architecture or 'rim'} bundle yet")
+    return shipped[0].path
 
 
 def _rim(case: Path, out: Path, *extra: str, bundle: Path | None = None) -> int:
@@ -126,13 +133,39 @@ def _table(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
-def test_lesion_mask_gives_one_row_per_candidate(case: Path, tmp_path: Path) -> None:
+def _truth_centres_ras(reference: sitk.Image) -> np.ndarray:
+    """The centres of `LESIONS_ZYX` (the truth lesions' centres of mass), RAS mm."""
+    centres = np.array([centre for centre, _, _ in LESIONS_ZYX.values()], float)
+    return index_zyx_to_ras(reference, centres)
+
+
+def _centroids_ras(rows: list[dict[str, str]]) -> np.ndarray:
+    return np.array([[float(r[f"centroid_{axis}"]) for axis in "ras"] for r in rows])
+
+
+def _assert_rows_are_the_truth_lesions(rows: list[dict[str, str]], reference: sitk.Image,
+                                       tolerance_mm: float) -> None:
+    """One row per truth lesion, its centroid within ``tolerance_mm`` of that lesion's centre."""
+    assert len(rows) == len(LESIONS_ZYX)
+    distances = np.linalg.norm(_centroids_ras(rows)[:, None] - _truth_centres_ras(reference),
+                               axis=2)
+    assert sorted(distances.argmin(axis=1).tolist()) == list(range(len(LESIONS_ZYX)))
+    assert distances.min(axis=1).max() < tolerance_mm
+
+
+@pytest.mark.parametrize("architecture", ["deep_prl", "rimnet"])
+def test_lesion_mask_gives_one_row_per_candidate(case: Path, tmp_path: Path,
+                                                 architecture: str) -> None:
+    """Each architecture's shipped bundle end to end (Deep-PRL reads MP2RAGE, RimNet FLAIR)."""
     out = tmp_path / "out"
-    assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz")) == 0
+    assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz"),
+                bundle=_shipped_rim_bundle(architecture)) == 0
     rows, summary = _table(out), json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["model"]["architecture"] == architecture
     assert list(rows[0]) == COLUMNS and len(rows) == 3 == summary["candidates"]
     ids = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "rim_lesions.nii.gz")))
     assert sorted(np.unique(ids[ids > 0]).tolist()) == [int(r["lesion_id"]) for r in rows]
+    assert all(0.0 <= float(r["rim_probability"]) <= 1.0 for r in rows)
     assert summary["prl_count"] == sum(int(r["rim_positive"]) for r in rows)
     assert summary["chronic_active"] is False
     assert (out / "rim.seg.nrrd").is_file()
@@ -244,6 +277,143 @@ def test_mask_not_overlapping_phase_is_refused(case: Path, tmp_path: Path,
     error = capsys.readouterr().err
     assert code == 2 and "--lesion-mask" in error and "does not overlap" in error
     assert len(error.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def tiny_wm_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the installed white-matter model a tiny bundle in MSLESIONAI_MODEL_DIRS (the only
+    one) whose network marks bright FLAIR; the shipped Deep-PRL bundle, to run rim with."""
+    rim_bundle = _shipped_rim_bundle("deep_prl")  # found before the shipped ones are hidden
+    metadata = tiny_metadata()
+    write_bundle(tmp_path / "models" / "wm-tiny", metadata,
+                 build_network("deepscan", **metadata["network"]).state_dict())
+    monkeypatch.setattr(bundles, "SHIPPED_MODELS_DIR", tmp_path / "no shipped models")
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path / "models"))
+    monkeypatch.setattr(pipelines.wm, "load_network", lambda bundle, device: ThresholdNetwork())
+    return rim_bundle
+
+
+def test_without_a_mask_or_point_the_white_matter_pipeline_finds_the_lesions(
+        case: Path, tmp_path: Path, tiny_wm_model: Path) -> None:
+    """No --lesion-mask, no --point: the installed white-matter model segments the lesions on
+    FLAIR first, and summary.json says which model did."""
+    out = tmp_path / "out"
+    assert _rim(case, out, bundle=tiny_wm_model) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    # FLAIR fed the white-matter model, so it is not reported unused even by Deep-PRL.
+    assert summary["warnings"] == ["white-matter lesions segmented by model wm-tiny"]
+    # The tiny model works on a 2 mm grid: its lesions are coarser than the truth.
+    _assert_rows_are_the_truth_lesions(_table(out), sitk.ReadImage(str(case / "phase.nii.gz")),
+                                       tolerance_mm=1.5)
+
+
+def test_the_brain_mask_also_bounds_the_white_matter_step(case: Path, tmp_path: Path,
+                                                          tiny_wm_model: Path) -> None:
+    brain = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "brainmask.nii.gz")))
+    brain[:, :, :20] = 0                                 # lesion 1 (x = 14) outside the brain
+    _image(brain, tmp_path / "cut_brain.nii.gz")
+    out = tmp_path / "out"
+    assert _rim(case, out, "--brain-mask", str(tmp_path / "cut_brain.nii.gz"),
+                bundle=tiny_wm_model) == 0
+    reference = sitk.ReadImage(str(case / "phase.nii.gz"))
+    kept = index_zyx_to_ras(reference, np.array([LESIONS_ZYX[i][0] for i in (2, 3)], float))
+    centroids = _centroids_ras(_table(out))
+    assert len(centroids) == 2
+    assert np.linalg.norm(centroids[:, None] - kept, axis=2).min(axis=1).max() < 1.5
+
+
+def test_a_flair_that_does_not_overlap_the_phase_is_refused_before_segmenting_it(
+        case: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Deep-PRL does not read FLAIR, but the white-matter step does: checked all the same."""
+    moved = tmp_path / "moved"
+    shutil.copytree(case, moved)
+    flair = sitk.ReadImage(str(case / "flair.nii.gz"))
+    flair.SetOrigin((500.0, 500.0, 500.0))
+    sitk.WriteImage(flair, str(moved / "flair.nii.gz"))
+    code = _rim(moved, tmp_path / "out", bundle=_shipped_rim_bundle("deep_prl"))
+    error = capsys.readouterr().err
+    assert code == 2 and "--flair" in error and "does not overlap" in error
+
+
+def test_a_contrast_the_model_does_not_read_is_named_in_a_warning(case: Path,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz"),
+                "--t2star", str(case / "flair.nii.gz"),
+                bundle=_shipped_rim_bundle("deep_prl")) == 0
+    warnings = json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+    assert [w.split(":")[0] for w in warnings] == ["--flair", "--t2star"]
+
+
+def _oblique_like(image: sitk.Image, spacing: tuple[float, float, float]) -> sitk.Image:
+    """``image`` resampled (linear) onto a grid of ``spacing`` rotated 20° about S, centred
+    where ``image`` is and as wide."""
+    size = [int(np.ceil(n * old / new))
+            for n, old, new in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
+    centre = image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
+    direction = np.array(rotation_direction()).reshape(3, 3)
+    grid = sitk.Image(size, image.GetPixelID())
+    grid.SetSpacing(spacing)
+    grid.SetDirection(rotation_direction())
+    origin = np.array(centre) - direction @ ((np.array(size) - 1) / 2 * np.array(spacing))
+    grid.SetOrigin(origin.tolist())
+    return resample_like(image, grid)
+
+
+def test_contrasts_and_mask_on_another_grid_are_brought_into_the_phase_space(
+        case: Path, tmp_path: Path) -> None:
+    """Phase on an oblique, anisotropic grid; FLAIR, MP2RAGE and the mask on the case's
+    axis-aligned 0.8 mm one. They are resampled onto the phase grid (the same table as when
+    they come resampled by hand), the candidates are the truth lesions where they are in
+    physical space, and the outputs have the phase image's geometry."""
+    oblique, by_hand = tmp_path / "oblique_phase", tmp_path / "all_on_the_phase_grid"
+    shutil.copytree(case, oblique)
+    sitk.WriteImage(_oblique_like(sitk.ReadImage(str(case / "phase.nii.gz")), (0.7, 0.9, 1.1)),
+                    str(oblique / "phase.nii.gz"))
+    shutil.copytree(oblique, by_hand)
+    phase = sitk.ReadImage(str(oblique / "phase.nii.gz"))
+    for name, interpolation in (("flair", "linear"), ("mp2rage", "linear"),
+                                ("truth/wm_lesions", "nearest")):
+        image = sitk.ReadImage(str(case / f"{name}.nii.gz"))
+        sitk.WriteImage(resample_like(image, phase, interpolation),
+                        str(by_hand / f"{name}.nii.gz"))
+    for folder in (oblique, by_hand):
+        out = tmp_path / folder.name / "out"
+        assert _rim(folder, out, "--lesion-mask",
+                    str(folder / "truth" / "wm_lesions.nii.gz")) == 0
+        assert same_grid(sitk.ReadImage(str(out / "rim_lesions.nii.gz")), phase)
+        assert same_grid(sitk.ReadImage(str(out / "rim.seg.nrrd")), phase)
+    rows = _table(tmp_path / oblique.name / "out")
+    assert rows == _table(tmp_path / by_hand.name / "out")
+    _assert_rows_are_the_truth_lesions(rows, sitk.ReadImage(str(case / "phase.nii.gz")),
+                                       tolerance_mm=0.5)
+
+
+def test_split_and_large_lesions_are_recorded_in_the_table_and_summary(
+        case: Path, tmp_path: Path) -> None:
+    """A mask of two balls joined by a neck (split in two) and one very large ball."""
+    spacing = (0.8, 0.8, 0.8)  # `make_case`'s grid
+    large_radius_mm = (3 * LARGE_VOLUME_UL / (4 * np.pi)) ** (1 / 3) + 1.5
+    mask = (_ball((SIZE,) * 3, (15, 24, 24), large_radius_mm, spacing)
+            | _ball((SIZE,) * 3, (36, 24, 19), 5.0, spacing)
+            | _ball((SIZE,) * 3, (36, 24, 29), 5.0, spacing))
+    _image(mask.astype(np.uint8), tmp_path / "mask.nii.gz")
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(tmp_path / "mask.nii.gz")) == 0
+    # Candidates are numbered by volume: the large ball is 1, the halves of component 2
+    # (the joined balls) are 2 and 3.
+    assert [(r["lesion_id"], r["split_from"], r["note"]) for r in _table(out)] == [
+        ("1", "", "large"), ("2", "2", ""), ("3", "2", "")]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["split"] == [{"component": 2, "into": [2, 3]}]
+    assert summary["large"] == [1] and summary["candidates"] == 3
+    half = index_zyx_to_ras(sitk.ReadImage(str(case / "phase.nii.gz")),
+                            np.array([[36.0, 24.0, 29.0]]))[0]
+    assert _rim(case, tmp_path / "one", "--lesion-mask", str(tmp_path / "mask.nii.gz"),
+                _point(half)) == 0                      # click on one half: only it is listed
+    [row] = _table(tmp_path / "one")
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["split"] == [{"component": 2, "into": [int(row["lesion_id"])]}]
 
 
 def test_wrapped_phase_is_noticed() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,13 @@ class ModelBundle:
     @property
     def input_names(self) -> list[str]:
         return [spec["name"] for spec in self.metadata["inputs"]]
+
+    def unused_input_warnings(self, given: Iterable[str]) -> list[str]:
+        """A warning for each given contrast (a CLI option's name, ``t2star_gre`` or
+        ``t2star-gre``) this model does not read."""
+        return [f"--{name.replace('_', '-')}: not used by model {self.id} "
+                f"(inputs: {', '.join(self.input_names)}); ignored"
+                for name in given if name.replace("-", "_") not in self.input_names]
 
     @property
     def required_inputs(self) -> list[str]:

@@ -265,11 +265,7 @@ def input_warnings(images: dict[str, sitk.Image], bundle: ModelBundle) -> list[s
             f"--mp2rage: voxel size {np.round(spacing, 2).tolist()} mm is coarser than "
             f"{COARSEST_RELIABLE_SPACING_MM} mm; cortical lesion detection drops steeply with "
             "resolution (CLAIMS), treat these results with caution")
-    for name in images:
-        if name not in bundle.input_names:
-            warnings.append(f"--{name.replace('_', '-')}: not used by model {bundle.id} "
-                            f"(inputs: {', '.join(bundle.input_names)}); ignored")
-    return warnings
+    return warnings + bundle.unused_input_warnings(images)
 
 
 def uni_noise(mp2rage: sitk.Image, warnings: list[str]) -> np.ndarray:

@@ -70,6 +70,9 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     phase = inputs.phase
     with timer.stage("preprocessing"):
         images = _model_images(inputs, bundle, register)
+        runs_wm = inputs.lesion_mask is None and inputs.point_ras is None  # on FLAIR
+        warnings += bundle.unused_input_warnings(
+            name for name in inputs.images if not (runs_wm and name == "flair"))
         brain = _brain_mask(inputs, images, bundle.input_names)
         warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
         spec = PatchSpec.from_metadata(bundle.metadata["patches"])
@@ -230,7 +233,9 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
     if "flair" not in inputs.images or wm_bundle is None:
         raise InputError("--lesion-mask: not given, and segmenting the white-matter lesions "
                          "first needs --flair and an installed white-matter model")
-    result = wm.run(inputs.images["flair"], bundle=wm_bundle, device=device, progress=progress)
+    check_overlap(inputs.images["flair"], "--flair", inputs.phase, "--phase")
+    result = wm.run(inputs.images["flair"], brain_mask=inputs.brain_mask, bundle=wm_bundle,
+                    device=device, progress=progress)
     warnings += [f"white-matter lesions segmented by model {wm_bundle.id}"]
     image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
     image.CopyInformation(result.reference)
@@ -255,7 +260,9 @@ def _at_point(point_ras: tuple[float, float, float], candidates: Candidates,
     lesion_id = int(candidates.lesion_ids[tuple(index)]) if inside_image else 0
     if lesion_id:
         kept = np.where(candidates.lesion_ids == lesion_id, candidates.lesion_ids, 0)
-        return (Candidates(kept, candidates.split_from, candidates.too_small,
+        split_from = {i: source for i, source in candidates.split_from.items()
+                      if i == lesion_id}
+        return (Candidates(kept, split_from, candidates.too_small,
                            [i for i in candidates.large if i == lesion_id]),
                 [r for r in rows if r["lesion_id"] == lesion_id])
     if not (inside_image and brain[tuple(index)]):
