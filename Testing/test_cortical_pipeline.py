@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,11 @@ import torch
 from MSLesionAILib.bundles import find_bundle, list_bundles, load_bundle, write_bundle
 from MSLesionAILib.cli import EXIT_ERROR, main
 from MSLesionAILib.geometry import index_zyx_to_ras
+from MSLesionAILib.labels import CLAIMS_MIN_VOLUMES_UL, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
+from MSLesionAILib.mrml import read_seg_nrrd
 from MSLesionAILib.networks import build_network, load_network
 from MSLesionAILib.pipelines import cortical
+from MSLesionAILib.training import cortical as trainer
 from MSLesionAILib.training.cortical_data import TrainingCase, load_case
 
 SIZE_ZYX = (20, 28, 24)
@@ -96,6 +100,28 @@ def dark_voxels_are_lesions(network, channels, bundle, device, warnings, progres
     """Stands in for the network: voxels much darker than the tissue are leukocortical."""
     lesion = (channels[0] < -2.5) & (channels[0] != 0)
     return np.stack([~lesion, lesion, np.zeros_like(lesion)]).astype(np.float32)
+
+
+def dark_voxels_classed_by_position(network, channels, bundle, device, warnings,
+                                    progress) -> np.ndarray:
+    """Stands in for the network: dark voxels are lesions, leukocortical in the front half of
+    the grid (lower A-P index: truth lesion 1) and intracortical/subpial behind (truth lesion 2
+    and the white-matter lesion)."""
+    lesion = (channels[0] < -2.5) & (channels[0] != 0)
+    behind = np.arange(channels.shape[2])[None, :, None] >= channels.shape[2] // 2
+    return np.stack([~lesion, lesion & ~behind, lesion & behind]).astype(np.float32)
+
+
+def run_cortical(mp2rage: Path, out: Path, bundle: Path, *extra: str) -> dict[str, Any]:
+    """``mslesionai cortical`` on the CPU; its summary.json."""
+    assert main(["cortical", "--mp2rage", str(mp2rage), "--out", str(out),
+                 "--model", str(bundle), "--device", "cpu", *extra]) == 0
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def read_rows(table: Path) -> list[dict[str, str]]:
+    with open(table, encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
 
 
 def test_outputs_are_in_the_oblique_mp2rage_geometry(case, tmp_path, monkeypatch):
@@ -187,6 +213,63 @@ def test_coarse_mp2rage_is_processed_with_a_warning(case, tmp_path):
     assert len(warnings) == 1 and "coarser than 1.2 mm" in warnings[0]
 
 
+def test_a_coarse_mp2rage_is_processed_and_its_warning_reaches_summary_json(
+        case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_are_lesions)
+    coarse = sitk.ReadImage(str(case / "mp2rage.nii.gz"))
+    coarse.SetSpacing((1.0, 1.0, 1.5))
+    sitk.WriteImage(coarse, str(tmp_path / "coarse.nii.gz"))
+    out = tmp_path / "out"
+    summary = run_cortical(tmp_path / "coarse.nii.gz", out, tiny_bundle(tmp_path / "bundle"))
+    assert len(summary["warnings"]) == 1 and "coarser than 1.2 mm" in summary["warnings"][0]
+    assert summary["mp2rage_spacing_mm"] == [1.0, 1.0, 1.5]
+    labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
+    assert labelmap.GetSpacing() == (1.0, 1.0, 1.5) and labelmap.GetSize() == coarse.GetSize()
+    ids = sitk.GetArrayFromImage(labelmap)
+    assert all(ids[centre] for centre in LESION_CENTRES_ZYX.values())   # the lesions are found
+
+
+@pytest.mark.parametrize("with_wm_mask", [True, False])
+def test_summary_volumes_timings_and_segments(case: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              with_wm_mask: bool) -> None:
+    """Volumes per class leave flagged lesions out; each lesion's voxels are in its segment."""
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_classed_by_position)
+    out = tmp_path / "out"
+    mask = ["--wm-lesions", str(case / "truth" / "wm_lesions.nii.gz")] if with_wm_mask else []
+    summary = run_cortical(case / "mp2rage.nii.gz", out, tiny_bundle(tmp_path / "bundle"),
+                           *mask)
+    rows = read_rows(out / "lesions.csv")
+    flagged = [row for row in rows if row["overlaps_wm_lesion"] == "1"]
+    counted = [row for row in rows if row["overlaps_wm_lesion"] == "0"]
+    assert len(rows) == 3 and len(flagged) == (1 if with_wm_mask else 0)
+    assert sorted(row["class"] for row in counted) == sorted(
+        [INTRACORTICAL_SUBPIAL, LEUKOCORTICAL] + ([] if with_wm_mask else [INTRACORTICAL_SUBPIAL]))
+    expected = {name: sum(float(row["volume_ul"]) for row in counted if row["class"] == name)
+                for name in (LEUKOCORTICAL, INTRACORTICAL_SUBPIAL)}
+    expected["cortical_total"] = expected[LEUKOCORTICAL] + expected[INTRACORTICAL_SUBPIAL]
+    assert summary["volumes_ul"] == pytest.approx(expected, abs=2e-3)
+    assert min(expected.values()) > 4.0                    # each class has a lesion (~10 µL)
+    timings = summary["timings_s"]
+    assert set(timings) == {"loading", "preprocessing", "inference", "resampling",
+                            "postprocessing"}
+    assert all(isinstance(s, float) and s >= 0 for s in timings.values())
+    labels, segments = read_seg_nrrd(out / "cortical.seg.nrrd")
+    names = {segment.value: segment.name for segment in segments}
+    assert list(names.values()) == ["leukocortical lesion", "intracortical/subpial lesion",
+                                    *(["white-matter lesion"] if with_wm_mask else [])]
+    segment_of_voxel = sitk.GetArrayFromImage(labels)
+    ids = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "cortical_lesions.nii.gz")))
+    assert segment_of_voxel.shape == ids.shape
+    for row in rows:
+        values = np.unique(segment_of_voxel[ids == int(row["lesion_id"])])
+        expected_name = ("white-matter lesion" if row["overlaps_wm_lesion"] == "1" else
+                         {LEUKOCORTICAL: "leukocortical lesion",
+                          INTRACORTICAL_SUBPIAL: "intracortical/subpial lesion"}[row["class"]])
+        assert [names[v] for v in values] == [expected_name]
+    assert not segment_of_voxel[ids == 0].any()
+
+
 def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path):
     parent = tiny_bundle(tmp_path / "parent")
     out = tmp_path / "finetuned"
@@ -216,6 +299,87 @@ def test_fine_tuning_keeps_the_parents_lesion_class_weight_unless_given(case, tm
         weights[name] = load_bundle(tmp_path / name).metadata["fine_tuning"]["settings"][
             "lesion_class_weight"]
     assert weights == {"kept": 50.0, "given": 3.0}
+
+
+def dark_voxels_and_a_faint_false_lesion(images, network, bundle, device, warnings, progress,
+                                         timer) -> tuple[np.ndarray, np.ndarray]:
+    """Stands in for `cortical.lesion_probabilities`: on the MP2RAGE's grid, dark voxels (the
+    two truth lesions and the white-matter lesion) are leukocortical with p 0.92, and a block
+    in front of them is a false lesion with p 0.45."""
+    leukocortical = np.where(sitk.GetArrayFromImage(images["mp2rage"]) < 80, 0.92, 0.0)
+    leukocortical[8:12, 0:4, 10:14] = 0.45
+    return leukocortical.astype(np.float32), np.zeros(leukocortical.shape, np.float32)
+
+
+def test_the_threshold_chosen_on_validation_cases_is_written_into_the_bundle(
+        case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to 0.4 the false lesion costs F1 (2 found of 2, 1 false of 3: 0.8); up to 0.9 F1 is
+    1; above, nothing is found. The highest of the best thresholds is chosen."""
+    monkeypatch.setattr(cortical, "lesion_probabilities", dark_voxels_and_a_faint_false_lesion)
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
+    selection = trainer.choose_threshold(bundle, [case])
+    f1 = {str(t): 0.8 if t < 0.45 else 1.0 if t <= 0.9 else 0.0
+          for t in trainer.THRESHOLD_CANDIDATES}
+    assert selection == {"threshold": 0.9, "validation_cases": [case.name],
+                         "f1_by_threshold": f1}
+    calibrated = trainer.calibrate(bundle, [case])
+    assert calibrated.metadata == load_bundle(bundle.path).metadata     # written, reloaded
+    assert calibrated.metadata["postprocessing"] == {
+        **bundle.metadata["postprocessing"], "threshold": 0.9, "threshold_selection": selection}
+    assert calibrated.weights_sha256 == bundle.weights_sha256
+
+
+def test_held_out_figures_come_from_the_whole_pipeline_and_are_stored_by_name(
+        case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_classed_by_position)
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
+    metrics = trainer.evaluate_bundle(bundle, [case])
+    assert [m["min_volume_ul"] for m in metrics] == list(CLAIMS_MIN_VOLUMES_UL)
+    at_1_ul = metrics[0]      # the white-matter lesion (no mask given to the pipeline) is left out
+    assert {k: at_1_ul[k] for k in ("truth_lesions", "pred_lesions", "detected",
+                                    "false_positives", "ltpr", "lfpr",
+                                    "classification_accuracy")} == {
+        "truth_lesions": 2, "pred_lesions": 2, "detected": 2, "false_positives": 0,
+        "ltpr": 1.0, "lfpr": 0.0, "classification_accuracy": 1.0}
+    assert at_1_ul["median_seconds_per_case"] > 0
+    assert metrics[-1]["truth_lesions"] == 0 and np.isnan(metrics[-1]["ltpr"])   # ≥ 15 µL
+    trainer.record_metrics(bundle, "before (not stored)", metrics, store=False)
+    assert "metrics" not in load_bundle(bundle.path).metadata
+    trainer.record_metrics(bundle, "held_out", metrics)
+    trainer.record_metrics(load_bundle(bundle.path), "second_site", metrics[:1])
+    stored = load_bundle(bundle.path).metadata["metrics"]
+    assert list(stored) == ["held_out", "second_site"] and len(stored["held_out"]) == 5
+    assert all("per_case" not in m for m in stored["held_out"])
+    assert stored["held_out"][0]["ltpr"] == 1.0 and stored["held_out"][-1]["ltpr"] is None
+    printed = capsys.readouterr().out
+    assert "v1.0.0 on before (not stored):\n≥1 µL: truth 2 pred 2 ltpr 1.000" in printed
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_validation_and_eval_options_calibrate_and_store_the_new_models_figures(
+        case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """Fine-tuning prints its parent's figures first and stores nothing in the parent."""
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_classed_by_position)
+    parent = tiny_bundle(tmp_path / "parent")
+    parent_metadata = load_bundle(parent).metadata
+    out = tmp_path / "new"
+    start = (["train", "cortical", "--data", str(case.parent)] if command == "train" else
+             ["finetune", "cortical", "--cases", str(case.parent), "--from", str(parent)])
+    assert main(["--progress", "none", *start, "--out", str(out), "--steps", "1",
+                 "--patch-size", "16", "--batch-size", "1", "--threads", "1",
+                 "--validation", str(case.parent), "--eval", str(case)]) == 0
+    post = load_bundle(out).metadata["postprocessing"]
+    assert post["threshold_selection"]["validation_cases"] == [case.name]
+    assert post["threshold"] == post["threshold_selection"]["threshold"]
+    stored_as = "held_out" if command == "train" else "held_out_new_site"
+    assert list(load_bundle(out).metadata["metrics"]) == [stored_as]
+    assert load_bundle(out).metadata["metrics"][stored_as][0]["ltpr"] == 1.0
+    assert load_bundle(parent).metadata == parent_metadata
+    printed = capsys.readouterr().out
+    assert ("on before fine-tuning (not stored):" in printed) == (command == "finetune")
+    assert f"on {stored_as}:" in printed
 
 
 SHIPPED = [b for b in list_bundles() if b.task == "cortical"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -20,7 +22,14 @@ from MSLesionAILib.pipelines.cortical import (
     summarise,
 )
 from MSLesionAILib.training.cortical import MaskedFocalLoss, bumped_version
-from MSLesionAILib.training.cortical_data import PatchSampler, TrainingCase, crop
+from MSLesionAILib.training.cortical_data import (
+    CROP_MARGIN,
+    SEQUENCE_DROPOUT,
+    PatchSampler,
+    TrainingCase,
+    augmentation,
+    crop,
+)
 
 SPACING_MM = (0.5, 0.5, 0.5)   # 8 voxels per µL
 
@@ -192,3 +201,53 @@ def test_lesion_centred_patches_see_each_type_as_often_with_type_sampling(sampli
     centres = [sampler.lesion_candidates(case) for _ in range(400)]
     shares = [np.mean(case.labels[tuple(c.T)] == 2) for c in centres]
     assert abs(np.mean(shares) - subpial_share) < 0.06
+
+
+def _code(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """0 on white-matter lesions (weight 0), else 1 + the class label."""
+    return np.where(weights == 0, 0, 1 + labels)
+
+
+def _coded_volume(size: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Blocks of 3³ voxels, each a white-matter lesion, background, leukocortical or
+    intracortical/subpial at random: (image, labels, weights), float32 (size³); the image is
+    the code of the label and the weight, so a patch shows whether they moved together."""
+    blocks = np.random.default_rng(seed).integers(0, 4, (math.ceil(size / 3),) * 3)
+    codes = np.kron(blocks, np.ones((3, 3, 3)))[:size, :size, :size].astype(np.float32)
+    labels = np.maximum(codes - 1, 0)
+    weights = (codes != 0).astype(np.float32)
+    assert np.array_equal(_code(labels, weights), codes)
+    return codes, labels, weights
+
+
+def test_augmentation_moves_labels_and_weights_with_the_image() -> None:
+    """Flips, 90° rotations and the affine move the image, the labels and the weights alike:
+    in every patch the (intensity-augmented) image still follows the labels' and weights'
+    code, though the patches drawn from one crop differ."""
+    patch = 16
+    image, labels, weights = _coded_volume(math.ceil(patch * CROP_MARGIN))   # the sampler's crop
+    transform = augmentation(patch)
+    transform.set_random_state(seed=0)
+    codes = set()
+    for _ in range(20):
+        out = transform({"image": image[None], "label": labels[None], "weight": weights[None]})
+        code = _code(np.asarray(out["label"][0]), np.asarray(out["weight"][0]))
+        assert code.shape == (patch,) * 3
+        assert np.corrcoef(np.asarray(out["image"][0]).ravel(), code.ravel())[0, 1] > 0.5
+        codes.add(code.tobytes())
+    assert len(codes) >= 15
+
+
+def test_sequence_dropout_zeroes_the_t2star_channel_in_its_share_of_patches_only() -> None:
+    """Of 300 patches, the T2* channel is zero in SEQUENCE_DROPOUT of them (± 0.1, about 3.5
+    standard deviations), the MP2RAGE channel in none."""
+    image, labels, weights = _coded_volume(24)
+    lesion_voxels = np.argwhere(labels > 0)
+    case = TrainingCase("case", np.stack([image, np.ones_like(image)]).astype(np.float16),
+                        labels.astype(np.uint8), weights.astype(np.uint8), lesion_voxels,
+                        np.argwhere(image >= 0)[::7], [lesion_voxels])
+    sampler = PatchSampler([case], 8, 1, seed=0)
+    patches = [sampler.sample()[0] for _ in range(300)]
+    assert all(patch[0].any() for patch in patches)         # the MP2RAGE is never dropped
+    dropped = np.mean([not patch[1].any() for patch in patches])
+    assert abs(dropped - SEQUENCE_DROPOUT) < 0.1
