@@ -151,6 +151,11 @@ def test_table_has_typed_columns_from_values_and_from_csv_strings(scene):
         assert table.GetColumnUnitLabel("volume_ul") == "µL"
 
 
+def test_table_views_show_the_column_names_as_header_so_view_rows_are_table_rows(scene):
+    table = mrml.table_from_rows(scene, ["lesion_id"], [{"lesion_id": 1}], "lesions")
+    assert table.GetUseColumnTitleAsColumnHeader()
+
+
 def test_a_numeric_column_with_missing_values_is_double_with_nan(scene):
     rows = [{"split_from": 3, "note": ""}, {"split_from": "", "note": "painted"}]
     table = mrml.table_from_rows(scene, ["split_from", "note"], rows, "lesions")

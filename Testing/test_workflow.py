@@ -271,6 +271,14 @@ def test_inputs_are_auto_selected_by_volume_name(scene):
                                     "t2star": "T2star GRE"}
 
 
+def test_the_mp2rage_uniform_image_and_a_brain_mask_are_chosen_over_look_alikes(scene):
+    names = ["lesion mask", "sub-01_inv-1_MP2RAGE", "MP2RAGE_INV2", "sub-01_UNIT1",
+             "brain mask", "3D FLAIR"]
+    volumes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in names]
+    assert workflow.match_inputs(tasks.CORTICAL, volumes)["mp2rage"].GetName() == "sub-01_UNIT1"
+    assert workflow.match_inputs(tasks.WM, volumes)["brain-mask"].GetName() == "brain mask"
+
+
 def test_option_values_that_look_like_options_stay_values():
     args = workflow.option_arguments({"point": "-12.5,3,40", "register": True,
                                       "operating-point": None, "model": ""})

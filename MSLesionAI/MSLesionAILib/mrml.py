@@ -195,8 +195,11 @@ def segment_ids(segmentation_node: Any) -> list[str]:
 
 def table_from_rows(scene: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]],
                     name: str) -> Any:
-    """A new table node with one typed column (int, double or string) per column name."""
+    """A new table node with one typed column (int, double or string) per column name, the
+    names shown as the view's header (else Slicer shows them as an editable first row, and a
+    clicked view row is one past its lesion's table row)."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    node.SetUseColumnTitleAsColumnHeader(True)
     fill_table(node, columns, rows)
     return node
 

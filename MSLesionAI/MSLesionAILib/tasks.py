@@ -55,16 +55,21 @@ class Task:
 
 
 T2STAR = r"t2\*|t2.?star|swi|gre"
+# The MP2RAGE uniform image, not one of its inversions (INV1, inv-2), which also carry the name.
+MP2RAGE_UNI = r"^(?!.*inv).*(mp2rage|uni)"
+# A brain mask, not a lesion mask.
+BRAIN_MASK = r"brain.?mask|mask.*brain|skull.?strip"
 WM = Task("wm", "WM lesions",
-          {"flair": "flair", "t1": r"t1|mprage", "t2": r"t2(?!\*|.?star)", "brain-mask": "mask"},
+          {"flair": "flair", "t1": r"t1|mprage", "t2": r"t2(?!\*|.?star)",
+           "brain-mask": BRAIN_MASK},
           {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
 CORTICAL = Task("cortical", "cortical lesions",
-                {"mp2rage": r"mp2rage|uni", "t2star-epi": "epi", "t2star-gre": T2STAR},
+                {"mp2rage": MP2RAGE_UNI, "t2star-epi": "epi", "t2star-gre": T2STAR},
                 {value: name for value, (name, _) in CORTICAL_SEGMENTS.items()},
                 class_column="class", count_column="class",
                 flag=Flag(WM_LESION_SEGMENT[0], OVERLAPS_WM_LESION, OVERLAPS_WM_LESION_TITLE))
 RIM = Task("rim", "rim lesions",
-           {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": r"mp2rage|uni",
+           {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": MP2RAGE_UNI,
             "t2star": T2STAR + "|mag"},
            {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
            class_column="rim_positive", count_column="rim_positive", connectivity=6)
