@@ -111,3 +111,25 @@ def test_rim_training_names_the_option_whose_folder_holds_no_case(option, tmp_pa
     assert code == 2 and not (tmp_path / "bundle").exists()
     assert f"{option}: no case found in {tmp_path / 'empty'} (a case folder holds case.json" \
         in capsys.readouterr().err
+
+
+def test_a_negative_point_reads_as_the_value_of_point():
+    argv = ["rim", "--phase", "p.nii.gz", "--point", "-12.5,3,40", "--out", "o"]
+    assert cli.attach_dashed_values(argv) == [
+        "rim", "--phase", "p.nii.gz", "--point=-12.5,3,40", "--out", "o"]
+    assert cli.build_parser().parse_args(cli.attach_dashed_values(argv)).point == (-12.5, 3, 40)
+
+
+@pytest.mark.parametrize("volume", ["nan", "-5", "inf"])
+def test_a_minimum_volume_that_is_not_a_volume_is_refused(volume, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["wm", "--flair", "f.nii.gz", "--out", "o", "--min-volume-ul", volume])
+    assert stop.value.code == 2 and "is not a volume in µL" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("", encoding="utf-8")
+    assert main(["evaluate", "--task", "wm", "--pred", "p", "--truth", "t",
+                 "--json", str(tmp_path / "a_file" / "m.json")]) == EXIT_ERROR
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mslesionai: error: --json: cannot create") and "\n" not in error

@@ -50,10 +50,23 @@ def evaluate(tmp_path, capsys, *argv):
     command (and torch): returns the exit code, the JSON report and what was printed."""
     parser = argparse.ArgumentParser()
     evaluate_command.register(parser.add_subparsers())
-    out = tmp_path / "metrics.json"
+    out = tmp_path / f"metrics-{len(list(tmp_path.glob('metrics-*.json')))}.json"  # a new file
     args = parser.parse_args(["evaluate", *map(str, argv), "--json", str(out)])
     code = args.func(args, Progress())
     return code, json.loads(out.read_text(encoding="utf-8")), capsys.readouterr().out
+
+
+def test_an_existing_json_file_is_refused_and_left_as_it_was(tmp_path, capsys):
+    write_labelmap(tmp_path / "mask.nii.gz", cubes(1) != 0)
+    (tmp_path / "mine.json").write_text("precious", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    evaluate_command.register(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--task", "wm", "--pred", str(tmp_path / "mask.nii.gz"),
+                              "--truth", str(tmp_path / "mask.nii.gz"),
+                              "--json", str(tmp_path / "mine.json")])
+    with pytest.raises(InputError, match="--json: .* already exists"):
+        args.func(args, Progress())
+    assert (tmp_path / "mine.json").read_text(encoding="utf-8") == "precious"
 
 
 def test_wm_against_a_case_folder_and_a_plain_mask(tmp_path, capsys):

@@ -80,3 +80,10 @@ def test_an_existing_empty_folder_is_used(tmp_path):
     with output_directory(out) as partial:
         (partial / "summary.json").write_text("{}", encoding="utf-8")
     assert (out / "summary.json").exists()
+
+
+def test_an_out_folder_under_a_file_is_refused_in_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match="--out: cannot create"), \
+            output_directory(tmp_path / "a_file" / "out"):
+        pass

@@ -22,10 +22,9 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"--out: {out_dir} already exists and is not empty; "
                          "choose a new folder (existing results are never overwritten)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    make_folder(partial, "--out")
     try:
         yield partial
     except BaseException:
@@ -34,3 +33,20 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     if out_dir.exists():
         out_dir.rmdir()
     partial.rename(out_dir)
+
+
+def make_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` and its parents; one clear line when that is impossible (a file in
+    the way, no permission, a full disk)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{option}: cannot create {folder}: {error.strerror or error}") from error
+
+
+def refuse_existing(paths: list[Path], option: str) -> None:
+    """Output files must be new: existing files are never overwritten."""
+    for path in paths:
+        if path.exists():
+            raise InputError(f"{option}: {path} already exists; choose a new name "
+                             "(existing files are never overwritten)")

@@ -50,9 +50,23 @@ def _raise_cancelled(signal_number: int, _frame: object) -> None:
     raise Cancelled(f"cancelled by signal {signal.Signals(signal_number).name}")
 
 
+# Options whose value may start with "-" (a negative coordinate), which argparse would take for
+# an option: ``--point -12.5,3,40`` is read as ``--point=-12.5,3,40``.
+DASHED_VALUE_OPTIONS = ("--point",)
+
+
+def attach_dashed_values(argv: Sequence[str]) -> list[str]:
+    """``OPTION VALUE`` as ``OPTION=VALUE`` for the `DASHED_VALUE_OPTIONS`."""
+    joined, args = [], iter(argv)
+    for arg in args:
+        value = next(args, None) if arg in DASHED_VALUE_OPTIONS else None
+        joined.append(arg if value is None else f"{arg}={value}")
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_dashed_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR

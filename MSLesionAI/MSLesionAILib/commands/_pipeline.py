@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,6 +21,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="where the network runs (auto: CUDA GPU if present, else CPU)")
     parser.add_argument("--model", default=None,
                         help="model bundle id or folder (default: the preferred shipped model)")
+
+
+def volume_ul(text: str) -> float:
+    """An argparse type: a lesion volume in µL, finite and not negative."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a volume in µL (0 or more)")
+    return value
 
 
 def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ..atomic import make_folder, refuse_existing
 from ..errors import InputError
 from ..geometry import resample_like, same_grid
 from ..imageio import read_image
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if len(args.pred) != len(args.truth):
         raise InputError(f"--pred: {len(args.pred)} given but --truth: {len(args.truth)}; "
                          "give one prediction per truth, paired in order")
+    for option in ("json", "curves"):
+        if getattr(args, option):
+            refuse_existing([getattr(args, option)], f"--{option}")
+            make_folder(getattr(args, option).parent, f"--{option}")
     load_case, summarise = {"wm": (_wm_case, _summarise_wm),
                             "cortical": (_cortical_case, _summarise_cortical),
                             "rim": (_rim_case, _summarise_rim)}[args.task]
@@ -71,7 +76,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     report = {"task": args.task, "pred": [str(p) for p in args.pred],
               "truth": [str(t) for t in args.truth], **summarise(cases, args)}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
     progress.update(1.0, "evaluated")
     return 0

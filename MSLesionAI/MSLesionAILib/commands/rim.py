@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import SimpleITK as sitk
 
@@ -52,7 +53,7 @@ def parse_point(text: str) -> tuple[float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3:
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"'{text}' is not three numbers R,A,S (mm)")
     return values  # type: ignore[return-value]
 

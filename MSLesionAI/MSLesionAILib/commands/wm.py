@@ -10,7 +10,7 @@ from ..geometry import check_overlap
 from ..imageio import load_image
 from ..pipelines import wm
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, input_files, run_and_write
+from ._pipeline import add_pipeline_options, input_files, run_and_write, volume_ul
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--t1", help="T1-weighted image (optional; registered to FLAIR)")
     parser.add_argument("--t2", help="T2-weighted image (optional; registered to FLAIR)")
     parser.add_argument("--brain-mask", help="brain mask (default: estimated by the network)")
-    parser.add_argument("--min-volume-ul", type=float, default=wm.MIN_VOLUME_UL,
+    parser.add_argument("--min-volume-ul", type=volume_ul, default=wm.MIN_VOLUME_UL,
                         help="smallest lesion kept, in µL (default 3)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=wm.CONNECTIVITY,
                         help="voxel connectivity of a lesion (default 18, as MSSEG-2016)")

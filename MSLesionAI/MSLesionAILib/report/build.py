@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from ..atomic import refuse_existing
 from ..errors import InputError, MSLesionAIError
 from . import browser
 from .collect import read_patient
@@ -27,7 +28,7 @@ def write_report(folders: list[str | Path], out_html: str | Path, *,
         raise InputError(f"--max-lesions: {max_lesions}; give at least 1")
     out_html = Path(out_html)
     outputs = [out_html, out_html.with_suffix(".pdf")] if pdf else [out_html]
-    _refuse_existing(outputs)
+    refuse_existing(outputs, "--out")
     results = read_patient(folders, images)
     repeated = [task for task, n in Counter(r.task for r in results).items() if n > 1]
     if repeated:
@@ -42,13 +43,6 @@ def write_report(folders: list[str | Path], out_html: str | Path, *,
         except MSLesionAIError as error:
             raise MSLesionAIError(f"{out_html} written, but not the PDF: {error}") from error
     return outputs
-
-
-def _refuse_existing(paths: list[Path]) -> None:
-    for path in paths:
-        if path.exists():
-            raise InputError(f"--out: {path} already exists; choose a new name "
-                             "(existing files are never overwritten)")
 
 
 def _write_whole(path: Path, text: str) -> None:
