@@ -301,7 +301,10 @@ def test_without_a_mask_or_point_the_white_matter_pipeline_finds_the_lesions(
     assert _rim(case, out, bundle=tiny_wm_model) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     # FLAIR fed the white-matter model, so it is not reported unused even by Deep-PRL.
-    assert summary["warnings"] == ["white-matter lesions segmented by model wm-tiny"]
+    warnings = summary["warnings"]  # the tiny model's 2 mm grid also gives a spacing warning
+    assert warnings[0] == "white-matter lesions segmented by model wm-tiny"
+    assert f"white-matter step: {pipelines.wm.FLAIR_ONLY_WARNING}" in warnings
+    assert all(w.startswith("white-matter step: ") for w in warnings[1:])
     # The tiny model works on a 2 mm grid: its lesions are coarser than the truth.
     _assert_rows_are_the_truth_lesions(_table(out), sitk.ReadImage(str(case / "phase.nii.gz")),
                                        tolerance_mm=1.5)

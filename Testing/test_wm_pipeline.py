@@ -209,6 +209,7 @@ def test_flair_alone_runs_with_a_real_tiny_network(case, tiny_bundle, tmp_path) 
                    tiny_bundle.path, "--connectivity", "6") == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert set(summary["inputs"]) == {"flair"} and summary["connectivity"] == 6
+    assert summary["warnings"] == [wm.FLAIR_ONLY_WARNING]
     tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
     assert tissue.max() <= max(Tissue)
 

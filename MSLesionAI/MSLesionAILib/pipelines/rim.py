@@ -236,7 +236,8 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
     check_overlap(inputs.images["flair"], "--flair", inputs.phase, "--phase")
     result = wm.run(inputs.images["flair"], brain_mask=inputs.brain_mask, bundle=wm_bundle,
                     device=device, progress=progress)
-    warnings += [f"white-matter lesions segmented by model {wm_bundle.id}"]
+    warnings += [f"white-matter lesions segmented by model {wm_bundle.id}",
+                 *(f"white-matter step: {warning}" for warning in result.summary["warnings"])]
     image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
     image.CopyInformation(result.reference)
     return image
