@@ -107,8 +107,12 @@ def background_level(image: sitk.Image) -> float:
     return float(face_voxels(sitk.GetArrayViewFromImage(image)).min())
 
 
+# The intensity percentiles a z-score clips to first, unless a model's metadata says otherwise.
+ZSCORE_CLIP_PERCENTILES = (0.5, 99.5)
+
+
 def zscore(voxels: np.ndarray, mask: np.ndarray,
-           clip_percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+           clip_percentiles: tuple[float, float] = ZSCORE_CLIP_PERCENTILES) -> np.ndarray:
     """Zero mean, unit variance inside ``mask``, clipped to its ``clip_percentiles`` first
     (robust to the tails); 0 outside."""
     inside = voxels[mask].astype(np.float64)

@@ -62,10 +62,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if len(args.pred) != len(args.truth):
         raise InputError(f"--pred: {len(args.pred)} given but --truth: {len(args.truth)}; "
                          "give one prediction per truth, paired in order")
-    for option in ("json", "curves"):
-        if getattr(args, option):
-            refuse_existing([getattr(args, option)], f"--{option}")
-            make_folder(getattr(args, option).parent, f"--{option}")
+    for option, path in (("--json", args.json), ("--curves", args.curves)):
+        if path:
+            refuse_existing([path], option)
+            make_folder(path.parent, option)
     load_case, summarise = {"wm": (_wm_case, _summarise_wm),
                             "cortical": (_cortical_case, _summarise_cortical),
                             "rim": (_rim_case, _summarise_rim)}[args.task]

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         lesion_mask=_optional_mask(args.lesion_mask, "--lesion-mask"),
         brain_mask=_optional_mask(args.brain_mask, "--brain-mask"), point_ras=args.point,
         paramagnetic_phase=args.paramagnetic_phase)
-    wm_bundle = _wm_bundle(images) if inputs.lesion_mask is None and args.point is None else None
+    wm_bundle = _wm_bundle(images) if inputs.segments_wm_lesions else None
     device = choose_device(args.device)
     run_and_write(args.out, progress, lambda stage: rim.run(
         inputs, bundle=bundle, device=device, progress=stage,

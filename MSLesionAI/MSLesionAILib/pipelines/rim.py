@@ -61,6 +61,12 @@ class RimInputs:
     point_ras: tuple[float, float, float] | None = None
     paramagnetic_phase: str = "positive"  # one of PARAMAGNETIC_PHASE
 
+    @property
+    def segments_wm_lesions(self) -> bool:
+        """No lesion mask and no point: the white-matter pipeline finds the candidates on
+        FLAIR first."""
+        return self.lesion_mask is None and self.point_ras is None
+
 
 def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progress: Progress,
         operating_point: float | None = None, wm_bundle: ModelBundle | None = None,
@@ -70,9 +76,9 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     phase = inputs.phase
     with timer.stage("preprocessing"):
         images = _model_images(inputs, bundle, register)
-        runs_wm = inputs.lesion_mask is None and inputs.point_ras is None  # on FLAIR
         warnings += bundle.unused_input_warnings(
-            name for name in inputs.images if not (runs_wm and name == "flair"))
+            name for name in inputs.images
+            if not (inputs.segments_wm_lesions and name == "flair"))
         brain = _brain_mask(inputs, images, bundle.input_names)
         warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
         spec = PatchSpec.from_metadata(bundle.metadata["patches"])
@@ -217,10 +223,10 @@ def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, pro
     """The lesion labelmap on the phase grid: the user's, or the white-matter pipeline's.
     None in click-to-classify mode without a mask."""
     mask = inputs.lesion_mask
-    if mask is None and inputs.point_ras is not None:
-        return None
-    if mask is None:
+    if inputs.segments_wm_lesions:
         mask = _segment_wm_lesions(inputs, device, progress, wm_bundle, warnings)
+    elif mask is None:
+        return None
     else:
         check_overlap(mask, "--lesion-mask", phase, "--phase")
     return sitk.GetArrayFromImage(resample_like(mask, phase, "nearest"))

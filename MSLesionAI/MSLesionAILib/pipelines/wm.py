@@ -40,6 +40,7 @@ from ..lesions import label_components, lesion_measures, wm_lesion_locations
 from ..networks import load_network
 from ..networks.deepscan import predict_volume, slice_plane_weights
 from ..preprocessing import (
+    ZSCORE_CLIP_PERCENTILES,
     background_at_zero,
     bias_correct,
     bring_to_reference,
@@ -117,13 +118,13 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
 
 def zscore_clip_percentiles(metadata: dict[str, Any]) -> tuple[float, float]:
     """The bundle's normalisation: a z-score inside the mask after clipping to these
-    percentiles (bundles without the block were trained with 0.5 / 99.5)."""
+    percentiles (bundles without the block were trained with the default ones)."""
     normalisation = metadata.get("normalisation", {})
     if normalisation.get("method", "zscore") != "zscore":
         raise BundleError(f"model {metadata.get('id')}: normalisation "
                          f"'{normalisation['method']}' is not one this version can apply "
                          "(zscore)")
-    low, high = normalisation.get("clip_percentiles", (0.5, 99.5))
+    low, high = normalisation.get("clip_percentiles", ZSCORE_CLIP_PERCENTILES)
     return float(low), float(high)
 
 

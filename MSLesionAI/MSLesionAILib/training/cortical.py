@@ -30,6 +30,7 @@ from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
 from ..networks import build_network, load_network
 from ..pipelines import cortical as pipeline
+from ..preprocessing import ZSCORE_CLIP_PERCENTILES
 from ..progress import Progress
 from ..results import read_table_csv
 from ..timing import StageTimer
@@ -166,7 +167,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "spacing_mm": list(SPACING_MM),
         "orientation": "axis-aligned LPS grid over the MP2RAGE's field of view",
         "normalisation": {"method": "zscore", "mask": "non-zero voxels",
-                          "clip_percentiles": [0.5, 99.5], "missing_contrast": "zeros"},
+                          "clip_percentiles": list(ZSCORE_CLIP_PERCENTILES),
+                          "missing_contrast": "zeros"},
         "patch_size": [args.patch_size] * 3,
         "inference": {"roi_size": [64, 64, 64], "overlap": 0.25, "batch_size": 2,
                       "blending": "gaussian"},

@@ -30,6 +30,7 @@ from ..metrics.msseg import wm_metrics
 from ..metrics.overlap import dice
 from ..networks import build_network
 from ..pipelines import wm as wm_pipeline
+from ..preprocessing import ZSCORE_CLIP_PERCENTILES
 from ..progress import Progress
 from ._loop import (
     fit,
@@ -102,7 +103,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "spacing_mm": [1.0, 1.0, 1.0],
         "orientation": "axis-aligned LPS grid over FLAIR's field of view, cropped to the brain",
         "normalisation": {"method": "zscore", "mask": "brain mask, else intensity foreground",
-                          "clip_percentiles": [0.5, 99.5], "missing_contrast": "zeros"},
+                          "clip_percentiles": list(ZSCORE_CLIP_PERCENTILES),
+                          "missing_contrast": "zeros"},
         "bias_correction": args.bias_correction,
         "inference": {"axes": [0, 1, 2], "mirror": True},
         "classes": {"lesion": {"name": lesion_name, "color": list(lesion_color),
