@@ -156,6 +156,22 @@ def test_outputs_are_in_the_oblique_mp2rage_geometry(case, tmp_path, monkeypatch
     assert (out / "cortical.seg.nrrd").is_file()
 
 
+def test_a_probability_map_as_wm_lesion_mask_flags_at_one_half_with_a_warning(
+        case, tmp_path, monkeypatch):
+    """0.3 over the whole field of view would flag every lesion if read as "not 0"."""
+    monkeypatch.setattr(cortical, "class_probabilities", dark_voxels_are_lesions)
+    wm = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz"), sitk.sitkFloat32)
+    sitk.WriteImage(wm * 0.5 + 0.3, str(tmp_path / "wm_probability.nii.gz"))
+    out = tmp_path / "out"
+    assert main(["cortical", "--mp2rage", str(case / "mp2rage.nii.gz"), "--out", str(out),
+                 "--model", str(tiny_bundle(tmp_path / "bundle")), "--device", "cpu",
+                 "--wm-lesions", str(tmp_path / "wm_probability.nii.gz")]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["overlapping_wm_lesions"] == 1
+    assert summary["counts"]["cortical_total"] == 2
+    assert [w for w in summary["warnings"] if "probability map" in w]
+
+
 def test_no_lesions_gives_an_empty_table(case, tmp_path):
     bundle = tiny_bundle(tmp_path / "bundle", background_bias=50.0)
     out = tmp_path / "out"

@@ -219,6 +219,24 @@ def test_empty_mask_gives_an_empty_table(case: Path, tmp_path: Path) -> None:
     assert _table(out) == [] and summary["prl_count"] == 0 and summary["candidates"] == 0
 
 
+def test_a_probability_map_as_lesion_mask_is_read_at_one_half_and_said_so(
+        case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A segmentation tool's soft output (here 0.6 inside the lesions, 0.2 around them) gives
+    the candidates of its 0.5 level, with a warning, not 0 lesions in silence."""
+    lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
+    probability = np.where(lesions > 0, 0.6, 0.0).astype(np.float32)
+    probability[(probability == 0) & (np.roll(lesions, 1, axis=2) > 0)] = 0.2
+    image = sitk.GetImageFromArray(probability)
+    image.CopyInformation(sitk.ReadImage(str(case / "phase.nii.gz")))
+    sitk.WriteImage(image, str(tmp_path / "probability.nii.gz"))
+    out = tmp_path / "out"
+    assert _rim(case, out, "--lesion-mask", str(tmp_path / "probability.nii.gz")) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["candidates"] == len(LESIONS_ZYX)
+    assert any("probability map" in w for w in summary["warnings"])
+    assert "probability map" in capsys.readouterr().err
+
+
 def test_point_inside_a_lesion_classifies_that_lesion(case: Path, tmp_path: Path) -> None:
     reference = sitk.ReadImage(str(case / "phase.nii.gz"))
     point = index_zyx_to_ras(reference, np.array(LESIONS_ZYX[2][0], float))[0]

@@ -188,6 +188,20 @@ def test_a_case_without_lesions_gives_an_empty_table_zero_counts_and_a_spacing_w
     assert sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_lesions.nii.gz"))).max() == 0
 
 
+def test_a_brain_mask_cut_through_the_brain_is_used_with_a_warning(case, tiny_bundle,
+                                                                   threshold_network,
+                                                                   tmp_path) -> None:
+    mask = sitk.ReadImage(str(case / "brainmask.nii.gz"))
+    half = mask[:, :, : mask.GetSize()[2] * 3 // 5]   # the upper slices cropped away
+    sitk.WriteImage(half, str(tmp_path / "half.nii.gz"))
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--brain-mask", tmp_path / "half.nii.gz",
+                   "--out", out, "--model", tiny_bundle.path) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    [warning] = [w for w in summary["warnings"] if w.startswith("--brain-mask")]
+    assert "looks cropped" in warning and "nothing beyond it counts as brain" in warning
+
+
 def test_a_t1_far_from_the_models_spacing_gets_a_warning(case, tiny_bundle, threshold_network,
                                                          tmp_path) -> None:
     t1 = sitk.ReadImage(str(case / "t1.nii.gz"))

@@ -26,9 +26,8 @@ from scipy import ndimage
 
 from ..bundles import ModelBundle
 from ..devices import choose_device
-from ..errors import InputError
 from ..geometry import axis_aligned_grid, resample_like
-from ..imageio import array_to_image, load_image, read_image
+from ..imageio import array_to_image, load_image
 from ..inference import predict_sliding_window
 from ..labels import (
     CLAIMS_MIN_VOLUMES_UL,
@@ -40,6 +39,7 @@ from ..labels import (
     WM_LESION_SEGMENT,
 )
 from ..lesions import label_components, lesion_measures
+from ..masks import checked_mask, load_mask
 from ..networks import load_network
 from ..preprocessing import background_at_zero, bring_to_reference, zscore
 from ..progress import Progress
@@ -91,16 +91,8 @@ class CorticalLesions:
     overlaps_wm: list[bool]
 
 
-def load_mask(path: Path, name: str) -> sitk.Image:
-    """A 3D label image; unlike intensity images it may be empty (no lesions)."""
-    mask = read_image(path, name)
-    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{name}: expected a 3D label image, got {mask.GetDimension()}D "
-                         f"with {mask.GetNumberOfComponentsPerPixel()} component(s) per voxel")
-    return mask
-
-
-def load_contrasts(inputs: CorticalInputs) -> tuple[dict[str, sitk.Image], sitk.Image | None]:
+def load_contrasts(inputs: CorticalInputs, warnings: list[str],
+                   ) -> tuple[dict[str, sitk.Image], sitk.Image | None]:
     """Every given image read, checked and brought onto the MP2RAGE's grid (T2* rigidly
     registered; the WM-lesion mask only resampled, nearest neighbour). Images that do not
     overlap the MP2RAGE are refused before any long work."""
@@ -113,8 +105,9 @@ def load_contrasts(inputs: CorticalInputs) -> tuple[dict[str, sitk.Image], sitk.
                                               "--mp2rage")
     wm_mask = None
     if inputs.wm_lesions is not None:
-        wm_mask = bring_to_reference(load_mask(inputs.wm_lesions, "--wm-lesions"),
-                                     "--wm-lesions", mp2rage, "--mp2rage",
+        wm_mask = checked_mask(load_mask(inputs.wm_lesions, "--wm-lesions"), "--wm-lesions",
+                               mp2rage, "--mp2rage", warnings)
+        wm_mask = bring_to_reference(wm_mask, "--wm-lesions", mp2rage, "--mp2rage",
                                      register=False, interpolation="nearest")
     return images, wm_mask
 
@@ -282,13 +275,13 @@ def uni_noise(mp2rage: sitk.Image, warnings: list[str]) -> np.ndarray:
 def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
         progress: Progress) -> LesionResult:
     """The whole pipeline; the result is in the MP2RAGE's geometry."""
-    timer = StageTimer()
+    timer, warnings = StageTimer(), []
     with timer.stage("loading"):
-        images, wm_mask_image = load_contrasts(inputs)
+        images, wm_mask_image = load_contrasts(inputs, warnings)
         device = choose_device(options.device)
         network = load_network(bundle, device)
     reference = images["mp2rage"]
-    warnings = input_warnings(images, bundle)
+    warnings += input_warnings(images, bundle)
     progress.update(0.1, "inputs loaded")
     leuko, intra = lesion_probabilities(images, network, bundle, device, warnings,
                                         progress.sub(0.1, 0.9), timer)

@@ -30,6 +30,7 @@ from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_lik
 from ..imageio import array_to_image
 from ..labels import CHRONIC_ACTIVE_MIN_PRL, PARAMAGNETIC_PHASE, RIM_SEGMENTS
 from ..lesions import lesion_measures
+from ..masks import checked_mask
 from ..networks import load_network
 from ..networks.rimnet import rim_probability
 from ..phase_sign import sign_warning
@@ -79,7 +80,7 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
         warnings += bundle.unused_input_warnings(
             name for name in inputs.images
             if not (inputs.segments_wm_lesions and name == "flair"))
-        brain = _brain_mask(inputs, images, bundle.input_names)
+        brain = _brain_mask(inputs, images, bundle.input_names, warnings)
         warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
         spec = PatchSpec.from_metadata(bundle.metadata["patches"])
         warning = spacing_warning(phase, "phase", (spec.spacing_mm,) * 3, tolerance=1.0)
@@ -192,13 +193,15 @@ def phase_as_trained(phase: sitk.Image, paramagnetic: str, bundle: ModelBundle) 
     return phase if paramagnetic == trained else sitk.Cast(phase, sitk.sitkFloat32) * -1.0
 
 
-def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str]) -> np.ndarray:
+def _brain_mask(inputs: RimInputs, images: np.ndarray, names: list[str],
+                warnings: list[str]) -> np.ndarray:
     """The brain on the phase grid: the given mask, else the foreground of the structural
     image (the first model input that is not phase), less an MP2RAGE's salt-and-pepper air,
     which an intensity threshold would take for the head."""
     if inputs.brain_mask is not None:
-        check_overlap(inputs.brain_mask, "--brain-mask", inputs.phase, "--phase")
-        mask = resample_like(inputs.brain_mask, inputs.phase, "nearest")
+        mask = checked_mask(inputs.brain_mask, "--brain-mask", inputs.phase, "--phase",
+                            warnings, brain=True)
+        mask = resample_like(mask, inputs.phase, "nearest")
         return sitk.GetArrayFromImage(mask) > 0
     structural = [(volume, name) for volume, name in zip(images, names, strict=True)
                   if name != "phase"]
@@ -228,7 +231,7 @@ def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, pro
     elif mask is None:
         return None
     else:
-        check_overlap(mask, "--lesion-mask", phase, "--phase")
+        mask = checked_mask(mask, "--lesion-mask", phase, "--phase", warnings)
     return sitk.GetArrayFromImage(resample_like(mask, phase, "nearest"))
 
 

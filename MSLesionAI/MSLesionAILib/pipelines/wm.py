@@ -37,6 +37,7 @@ from ..geometry import axis_aligned_grid, resample_like, slice_anisotropy, slice
 from ..imageio import array_to_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
 from ..lesions import label_components, lesion_measures, wm_lesion_locations
+from ..masks import checked_mask
 from ..networks import load_network
 from ..networks.deepscan import predict_volume, slice_plane_weights
 from ..preprocessing import (
@@ -188,8 +189,9 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
         others = {name: bring_to_reference(image, f"--{name}", flair, "--flair")
                   for name, image in (("t1", t1), ("t2", t2)) if image is not None}
         if brain_mask is not None:
-            brain_mask = bring_to_reference(brain_mask, "--brain-mask", flair, "--flair",
-                                            register=False, interpolation="nearest")
+            brain_mask = bring_to_reference(
+                checked_mask(brain_mask, "--brain-mask", flair, "--flair", warnings, brain=True),
+                "--brain-mask", flair, "--flair", register=False, interpolation="nearest")
     with timer.stage("preprocessing"):
         progress.update(0.1, "resampling, bias-field correcting and normalising"
                         if corrects_bias(metadata) else "resampling and normalising")

@@ -332,7 +332,8 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path],
     network = load_network(bundle, device)
     maps = []
     for folder in folders:
-        images, _ = pipeline.load_contrasts(case_inputs(folder, bundle.input_names))
+        images, _ = pipeline.load_contrasts(case_inputs(folder, bundle.input_names),
+                                              warnings=[])
         maps.append((folder, images["mp2rage"].GetSpacing()[::-1],
                      pipeline.uni_noise(images["mp2rage"], []),
                      *pipeline.lesion_probabilities(images, network, bundle, device, [],

@@ -94,7 +94,7 @@ def class_value(lesion_type: str) -> int:
 def load_case(folder: Path, input_names: list[str],
               spacing_mm: tuple[float, float, float]) -> TrainingCase:
     """A case through the pipeline's preprocessing, with its truth on the same grid."""
-    images, _ = load_contrasts(case_inputs(folder, input_names))
+    images, _ = load_contrasts(case_inputs(folder, input_names), warnings=[])
     grid = axis_aligned_grid(images["mp2rage"], spacing_mm)
     channels = model_channels(images, input_names, grid)
 

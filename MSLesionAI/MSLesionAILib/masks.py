@@ -1,0 +1,63 @@
+"""A user's mask (brain or lesions), checked before a pipeline relies on it.
+
+A mask is taken as given, so what it leaves out is silently missing from the result: lesions
+beyond a cropped lesion mask, brain beyond a cropped brain mask. Such masks are used, with a
+warning that says what they leave out; a probability map is read as a mask at 0.5; an
+empty brain mask, which would leave nothing to look at, is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .geometry import check_overlap, overlap_fraction
+from .imageio import read_image
+
+# A mask covering less of the reference's field of view than this, with voxels on its own
+# edge, is taken to be cropped.
+MIN_COVERAGE = 0.98
+PROBABILITY_THRESHOLD = 0.5
+
+
+def load_mask(path: str | Path, name: str) -> sitk.Image:
+    """A 3D label image; unlike intensity images it may be empty (no lesions)."""
+    mask = read_image(path, name)
+    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{name}: expected a 3D label image, got {mask.GetDimension()}D "
+                         f"with {mask.GetNumberOfComponentsPerPixel()} component(s) per voxel")
+    return mask
+
+
+def checked_mask(mask: sitk.Image, name: str, reference: sitk.Image, reference_name: str,
+                 warnings: list[str], *, brain: bool = False) -> sitk.Image:
+    """``mask`` as a labelmap, refused if it does not overlap ``reference`` (or, for a brain
+    mask, is empty); a warning appended for a probability map (read as ≥ 0.5), an empty
+    lesion mask and a mask that looks cropped."""
+    check_overlap(mask, name, reference, reference_name)
+    values = sitk.GetArrayViewFromImage(mask)
+    if not np.isfinite(values).all():
+        raise InputError(f"{name}: has NaN or infinite values; expected a mask or labelmap")
+    if np.any(values != np.round(values)):
+        warnings.append(f"{name}: has values between whole numbers (a probability map?); "
+                        f"read as a mask where they are {PROBABILITY_THRESHOLD} or more")
+        mask = sitk.Cast(mask >= PROBABILITY_THRESHOLD, sitk.sitkUInt8)
+        values = sitk.GetArrayViewFromImage(mask)
+    if not values.any():
+        if brain:
+            raise InputError(f"{name}: is empty (no non-zero voxel)")
+        warnings.append(f"{name}: has no lesion voxels, so there are no lesions to report")
+    elif _touches_edge(values) and (fraction := overlap_fraction(mask, reference)) < MIN_COVERAGE:
+        left_out = "nothing beyond it counts as brain" if brain else "lesions beyond it are missed"
+        warnings.append(f"{name}: covers {fraction:.0%} of {reference_name}'s field of view and "
+                        f"reaches its own edge, so it looks cropped: {left_out}")
+    return mask
+
+
+def _touches_edge(values: np.ndarray) -> bool:
+    """True when a non-zero voxel lies on one of the array's six faces."""
+    return any(np.take(values, index, axis).any()
+               for axis in range(values.ndim) for index in (0, -1))
