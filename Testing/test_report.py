@@ -8,6 +8,7 @@ pictures can be checked against what was written; one test opens the page in rea
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -363,3 +364,32 @@ def test_pictures_render_in_headless_chromium_and_the_pdf_is_written(chromium, p
     rows_mostly_dark = (dark.mean(axis=1) > 0.5).sum()
     assert rows_mostly_dark > 100, f"only {rows_mostly_dark} rows of the screenshot are a picture"
     assert _near(shot, YELLOW).sum() > 30
+
+
+def _name_flair(result_folder: Path, flair: Path) -> None:
+    """Record ``flair`` as an input of a result folder, as the rim pipeline does."""
+    path = result_folder / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["inputs"]["flair"] = str(flair)
+    path.write_text(json.dumps(summary), encoding="utf-8")
+
+
+def test_results_made_from_different_images_of_one_contrast_are_warned_about(tmp_path):
+    """A wm and a rim folder that name different FLAIRs are of different patients or sessions;
+    the same FLAIR written again elsewhere (as a Slicer scene export does) is not."""
+    wm = write_wm(tmp_path)
+    rim = write_rim(tmp_path, rim_positive=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    sitk.WriteImage(_image(_spheres([((6, 20, 20), 3)]), _grid(), 220.0, 5),
+                    str(other / "flair.nii.gz"))
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "flair.nii.gz")), str(other / "copy.nii.gz"))
+    pages = {}
+    for name in ("copy.nii.gz", "flair.nii.gz"):
+        _name_flair(rim, other / name)
+        write_report([wm, rim], tmp_path / f"{name}.html")
+        pages[name] = (tmp_path / f"{name}.html").read_text(encoding="utf-8")
+    assert "different flair images" not in pages["copy.nii.gz"]
+    warning = (f"the wm and rim results were made from different flair images "
+               f"({tmp_path / 'flair.nii.gz'}, {other / 'flair.nii.gz'})")
+    assert warning in html.unescape(pages["flair.nii.gz"])

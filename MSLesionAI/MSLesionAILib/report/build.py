@@ -10,7 +10,7 @@ from pathlib import Path
 from ..atomic import refuse_existing
 from ..errors import InputError, MSLesionAIError
 from . import browser
-from .collect import read_patient
+from .collect import mismatched_inputs, read_patient
 from .figures import lesion_lightbox
 from .html import render_report
 
@@ -36,7 +36,8 @@ def write_report(folders: list[str | Path], out_html: str | Path, *,
                          "patient, with at most one result folder per pipeline")
     sections = [(result, lesion_lightbox(result, max_lesions)) for result in results]
     _write_whole(out_html, render_report(patient or _patient_name(folders), sections,
-                                         datetime.now().strftime("%Y-%m-%d %H:%M")))
+                                         datetime.now().strftime("%Y-%m-%d %H:%M"),
+                                         mismatched_inputs(results)))
     if pdf:
         try:
             browser.print_pdf(out_html, outputs[1])

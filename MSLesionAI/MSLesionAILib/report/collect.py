@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import SimpleITK as sitk
+
 from ..errors import InputError
+from ..geometry import same_grid
+from ..imageio import read_image
 from ..results import read_table_csv
 
 TASKS = ("wm", "cortical", "rim")
@@ -55,6 +60,29 @@ def read_patient(folders: list[str | Path],
     """One patient's result folders, in the report's order (wm, cortical, rim)."""
     results = [read_result_folder(folder, images) for folder in folders]
     return sorted(results, key=lambda result: TASKS.index(result.task))
+
+
+def mismatched_inputs(results: list[PipelineResult]) -> list[str]:
+    """A warning for each contrast that two results were made from different images of:
+    folders of different patients or sessions, which one report must not mix. Images are
+    compared by grid and voxels, not by path, so a copy, or the same volume exported twice
+    from a Slicer scene, is the same image."""
+    named: dict[str, tuple[str, Path]] = {}
+    warnings = []
+    for result in results:
+        for contrast, path in result.images.items():
+            first_task, first_path = named.setdefault(contrast, (result.task, path))
+            if first_path != path and not _same_image(first_path, path, contrast):
+                warnings.append(f"the {first_task} and {result.task} results were made from "
+                                f"different {contrast} images ({first_path}, {path}): check "
+                                "that they are of one patient and session")
+    return warnings
+
+
+def _same_image(a: Path, b: Path, contrast: str) -> bool:
+    image_a, image_b = read_image(a, contrast), read_image(b, contrast)
+    return same_grid(image_a, image_b) and np.array_equal(
+        sitk.GetArrayViewFromImage(image_a), sitk.GetArrayViewFromImage(image_b))
 
 
 def _read_summary(folder: Path) -> dict[str, Any]:

@@ -52,11 +52,13 @@ footer { margin-top: 32px; border-top: 1px solid #d5dae3; padding-top: 8px; }
 """
 
 
-def render_report(patient: str, sections: list[Section], generated: str) -> str:
-    """The whole page for one patient: key numbers first, then one section per pipeline."""
+def render_report(patient: str, sections: list[Section], generated: str,
+                  warnings: Iterable[str] = ()) -> str:
+    """The whole page for one patient: warnings about the page as a whole and key numbers
+    first, then one section per pipeline."""
     body = [f"<header><h1>MSLesionAI report — {escape(patient)}</h1>"
             f"<div class='meta'>Generated {escape(generated)} by MSLesionAI {__version__} from "
-            f"{len(sections)} result folder(s).</div></header>",
+            f"{len(sections)} result folder(s).</div>{_warning_list(warnings)}</header>",
             "<div class='cards'>" + "".join(_card(result) for result, _ in sections) + "</div>",
             *(_section(result, lightbox) for result, lightbox in sections),
             "<footer class='note'>Automated analysis for research and teaching; every lesion "
@@ -102,9 +104,12 @@ def _facts(result: PipelineResult) -> str:
     for key in ("candidates", "excluded"):
         if key in summary:
             facts.append(f"{key.capitalize()}: {escape(_count_text(summary[key]))}")
-    warnings = [f"<li class='warning'>{escape(str(w))}</li>" for w in summary.get("warnings", [])]
-    return (f"<p class='meta'>{' · '.join(facts)}</p>"
-            + (f"<ul>{''.join(warnings)}</ul>" if warnings else ""))
+    return f"<p class='meta'>{' · '.join(facts)}</p>" + _warning_list(summary.get("warnings", []))
+
+
+def _warning_list(warnings: Iterable[Any]) -> str:
+    items = "".join(f"<li class='warning'>{escape(str(w))}</li>" for w in warnings)
+    return f"<ul>{items}</ul>" if items else ""
 
 
 def _model_name(model: Any) -> str:
