@@ -127,6 +127,13 @@ def test_a_minimum_volume_that_is_not_a_volume_is_refused(volume, capsys):
     assert stop.value.code == 2 and "is not a volume in µL" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("size", ["-10", "nan", "ten"])
+def test_a_phantom_crop_that_is_not_a_size_is_refused(size, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["phantom", str(tmp_path / "out"), "--seed", "1", "--crop-mm", size])
+    assert stop.value.code == 2 and "is not a size in mm (0 or more)" in capsys.readouterr().err
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     (tmp_path / "a_file").write_text("", encoding="utf-8")
     assert main(["evaluate", "--task", "wm", "--pred", "p", "--truth", "t",

@@ -227,6 +227,9 @@ def test_coarse_mp2rage_is_processed_with_a_warning(case, tmp_path):
     bundle = load_bundle(tiny_bundle(tmp_path / "bundle", background_bias=50.0))
     warnings = cortical.input_warnings({"mp2rage": coarse}, bundle)
     assert len(warnings) == 1 and "coarser than 1.2 mm" in warnings[0]
+    at_the_limit = sitk.Image(coarse)
+    at_the_limit.SetSpacing((1.0, 1.0, float(np.float32(1.2))))  # 1.2000000477 in a header
+    assert cortical.input_warnings({"mp2rage": at_the_limit}, bundle) == []
 
 
 def test_a_coarse_mp2rage_is_processed_and_its_warning_reaches_summary_json(

@@ -23,12 +23,20 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="model bundle id or folder (default: the preferred shipped model)")
 
 
-def volume_ul(text: str) -> float:
-    """An argparse type: a lesion volume in µL, finite and not negative."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a volume in µL (0 or more)")
-    return value
+def non_negative(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number, 0 or more; ``what`` names it in the error."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what} (0 or more)")
+        return value
+    return parse
+
+
+volume_ul = non_negative("a volume in µL")
 
 
 def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:

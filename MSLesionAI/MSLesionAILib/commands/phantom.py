@@ -12,6 +12,7 @@ from ..phantom import KINDS, MODES, generate_case, write_case
 from ..phantom.calibration import TASKS, calibrate
 from ..phantom.dataset import write_dataset
 from ..progress import Progress
+from ._pipeline import non_negative
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spacing-mm", type=float, nargs="+", metavar="MM",
                         help="voxel size: one value (isotropic) or three (x y z); "
                              "drawn per case when omitted")
-    parser.add_argument("--crop-mm", type=float, default=None,
+    parser.add_argument("--crop-mm", type=non_negative("a size in mm"), default=None,
                         help="edge of a cubic field of view in mm (cortical default 64; "
                              "0 keeps the whole brain)")
 

@@ -49,6 +49,7 @@ from ..uni_background import noise_background
 
 MIN_VOLUME_CHOICES_UL = CLAIMS_MIN_VOLUMES_UL
 COARSEST_RELIABLE_SPACING_MM = 1.2
+SPACING_TOLERANCE_MM = 1e-3   # a header's float rounding (1.2000000477) is not coarser
 CONNECTIVITY = 18
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
            "centroid_s", "probability", OVERLAPS_WM_LESION]
@@ -253,7 +254,7 @@ def input_warnings(images: dict[str, sitk.Image], bundle: ModelBundle) -> list[s
     """Resolution and unused-contrast warnings for summary.json."""
     warnings = []
     spacing = np.array(images["mp2rage"].GetSpacing())
-    if spacing.max() > COARSEST_RELIABLE_SPACING_MM:
+    if spacing.max() > COARSEST_RELIABLE_SPACING_MM + SPACING_TOLERANCE_MM:
         warnings.append(
             f"--mp2rage: voxel size {np.round(spacing, 2).tolist()} mm is coarser than "
             f"{COARSEST_RELIABLE_SPACING_MM} mm; cortical lesion detection drops steeply with "
