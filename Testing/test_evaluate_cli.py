@@ -109,6 +109,27 @@ def test_wm_refuses_mismatched_grids_and_unpaired_cases(tmp_path, capsys):
                  tmp_path / "pred.nii.gz", "--truth", tmp_path / "truth.nii.gz")
 
 
+def test_a_prediction_stored_in_another_orientation_is_scored_on_the_truths_voxels(
+        tmp_path, capsys):
+    """The same voxels written LAS (as FSL does) against an LPS truth: reordered, not refused;
+    a grid that differs also in its voxels is refused, its orientation named."""
+    truth = write_labelmap(tmp_path / "truth.nii.gz", cubes(1, 0, 2))
+    pred = write_labelmap(tmp_path / "pred.nii.gz", cubes(1, 0, 0))
+    sitk.WriteImage(sitk.DICOMOrient(sitk.ReadImage(str(pred)), "LAS"),
+                    str(tmp_path / "pred_las.nii.gz"))
+    _, as_written, _ = evaluate(tmp_path, capsys, "--task", "wm", "--pred", pred,
+                                "--truth", truth)
+    _, reoriented, _ = evaluate(tmp_path, capsys, "--task", "wm", "--pred",
+                                tmp_path / "pred_las.nii.gz", "--truth", truth)
+    assert as_written["cases"][0]["dice"] > 0
+    assert reoriented["cases"][0]["dice"] == as_written["cases"][0]["dice"]
+    coarse = sitk.DICOMOrient(sitk.ReadImage(str(truth))[::2, :, :], "LAS")
+    sitk.WriteImage(coarse, str(tmp_path / "coarse_las.nii.gz"))
+    with pytest.raises(InputError, match="orientation LAS vs LPS"):
+        evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "coarse_las.nii.gz",
+                 "--truth", truth)
+
+
 def test_cortical_case_folder(tmp_path, capsys):
     truth = tmp_path / "case" / "truth"
     write_labelmap(truth / "cortical_lesions.nii.gz", cubes(3, 0, 4))

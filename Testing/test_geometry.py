@@ -21,6 +21,7 @@ from MSLesionAILib.geometry import (
     resample_like,
     resample_to_spacing,
     same_grid,
+    same_voxels,
     slice_anisotropy,
     slice_axis,
     slice_direction_lps,
@@ -102,3 +103,23 @@ def test_the_slice_axis_is_the_coarsest_with_its_oblique_direction(oblique_image
     direction = np.array(oblique_image.GetDirection()).reshape(3, 3)
     np.testing.assert_allclose(slice_direction_lps(oblique_image), direction[:, 2])
     assert slice_anisotropy(oblique_image) == pytest.approx(2.5 / 1.2)
+
+
+@pytest.mark.parametrize("orientation", ["RAS", "LAS", "SPL", "ILA"])
+def test_the_same_voxels_in_another_orientation_are_recognised_and_reorder_losslessly(
+        oblique_image, orientation):
+    reoriented = sitk.DICOMOrient(oblique_image, orientation)
+    assert not same_grid(reoriented, oblique_image)
+    assert same_voxels(reoriented, oblique_image) and same_voxels(oblique_image, reoriented)
+    back = resample_like(reoriented, oblique_image, "nearest")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back),
+                                  sitk.GetArrayFromImage(oblique_image))
+
+
+def test_grids_that_do_not_share_every_voxel_centre_are_not_the_same_voxels(oblique_image):
+    shifted = sitk.Image(oblique_image)
+    shifted.SetOrigin(index_zyx_to_lps(oblique_image, [[0.0, 0.0, 0.3]])[0].tolist())
+    finer = resample_to_spacing(oblique_image, (0.5, 1.2, 2.5))
+    cropped = oblique_image[1:, :, :]
+    for other in (shifted, finer, cropped):
+        assert not same_voxels(other, oblique_image)

@@ -65,6 +65,36 @@ def same_grid(a: sitk.Image, b: sitk.Image, tolerance_mm: float = 1e-3) -> bool:
             and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4))
 
 
+def same_voxels(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
+    """True when ``a``'s voxel centres are ``b``'s, in another order: the same field of view
+    stored with its axes permuted or flipped (RAS against LAS, say). Nearest-neighbour
+    resampling between such grids moves voxels without changing any."""
+    to_b = np.linalg.inv(_index_to_lps(b))
+    matrix = to_b @ _index_to_lps(a)
+    offset = to_b @ (np.array(a.GetOrigin()) - np.array(b.GetOrigin()))
+    if not (np.allclose(matrix, np.round(matrix), atol=tolerance)
+            and np.allclose(offset, np.round(offset), atol=tolerance)):
+        return False
+    permutation = np.round(matrix)
+    if not np.array_equal(np.abs(permutation) @ np.ones(3), np.ones(3)):
+        return False
+    far_corner = permutation @ (np.array(a.GetSize()) - 1) + np.round(offset)
+    corners = np.stack([np.round(offset), far_corner])
+    return (np.array_equal(np.abs(permutation) @ a.GetSize(), b.GetSize())
+            and corners.min() >= 0 and (corners.max(0) <= np.array(b.GetSize()) - 1).all())
+
+
+def _index_to_lps(image: sitk.Image) -> np.ndarray:
+    """The 3 x 3 map from an ITK (x, y, z) index step to an LPS displacement in mm."""
+    return np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
+
+
+def orientation_code(image: sitk.Image) -> str:
+    """Where the voxel axes x, y, z point, as three letters (nibabel's convention: the identity
+    direction of ITK is "LPS", a NIfTI written by FSL is often "LAS")."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
 def overlap_fraction(moving: sitk.Image, reference: sitk.Image) -> float:
     """Fraction of the reference's bounding box (axis-aligned, LPS) inside the moving one's."""
     box_m, box_r = corners_lps(moving), corners_lps(reference)

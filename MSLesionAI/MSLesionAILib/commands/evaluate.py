@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..atomic import make_folder, refuse_existing
 from ..errors import InputError
-from ..geometry import resample_like, same_grid
+from ..geometry import orientation_code, resample_like, same_grid, same_voxels
 from ..imageio import read_image
 from ..labels import CORTICAL_FAMILY, WM_FAMILY
 from ..lesions import label_components
@@ -181,12 +181,17 @@ def _pred_file(pred_path: Path, task: str) -> Path:
 def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Image]:
     truth = read_image(truth_file, "--truth")
     pred = read_image(pred_file, "--pred")
-    if not same_grid(truth, pred):
-        raise InputError(f"--pred: {pred_file} is not on the grid of the truth {truth_file} "
-                         f"(size {pred.GetSize()} vs {truth.GetSize()}, spacing "
-                         f"{np.round(pred.GetSpacing(), 3).tolist()} vs "
-                         f"{np.round(truth.GetSpacing(), 3).tolist()}); resample it first")
-    return truth, pred
+    if same_grid(truth, pred):
+        return truth, pred
+    if same_voxels(pred, truth):   # stored in another orientation: reordered, not resampled
+        return truth, resample_like(pred, truth, "nearest")
+    raise InputError(f"--pred: {pred_file} is not on the grid of the truth {truth_file} "
+                     f"(size {pred.GetSize()} vs {truth.GetSize()}, spacing "
+                     f"{np.round(pred.GetSpacing(), 3).tolist()} vs "
+                     f"{np.round(truth.GetSpacing(), 3).tolist()}, orientation "
+                     f"{orientation_code(pred)} vs {orientation_code(truth)}, origin "
+                     f"{np.round(pred.GetOrigin(), 2).tolist()} vs "
+                     f"{np.round(truth.GetOrigin(), 2).tolist()}); resample it first")
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
