@@ -92,6 +92,17 @@ def test_unknown_model_and_wrong_task_are_clear_errors(tmp_path):
         find_bundle(str(bundle.path), "rim", dirs=[tmp_path])
 
 
+def test_an_installed_bundle_is_also_found_by_its_folder_name(tmp_path, monkeypatch):
+    """Shipped folders carry the version (cortical-claims-v9) where the id does not; the docs
+    and users name either, from any working directory."""
+    _write(tmp_path / "models" / "wm-test-v2", bundle_id="wm-test")
+    monkeypatch.chdir(tmp_path)
+    assert find_bundle("wm-test-v2", "wm", dirs=[tmp_path / "models"]).id == "wm-test"
+    with pytest.raises(BundleError, match=r"^--init: no model 'wm-test-v3' found \(installed wm "
+                                          r"models: wm-test \(wm-test-v2\)\)$"):
+        find_bundle("wm-test-v3", "wm", dirs=[tmp_path / "models"], option="--init")
+
+
 def test_user_model_folders_come_from_the_environment(tmp_path, monkeypatch):
     _write(tmp_path / "mine", bundle_id="wm-mine")
     monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))

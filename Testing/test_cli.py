@@ -134,6 +134,14 @@ def test_a_phantom_crop_that_is_not_a_size_is_refused(size, tmp_path, capsys):
     assert stop.value.code == 2 and "is not a size in mm (0 or more)" in capsys.readouterr().err
 
 
+def test_finetune_names_its_own_option_for_an_unknown_parent(tmp_path, capsys):
+    code = main(["--progress", "none", "finetune", "cortical", "--cases", str(tmp_path),
+                 "--from", "cortical-claims-v0", "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == EXIT_ERROR and error.startswith(
+        "mslesionai: error: --from: no model 'cortical-claims-v0' found")
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     (tmp_path / "a_file").write_text("", encoding="utf-8")
     assert main(["evaluate", "--task", "wm", "--pred", "p", "--truth", "t",

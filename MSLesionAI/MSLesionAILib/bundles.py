@@ -132,24 +132,32 @@ def list_bundles(dirs: list[Path] | None = None) -> list[ModelBundle]:
 
 
 def find_bundle(model: str | None, task: str, available_inputs: set[str] | None = None,
-                dirs: list[Path] | None = None) -> ModelBundle:
-    """The bundle named by ``model`` (an id or a folder), or the preferred one for ``task``
-    whose required inputs are all available."""
+                dirs: list[Path] | None = None, option: str = "--model") -> ModelBundle:
+    """The bundle named by ``model`` (a folder, or an installed bundle's id or folder name,
+    e.g. ``cortical-claims`` or ``cortical-claims-v9``), or the preferred one for ``task``
+    whose required inputs are all available. ``option`` names the argument in errors."""
     if model and Path(model).is_dir():
         bundle = load_bundle(model)
     else:
-        candidates = [b for b in list_bundles(dirs) if b.task == task and (model in (None, b.id))]
+        candidates = [b for b in list_bundles(dirs)
+                      if b.task == task and model in (None, b.id, b.path.name)]
         if available_inputs is not None and model is None:
             candidates = [b for b in candidates if set(b.required_inputs) <= available_inputs]
         if not candidates:
-            known = ", ".join(b.id for b in list_bundles(dirs) if b.task == task) or "none"
+            known = ", ".join(_bundle_names(b) for b in list_bundles(dirs)
+                              if b.task == task) or "none"
             wanted = (f"no model '{model}' found" if model
                       else f"no installed {task} model has all its required inputs here")
-            raise BundleError(f"--model: {wanted} (installed {task} models: {known})")
+            raise BundleError(f"{option}: {wanted} (installed {task} models: {known})")
         bundle = candidates[0]
     if bundle.task != task:
-        raise BundleError(f"--model: {bundle.id} is a {bundle.task} model, not a {task} model")
+        raise BundleError(f"{option}: {bundle.id} is a {bundle.task} model, not a {task} model")
     return bundle
+
+
+def _bundle_names(bundle: ModelBundle) -> str:
+    """How a bundle can be named: its id, and its folder when that differs."""
+    return bundle.id if bundle.path.name == bundle.id else f"{bundle.id} ({bundle.path.name})"
 
 
 def write_bundle(out_dir: str | Path, metadata: dict[str, Any],

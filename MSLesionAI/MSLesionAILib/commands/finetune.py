@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="annotated case folders, or folders of them (mp2rage.nii.gz, "
                                "truth/cortical_lesions.nii.gz, truth/lesions.csv)")
     cortical.add_argument("--from", dest="parent", default=None,
-                          help="bundle id or folder to start from (default: the shipped one)")
+                          help="bundle (id, installed folder name or folder) to start from "
+                               "(default: the shipped one)")
     trainer.add_training_options(cortical, steps=300,
                                  learning_rate=trainer.FINETUNE_LEARNING_RATE)
     cortical.add_argument("--id", default=None,
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
-    parent = find_bundle(args.parent, "cortical")
+    parent = find_bundle(args.parent, "cortical", option="--from")
     folders = case_folders(args.cases)
     if args.eval:
         trainer.record_metrics(parent, "before fine-tuning (not stored)",

@@ -23,7 +23,7 @@ import torch
 from monai.losses import FocalLoss
 from monai.networks import one_hot
 
-from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
+from ..bundles import ModelBundle, find_bundle, update_metadata, write_bundle
 from ..devices import choose_device
 from ..imageio import read_image
 from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
@@ -143,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", nargs="+", required=True, type=Path,
                         help="case or dataset folders (mp2rage.nii.gz, truth/ per case)")
     add_training_options(parser, steps=1500, learning_rate=0.5e-3)
-    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+    parser.add_argument("--init", metavar="BUNDLE",
                         help="start from this bundle's weights (same network settings)")
     parser.add_argument("--id", default="cortical-claims")
     parser.add_argument("--version", default="1.0.0")
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                                            ("--validation", args.validation),
                                                            ("--eval", args.eval)))
     network = build_network(metadata["architecture"], **metadata["network"])
-    parent = load_bundle(args.init) if args.init else None
+    parent = find_bundle(args.init, "cortical", option="--init") if args.init else None
     if parent:
         network.load_state_dict(parent.load_state_dict())
         metadata["parent"] = parent_record(parent)

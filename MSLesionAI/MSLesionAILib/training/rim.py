@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from monai.losses import FocalLoss
 
-from ..bundles import load_bundle, write_bundle
+from ..bundles import find_bundle, write_bundle
 from ..devices import DEVICE_CHOICES, choose_device
 from ..errors import InputError
 from ..metrics.rim import TARGET_SPECIFICITY, rim_metrics, threshold_at_specificity
@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="isotropic spacing of the patch grid")
     parser.add_argument("--copies", type=int, nargs=2, default=(0, 3), metavar=("NEG", "POS"),
                         help="extra randomly rotated/scaled copies per rim− and rim+ lesion")
-    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+    parser.add_argument("--init", metavar="BUNDLE",
                         help="start from this bundle's weights (same architecture; --widths "
                              "may be a whole multiple of its widths, and the network is then "
                              "widened without changing what it computes)")
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     network_args = {"outputs": config["outputs"], "patch_size": spec.size_vox,
                     "widths": list(args.widths)}
     network = build_network(args.arch, **network_args).to(memory_format=torch.channels_last_3d)
-    parent = load_bundle(args.init) if args.init else None
+    parent = find_bundle(args.init, "rim", option="--init") if args.init else None
     if parent:
         load_widened(network, parent.load_state_dict(), args.seed)
     batches = Batches(train, spec, len(config["inputs"]), args.batch_size,

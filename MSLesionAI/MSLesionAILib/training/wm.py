@@ -22,7 +22,7 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceLoss
 
-from ..bundles import ModelBundle, load_bundle, update_metadata, write_bundle
+from ..bundles import ModelBundle, find_bundle, load_bundle, update_metadata, write_bundle
 from ..devices import DEVICE_CHOICES, choose_device
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop early when this wall-clock budget is spent (the steps done "
                              "are recorded; a shared, loaded machine makes step times vary)")
-    parser.add_argument("--init", type=Path, metavar="BUNDLE",
+    parser.add_argument("--init", metavar="BUNDLE",
                         help="start from this bundle's weights (same network settings)")
     parser.add_argument("--id", default="wm-deepscan")
     parser.add_argument("--version", default="1.0.0")
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     device = choose_device(args.device)
     network = build_network("deepscan", **metadata["network"])
     if args.init:
-        parent = load_bundle(args.init)
+        parent = find_bundle(args.init, "wm", option="--init")
         network.load_state_dict(parent.load_state_dict())
         metadata["parent"] = parent_record(parent)
     start = time.perf_counter()
