@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from MSLesionAILib.process import CANCEL_GRACE_S, ProcessRun, cli_command, run_cli
+from MSLesionAILib.process import (
+    CANCEL_GRACE_S,
+    ProcessRun,
+    ScratchJob,
+    cli_command,
+    partial_outputs,
+    run_cli,
+)
 
 # A stand-in for a long `mslesionai` command: progress lines, an output folder written
 # atomically, SIGTERM turned into `Cancelled` as the command line does, optionally a child
@@ -25,7 +32,8 @@ HELPER = textwrap.dedent("""
     def cancelled(signal_number, frame):
         raise Cancelled("cancelled")
 
-    out, steps, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    assert sys.argv[1] == "--out"
+    out, steps, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "deaf" else cancelled)
     if mode == "worker":
         worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -53,8 +61,8 @@ def helper(tmp_path: Path):
     script.write_text(HELPER, encoding="utf-8")
 
     def start(mode: str = "normal", steps: int = 4, **options) -> ProcessRun:
-        return ProcessRun([sys.executable, str(script), str(tmp_path / "out"), str(steps), mode],
-                          **options)
+        return ProcessRun([sys.executable, str(script), "--out", str(tmp_path / "out"),
+                           str(steps), mode], **options)
 
     return start
 
@@ -122,6 +130,7 @@ def test_cancel_stops_the_process_tree_promptly_and_leaves_no_output(helper, tmp
         time.sleep(0.02)
     started = time.monotonic()
     run.cancel()
+    assert run.wait() == 130
     assert time.monotonic() - started < CANCEL_GRACE_S  # SIGTERM did it, no SIGKILL needed
     assert run.poll() == 130
     assert process_ends(worker)
@@ -134,7 +143,53 @@ def test_cancel_kills_a_process_that_ignores_sigterm(helper):
     while not run.progress():
         time.sleep(0.02)
     run.cancel()
+    assert run.wait() == -9
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_cancel_returns_at_once_and_removes_what_a_killed_command_left(helper, tmp_path):
+    """Cancel must not block Slicer's interface for the grace period; a command killed after
+    it still leaves no partial output."""
+    run = helper("deaf", steps=1000, cancel_grace_s=2.0)
+    while not run.progress():
+        time.sleep(0.02)
+    assert list(tmp_path.glob(".out.partial-*"))
+    started = time.monotonic()
+    run.cancel()
+    assert time.monotonic() - started < 0.5
+    assert run.poll() is None  # still in its grace period
+    assert run.wait() == -9
+    assert list(tmp_path.iterdir()) == [tmp_path / "fake_cli.py"]  # no output, no partial
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_a_cancelled_scratch_job_returns_at_once_and_its_folder_goes_after_the_command(
+        tmp_path):
+    script = tmp_path / "fake_cli.py"
+    script.write_text(HELPER, encoding="utf-8")
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    run = ProcessRun([sys.executable, str(script), "--out", str(folder / "out"), "1000",
+                      "deaf"], cancel_grace_s=1.0)
+    while not run.progress():
+        time.sleep(0.02)
+    job = ScratchJob(run, folder)
+    started = time.monotonic()
+    job.cancel()
+    assert time.monotonic() - started < 0.5
+    deadline = time.monotonic() + 10.0
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not folder.exists()
     assert run.poll() == -9
+
+
+def test_partial_outputs_are_those_beside_the_out_option(tmp_path):
+    (tmp_path / ".out.partial-123").mkdir()
+    (tmp_path / ".other.partial-123").mkdir()
+    for command in (["x", "--out", str(tmp_path / "out")], ["x", f"--out={tmp_path / 'out'}"]):
+        assert partial_outputs(command) == [tmp_path / ".out.partial-123"]
+    assert partial_outputs(["x", "--cases", str(tmp_path / "out")]) == []
 
 
 def test_real_command_line_runs_with_the_library_on_its_path():

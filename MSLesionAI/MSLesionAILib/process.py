@@ -2,8 +2,10 @@
 
 Slicer stays responsive because the work happens in another process: a reader thread turns the
 process's ``MSLESIONAI-PROGRESS`` lines into a queue, which the module widget drains from a
-``qt.QTimer`` (no Qt here). Cancel stops the whole process tree: SIGTERM first (the command
-line then removes its partial output), SIGKILL after a grace period.
+``qt.QTimer`` (no Qt here). Cancel stops the whole process tree without blocking the caller:
+SIGTERM at once (the command line then removes its partial output), and a stopper thread sends
+SIGKILL to what is left after a grace period, then removes what a killed command left of its
+output.
 
 The workflow takes any `Runner`, so tests and scripts can swap in a fake one.
 """
@@ -44,7 +46,8 @@ class Run(Protocol):
         """Block until the job ends; its exit code."""
 
     def cancel(self) -> None:
-        """Stop the job and everything it started."""
+        """Start stopping the job and everything it started; returns at once (`wait` returns
+        once it has ended)."""
 
     def error(self) -> str:
         """What went wrong, in one line, when the exit code is not 0."""
@@ -71,7 +74,13 @@ class ScratchJob:
             raise MSLesionAIError(f"{what}: {self.run.error()}")
 
     def cancel(self) -> None:
+        """Stop the command; the scratch folder goes once it has ended (in a thread, so the
+        caller does not wait; not a daemon, so that it still happens when Slicer quits)."""
         self.run.cancel()
+        threading.Thread(target=self._discard_when_ended, name="mslesionai-discard").start()
+
+    def _discard_when_ended(self) -> None:
+        self.run.wait()
         self.discard()
 
     def discard(self) -> None:
@@ -95,7 +104,9 @@ class ProcessRun:
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         environment["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(LIBRARY_PARENT), environment.get("PYTHONPATH")) if p)
+        self.command = list(command)
         self.cancel_grace_s = cancel_grace_s
+        self.stopper: threading.Thread | None = None
         self.process = subprocess.Popen(
             list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             encoding="utf-8", errors="replace", env=environment, **_new_process_group())
@@ -116,7 +127,7 @@ class ProcessRun:
         code = self.process.poll()
         if code is not None:
             self._finish()
-        return code
+        return None if self.stopper is not None and self.stopper.is_alive() else code
 
     def progress(self) -> list[tuple[float, str]]:
         updates = []
@@ -125,8 +136,12 @@ class ProcessRun:
         return updates
 
     def wait(self) -> int:
+        """The exit code once the command has ended, and after a cancel once its partial
+        output is gone."""
         self.process.wait()
         self._finish()
+        if self.stopper is not None:
+            self.stopper.join()
         return self.process.returncode
 
     def _finish(self) -> None:
@@ -136,14 +151,26 @@ class ProcessRun:
         self.reader.join()
 
     def cancel(self) -> None:
+        """SIGTERM to the process tree now; the rest (SIGKILL after the grace period, then
+        removing a killed command's partial output) in a stopper thread, so that the caller
+        (Slicer's interface) is not blocked. Not a daemon thread: quitting Slicer waits for it."""
+        if self.stopper is not None:
+            return
         if self.process.poll() is None:
             _signal_tree(self.process, kill=False)
-            try:
-                self.process.wait(self.cancel_grace_s)
-            except subprocess.TimeoutExpired:
-                pass
+        self.stopper = threading.Thread(target=self._stop, name="mslesionai-cancel")
+        self.stopper.start()
+
+    def _stop(self) -> None:
+        try:
+            self.process.wait(self.cancel_grace_s)
+        except subprocess.TimeoutExpired:
+            pass
         _signal_tree(self.process, kill=True)  # what is left of the tree, the leader included
-        self.wait()
+        self.process.wait()
+        self._finish()
+        for partial in partial_outputs(self.command):
+            shutil.rmtree(partial, ignore_errors=True)
 
     def error(self) -> str:
         lines = [line for line in self.output if line.strip()]
@@ -154,6 +181,16 @@ class ProcessRun:
 def run_cli(args: Sequence[str]) -> ProcessRun:
     """The real `Runner`: ``mslesionai ARGS`` in a subprocess of Slicer's Python."""
     return ProcessRun(cli_command(args))
+
+
+def partial_outputs(command: Sequence[str]) -> list[Path]:
+    """The hidden folders `atomic.output_directory` writes beside the command's ``--out``
+    before renaming them: what a command killed before it could clean up leaves behind."""
+    outs = [value for option, value in zip(command, [*command[1:], ""], strict=True)
+            if option == "--out"]
+    outs += [arg.split("=", 1)[1] for arg in command if arg.startswith("--out=")]
+    return [partial for out in map(Path, outs)
+            for partial in out.parent.glob(f".{out.name}.partial-*")]
 
 
 def _new_process_group() -> dict:
