@@ -249,3 +249,143 @@ def test_result_folder_loads_into_new_nodes(scene, tmp_path, oblique_image, clas
     assert nodes.lesion_ids.GetHideFromEditors()
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(nodes.lesion_ids), labels == 1)
     np.testing.assert_array_equal(exported_labels(scene, nodes.segmentation, volume), labels)
+
+
+def write_like_the_save_dialog(scene, folder) -> None:
+    """What Slicer's Save dialog does for a .mrml scene: each storable node it lists (not
+    hidden from editors, saved with the scene) to a file in its default format, then the scene
+    file (`Commit`: which writes hidden storable nodes into a "<scene>_Private" folder)."""
+    nodes = scene.GetNodesByClass("vtkMRMLStorableNode")
+    for node in (nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())):
+        if node.GetHideFromEditors() or not node.GetSaveWithScene():
+            continue
+        if node.GetStorageNode() is None:
+            node.AddDefaultStorageNode()
+        storage = node.GetStorageNode()
+        extension = storage.GetDefaultWriteFileExtension()
+        storage.SetFileName(str(folder / f"{node.GetName()}.{extension}"))
+        assert storage.WriteData(node)
+    assert scene.Commit(str(folder / "scene.mrml"))
+
+
+def write_data_bundle(scene, folder) -> None:
+    """What saving a .mrb does before zipping the folder."""
+    folder.mkdir()
+    logic = slicer.vtkMRMLApplicationLogic()
+    logic.SetMRMLScene(scene)
+    assert logic.SaveSceneToSlicerDataBundleDirectory(str(folder), None)
+
+
+@pytest.mark.parametrize("save", [write_like_the_save_dialog, write_data_bundle],
+                         ids=["mrml", "mrb"])
+def test_a_result_saved_with_the_scene_loads_back_whole(scene, tmp_path, oblique_image,
+                                                         class_labels, save):
+    """What the module needs of a result after the scene is saved and loaded again: the table
+    (values of their types), its segmentation and its hidden lesion-id volume."""
+    labels = sitk.GetArrayFromImage(class_labels)
+    row = lesion_row(oblique_image)
+    write_result(LesionResult("rim", oblique_image, (labels == 1).astype(np.uint16), labels,
+                              SEGMENTS, list(row), [row], {"lesion_count": 1}), tmp_path / "r")
+    volume = mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    nodes = mrml.load_result_folder(scene, tmp_path / "r", volume, "FLAIR rim lesions")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    save(scene, saved / "bundle" if save is write_data_bundle else saved)
+
+    loaded = slicer.vtkMRMLScene()
+    slicer.vtkSlicerSegmentationsModuleLogic().SetMRMLScene(loaded)
+    loaded.SetURL(str(next(saved.rglob("*.mrml"))))
+    assert loaded.Connect()
+    back = mrml.result_nodes(loaded.GetFirstNodeByName("FLAIR rim lesions table"))
+
+    assert mrml.rows_from_table(back.table)[0] == list(row)
+    back_row = mrml.rows_from_table(back.table)[1][0]
+    assert back_row == {name: pytest.approx(value, rel=1e-5) if isinstance(value, float)
+                        else value for name, value in row.items()}  # .tsv: 6 digits
+    assert type(back_row["lesion_id"]) is int and type(back_row["volume_ul"]) is float
+    assert back.summary == nodes.summary
+    assert mrml.segment_ids(back.segmentation) == mrml.segment_ids(nodes.segmentation)
+    assert back.lesion_ids.GetHideFromEditors()
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(back.lesion_ids), labels == 1)
+    np.testing.assert_allclose(mrml.volume_ijk_to_ras(back.lesion_ids),
+                               mrml.volume_ijk_to_ras(nodes.lesion_ids))
+    loaded.Clear(True)
+
+
+TISSUE_AND_LESION = [Segment(3, "white matter", (0.94, 0.92, 0.85)),
+                     Segment(4, "ventricles", (0.16, 0.35, 0.80)),
+                     Segment(1, "white-matter lesion", (1.0, 0.85, 0.0))]  # as `pipelines.wm`
+
+
+def lesion_in_tissue(oblique_image: sitk.Image) -> sitk.Image:
+    labels = np.full(sitk.GetArrayViewFromImage(oblique_image).shape, 3, np.uint8)
+    labels[:, :3, :] = 4
+    labels[3:8, 5:10, 6:11] = 1
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(oblique_image)
+    return image
+
+
+def test_lesion_segments_come_first_in_the_segment_list(scene, oblique_image):
+    labels = lesion_in_tissue(oblique_image)
+    node = mrml.segmentation_from_labelmap(scene, labels, TISSUE_AND_LESION, "wm")
+    assert mrml.segment_ids(node) == ["white_matter_lesion", "white_matter", "ventricles"]
+    assert node.GetSegmentation().GetNumberOfLayers() == 1
+    for segment in TISSUE_AND_LESION:
+        np.testing.assert_array_equal(mrml.segment_mask(node, mrml.segment_id(segment), labels),
+                                      sitk.GetArrayFromImage(labels) == segment.value)
+
+
+def render_slice(scene, position_ras, size: int = 64) -> np.ndarray:
+    """An axial slice view centred on a point, rendered off screen with Slicer's own
+    segmentation displayable manager; RGB pixels."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    window = vtk.vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    if not window.SupportsOpenGL():
+        pytest.skip("no off-screen OpenGL here")
+    window.SetSize(size, size)
+    renderer = vtk.vtkRenderer()
+    window.AddRenderer(renderer)
+    interactor = vtk.vtkRenderWindowInteractor()
+    interactor.SetRenderWindow(window)
+    application_logic = slicer.vtkMRMLApplicationLogic()
+    application_logic.SetMRMLScene(scene)
+    factory = slicer.vtkMRMLSliceViewDisplayableManagerFactory.GetInstance()
+    factory.SetMRMLApplicationLogic(application_logic)
+    factory.RegisterDisplayableManager("vtkMRMLSegmentationsDisplayableManager2D")
+    slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode")
+    slice_node.SetLayoutName("Red")
+    slice_node.SetOrientationToAxial()
+    slice_node.SetDimensions(size, size, 1)
+    slice_node.SetFieldOfView(8.0, 8.0, 1.0)
+    slice_node.JumpSliceByCentering(*position_ras)
+    managers = factory.InstantiateDisplayableManagers(renderer)
+    managers.SetMRMLDisplayableNode(slice_node)
+    window.Render()
+    capture = vtk.vtkWindowToImageFilter()
+    capture.SetInput(window)
+    capture.Update()
+    pixels = vtk_to_numpy(capture.GetOutput().GetPointData().GetScalars())
+    managers.SetMRMLDisplayableNode(None)
+    return pixels.reshape(size, size, -1)[:, :, :3]
+
+
+def test_slice_views_show_lesions_over_visible_tissue(scene, oblique_image):
+    """The lesion is first in the segment list, and still drawn over the tissue around it."""
+    labels = lesion_in_tissue(oblique_image)
+    node = mrml.segmentation_from_labelmap(scene, labels, TISSUE_AND_LESION, "wm")
+    display = node.GetDisplayNode()
+    display.SetVisibility2DOutline(False)
+    display.SetOpacity2DFill(1.0)
+    lesion_voxels = np.argwhere(sitk.GetArrayFromImage(labels) == 1)
+    centre = index_zyx_to_ras(labels, lesion_voxels.mean(axis=0))[0]
+
+    pixels = render_slice(scene, centre)
+
+    lesion_rgb, tissue_rgb = (np.multiply(255, TISSUE_AND_LESION[i].color) for i in (2, 0))
+    middle = pixels.shape[0] // 2
+    np.testing.assert_allclose(pixels[middle, middle], lesion_rgb, atol=2)
+    assert any(np.allclose(pixel, tissue_rgb, atol=2) for pixel in pixels.reshape(-1, 3))

@@ -120,8 +120,9 @@ def segmentation_from_labelmap(scene: Any, class_labels: sitk.Image, segments: S
                                name: str, reference_volume: Any = None) -> Any:
     """A new segmentation node: one named, coloured segment per class, sharing one labelmap.
 
-    Segments whose name ends in "lesion" get the SNOMED "Lesion" terminology tag. The reference
-    geometry (what the Segment Editor paints on) is the reference volume's when one is given.
+    Segments whose name ends in "lesion" come first (`lesions_first`) and get the SNOMED
+    "Lesion" terminology tag. The reference geometry (what the Segment Editor paints on) is the
+    reference volume's when one is given.
     """
     import slicer
 
@@ -133,16 +134,33 @@ def segmentation_from_labelmap(scene: Any, class_labels: sitk.Image, segments: S
     labels = sitk.GetArrayFromImage(class_labels).astype(np.uint8)
     shared = _oriented_image(labels, class_labels)
     labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
-    for segment in segments:
+    for segment in lesions_first(segments):
         vtk_segment = slicer.vtkSegment()
         vtk_segment.SetName(segment.name)
         vtk_segment.SetColor(*segment.color)
         vtk_segment.SetLabelValue(segment.value)
-        if segment.name.endswith("lesion"):
+        if is_lesion(segment):
             vtk_segment.SetTerminology(LESION_TERMINOLOGY)
         vtk_segment.AddRepresentation(labelmap_name, shared)
         node.GetSegmentation().AddSegment(vtk_segment, segment_id(segment))
     return node
+
+
+def is_lesion(segment: Segment) -> bool:
+    return segment.name.endswith("lesion")
+
+
+def lesions_first(segments: Sequence[Segment]) -> list[Segment]:
+    """The lesion segments, then the others (tissue), each in their order: on top of Slicer's
+    segment list, whose first row is the first segment.
+
+    In the slice views lesions are on top whatever the order, as long as the segments share one
+    labelmap layer, as `segmentation_from_labelmap` makes them: a voxel is then in one segment
+    only, and shows that segment's colour. (Segments in separate, overlapping layers are drawn
+    in segment order, the last on top; exporting or flattening them also lets later segments
+    overwrite earlier ones.)
+    """
+    return sorted(segments, key=lambda segment: not is_lesion(segment))
 
 
 def segment_mask(segmentation_node: Any, segment_id: str, reference: sitk.Image,
@@ -232,13 +250,43 @@ def lesion_position_ras(table_node: Any, row: int) -> np.ndarray:
 
 
 def jump_to_lesion(table_node: Any, row: int) -> np.ndarray:
-    """Centre every slice view of the table's scene on the lesion of that row."""
+    """Centre every slice view of the table's scene on the lesion of that row; the world point.
+
+    The table's centroids are in the result's own coordinates (`result_frame`): a transform
+    over the result moves them to where the slice views show the lesion.
+    """
     import slicer
 
-    r, a, s = lesion_position_ras(table_node, row)
+    r, a, s = transform_point(lesion_position_ras(table_node, row), result_frame(table_node))
     slicer.vtkMRMLSliceNode.JumpAllSlices(table_node.GetScene(), r, a, s,
                                           slicer.vtkMRMLSliceNode.CenteredJumpSlice)
     return np.array([r, a, s])
+
+
+def result_frame(table_node: Any) -> Any:
+    """The node whose own coordinates a lesion table's centroids are in: the result's
+    segmentation (else its lesion-id volume; None, world, for a table of neither). They are
+    the reference volume's coordinates, and the result sits under the reference's transform."""
+    for role in (SEGMENTATION_REFERENCE, LESION_IDS_REFERENCE):
+        node = table_node.GetNodeReference(role)
+        if node is not None:
+            return node
+    return None
+
+
+# --- transforms -----------------------------------------------------------------------------
+
+def transform_point(point_ras: Sequence[float], from_node: Any = None,
+                    to_node: Any = None) -> np.ndarray:
+    """A point (RAS mm) in ``from_node``'s own coordinates, before its parent transforms, moved
+    into ``to_node``'s (None: world). Linear or not, as Slicer's transform nodes say."""
+    import slicer
+    import vtk
+
+    transform = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(
+        _parent_transform(from_node), _parent_transform(to_node), transform)
+    return np.array(transform.TransformPoint([float(value) for value in point_ras]))
 
 
 # --- pipeline output folders ----------------------------------------------------------------
@@ -289,6 +337,10 @@ def read_seg_nrrd(path: str | Path) -> tuple[sitk.Image, list[Segment]]:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _parent_transform(node: Any) -> Any:
+    return None if node is None else node.GetParentTransformNode()
+
 
 def _image(voxels_zyx: np.ndarray, ijk_to_lps: np.ndarray) -> sitk.Image:
     """A SimpleITK image from voxels (numpy z, y, x) and its 4 x 4 index-to-LPS matrix."""
@@ -396,5 +448,11 @@ def _all_parse(parse: Callable[[str], Any], texts: Sequence[str]) -> bool:
 
 
 def _array_values(array: Any) -> list[Any]:
-    convert = {"vtkIntArray": int, "vtkDoubleArray": float}.get(array.GetClassName(), str)
-    return [convert(array.GetValue(i)) for i in range(array.GetNumberOfValues())]
+    """A column's values as int, float or str by its data type, not its class name: a table
+    read back from a saved scene has vtkTypeInt32Array / vtkTypeFloat64Array columns."""
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    if not array.IsA("vtkDataArray"):
+        return [str(array.GetValue(i)) for i in range(array.GetNumberOfValues())]
+    values = vtk_to_numpy(array)
+    return [int(v) for v in values] if values.dtype.kind in "iub" else [float(v) for v in values]

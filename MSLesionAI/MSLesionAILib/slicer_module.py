@@ -43,12 +43,20 @@ def describeModule(parent: Any, title: str, helpText: str) -> None:
     parent.acknowledgementText = ACKNOWLEDGEMENT
 
 
-def pointText(markupsNode: Any) -> str | None:
-    """The first control point of a markups node as ``R,A,S`` (world mm), None when empty."""
+def pointText(markupsNode: Any, frameNode: Any = None) -> str | None:
+    """The first control point of a markups node as ``R,A,S`` (mm), None when empty: in
+    ``frameNode``'s own coordinates (before its parent transform), else in world coordinates.
+
+    The command line reads a point in the coordinates of the reference volume's exported image,
+    which are the volume's own: a point picked on a transformed volume is moved back there.
+    """
+    from . import mrml
+
     if markupsNode.GetNumberOfControlPoints() == 0:
         return None
     position = [0.0, 0.0, 0.0]
     markupsNode.GetNthControlPointPositionWorld(0, position)
+    position = mrml.transform_point(position, to_node=frameNode)
     return ",".join(f"{value:.3f}" for value in position)
 
 
@@ -70,17 +78,22 @@ class LesionModuleLogic(ScriptedLoadableModuleLogic):
         return self.parameterNodeClass(super().getParameterNode())
 
     def arguments(self, parameters) -> tuple[dict, dict]:
-        """Inputs (nodes) and options (values) by CLI name, from the parameter node."""
-        inputs, options = {}, {}
+        """Inputs (nodes) and options (values) by CLI name, from the parameter node; a point
+        (markups node) in the reference input's coordinates (see `pointText`)."""
+        inputs, options, points = {}, {}, {}
         for name in type(parameters).__annotations__:
             value = getattr(parameters, name)
             isNode = hasattr(value, "IsA")
             if isNode and value.IsA("vtkMRMLMarkupsNode"):
-                options[option_name(name)] = pointText(value)
+                points[option_name(name)] = value
+                options[option_name(name)] = None  # below, once the reference input is known
             elif isNode or value is None:
                 inputs[option_name(name)] = value
             else:
                 options[option_name(name)] = value
+        reference = inputs.get(self.task.reference_input)
+        for option, markupsNode in points.items():
+            options[option] = pointText(markupsNode, reference)
         return inputs, options
 
     def start(self, parameters, model: str = AUTO_MODEL):
