@@ -67,6 +67,23 @@ def exported_labels(scene, segmentation_node, reference_volume) -> np.ndarray:
     return slicer.util.arrayFromVolume(labelmap)
 
 
+def test_a_hidden_volume_is_hidden_when_the_scene_announces_it(scene, oblique_image):
+    """Panels choose inputs by name as volumes are added: a result's lesion ids, named after
+    its reference volume, must already be hidden then."""
+    import vtk
+
+    added = []
+
+    def on_node_added(caller, event, node):
+        added.append((node.GetName(), bool(node.GetHideFromEditors())))
+
+    on_node_added.CallDataType = vtk.VTK_OBJECT
+    scene.AddObserver(scene.NodeAddedEvent, on_node_added)
+    mrml.volume_from_image(scene, oblique_image, "FLAIR lesion ids", labelmap=True, hidden=True)
+    mrml.volume_from_image(scene, oblique_image, "FLAIR")
+    assert added == [("FLAIR lesion ids", True), ("FLAIR", False)]
+
+
 def test_volume_round_trip_keeps_voxels_and_geometry(scene, oblique_image):
     node = mrml.volume_from_image(scene, oblique_image, "FLAIR")
     back = mrml.image_from_volume(node)

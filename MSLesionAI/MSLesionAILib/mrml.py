@@ -77,14 +77,19 @@ def volume_ijk_to_ras(volume_node: Any) -> np.ndarray:
     return _numpy_matrix(matrix)
 
 
-def volume_from_image(scene: Any, image: sitk.Image, name: str, labelmap: bool = False) -> Any:
+def volume_from_image(scene: Any, image: sitk.Image, name: str, labelmap: bool = False,
+                      hidden: bool = False) -> Any:
     """A new volume node (unique name) with the image's voxels and geometry; no display node
-    (Slicer adds one when the volume is shown)."""
-    node_class = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
-    node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))
+    (Slicer adds one when the volume is shown). A ``hidden`` one is hidden before it is added,
+    so that no observer of the scene takes it for a volume of the user's."""
+    node = scene.CreateNodeByClass(
+        "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode")
+    node.UnRegister(None)   # CreateNodeByClass hands over a reference Python already holds
+    node.SetName(scene.GenerateUniqueName(name))
+    node.SetHideFromEditors(hidden)
     node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_matrix(image)))
     node.SetAndObserveImageData(_vtk_image(sitk.GetArrayFromImage(image)))
-    return node
+    return scene.AddNode(node)
 
 
 def set_volume_voxels(volume_node: Any, voxels_zyx: np.ndarray) -> None:
@@ -309,8 +314,8 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
     nodes = ResultNodes(
         segmentation_from_labelmap(scene, labels, segments, name, reference_volume),
         table_from_rows(scene, columns, rows, f"{name} table"),
-        volume_from_image(scene, ids_image, f"{name} lesion ids", labelmap=True), summary)
-    nodes.lesion_ids.SetHideFromEditors(True)
+        volume_from_image(scene, ids_image, f"{name} lesion ids", labelmap=True, hidden=True),
+        summary)
     nodes.table.SetAttribute(SUMMARY_ATTRIBUTE, json.dumps(summary))
     nodes.table.SetNodeReferenceID(SEGMENTATION_REFERENCE, nodes.segmentation.GetID())
     nodes.table.SetNodeReferenceID(LESION_IDS_REFERENCE, nodes.lesion_ids.GetID())

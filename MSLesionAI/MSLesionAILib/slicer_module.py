@@ -154,6 +154,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.connect("timeout()", self.onPoll)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -177,14 +178,27 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.parent.isEntered:
             self.initializeParameterNode()
 
+    def onNodeAdded(self, caller, event) -> None:
+        """Volumes loaded while the module is open fill the empty inputs their names match;
+        once the loader is done with the node (some name it after adding it)."""
+        qt.QTimer.singleShot(0, self.chooseInputsForParameterNode)
+
+    def chooseInputsForParameterNode(self) -> None:
+        if self._parameterNode:
+            self.chooseInputsByName(self._parameterNode)
+
     def initializeParameterNode(self) -> None:
         """Bind the parameter node; empty volume inputs get volumes chosen by name."""
         parameters = self.logic.getParameterNode()
+        self.chooseInputsByName(parameters)
+        self.setParameterNode(parameters)
+
+    def chooseInputsByName(self, parameters) -> None:
+        """Fill each empty volume input with the volume its name pattern matches."""
         volumes = list(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode").values())
         for option, volume in match_inputs(self.logic.task, volumes).items():
             if getattr(parameters, parameter_name(option)) is None:
                 setattr(parameters, parameter_name(option), volume)
-        self.setParameterNode(parameters)
 
     def updateModelChoices(self) -> None:
         """Add the installed bundles of this task that the model lists lack, the user's model

@@ -78,10 +78,12 @@ TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
 
 def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
     """Volumes auto-selected by name: each input (in order) takes the first volume not taken
-    yet whose name matches its pattern (case-insensitive)."""
+    yet whose name matches its pattern (case-insensitive). Hidden volumes (a result's lesion
+    ids, named after its reference volume) are not the user's inputs."""
     chosen: dict[str, Any] = {}
+    shown = [node for node in volume_nodes if not node.GetHideFromEditors()]
     for option, pattern in task.input_patterns.items():
-        for node in volume_nodes:
+        for node in shown:
             if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
                 chosen[option] = node
                 break
