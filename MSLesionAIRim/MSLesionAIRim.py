@@ -23,8 +23,9 @@ Classifies multiple sclerosis white-matter lesions as paramagnetic rim lesions (
 on unwrapped phase with FLAIR (RimNet) or MP2RAGE (Deep-PRL); gives the PRL count and the
 "4 or more PRL" flag. Say whether veins and iron rims are bright (positive) or dark (negative)
 on your phase: scanners differ. Without a lesion segmentation, lesions are segmented first.
-With a point list, only the lesion at its first point is classified. Edit the rim status in
-the table and press "Move lesions to their class" to move a lesion between segments.""")
+With a point (placed with the button beside "Classify at point"), only the lesion there is
+classified. Edit the rim status in the table and press "Move lesions to their class" to move a
+lesion between segments.""")
 
 
 @parameterNodeWrapper

@@ -101,8 +101,21 @@ def test_every_mrml_widget_gets_the_scene(module):
     receivers = {c.findtext("receiver") for c in tree.iter("connection")
                  if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
     mrml_widgets = {name for name, w in ui_widgets(module).items()
-                    if w.get("class").startswith("qMRML") and name != module}
+                    if w.get("class").startswith(("qMRML", "qSlicer")) and name != module}
     assert receivers == mrml_widgets
+
+
+def test_the_rim_point_has_a_place_button_that_places_one_point_in_the_chosen_list():
+    widgets = ui_widgets("MSLesionAIRim")
+    place = widgets["pointPlaceWidget"]
+    assert place.get("class") == "qSlicerMarkupsPlaceWidget"
+    assert place.find("property[@name='placeMultipleMarkups']/enum").text == (
+        "qSlicerMarkupsPlaceWidget::ForcePlaceSingleMarkup")
+    tree = ElementTree.parse(ROOT / "MSLesionAIRim" / "Resources" / "UI" / "MSLesionAIRim.ui")
+    follows = [(c.findtext("sender"), c.findtext("signal"), c.findtext("slot"))
+               for c in tree.iter("connection") if c.findtext("receiver") == "pointPlaceWidget"]
+    assert ("pointSelector", "currentNodeChanged(vtkMRMLNode*)",
+            "setCurrentNode(vtkMRMLNode*)") in follows
 
 
 @pytest.mark.parametrize("module", MODULES)
