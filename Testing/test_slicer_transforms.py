@@ -106,6 +106,7 @@ def test_a_point_picked_on_a_transformed_volume_reaches_the_pipeline_on_the_lesi
     phase.SetAndObserveTransformNodeID(transform.GetID())
     picked = lesion_centre(phase, matrix)  # what the user clicks on in a slice view
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    point.AddControlPointWorld([0.0, 0.0, 0.0])   # placed before: the last point is the one
     point.AddControlPointWorld(picked.tolist())
     rim = module_files["MSLesionAIRim"]
     parameters = parameters_of(rim, {"phase": phase, "point": point})

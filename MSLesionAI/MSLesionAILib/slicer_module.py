@@ -44,8 +44,9 @@ def describeModule(parent: Any, title: str, helpText: str) -> None:
 
 
 def pointText(markupsNode: Any, frameNode: Any = None) -> str | None:
-    """The first control point of a markups node as ``R,A,S`` (mm), None when empty: in
-    ``frameNode``'s own coordinates (before its parent transform), else in world coordinates.
+    """The last control point of a markups node (the one placed last: the panel's place button
+    adds one) as ``R,A,S`` (mm), None when empty: in ``frameNode``'s own coordinates (before
+    its parent transform), else in world coordinates.
 
     The command line reads a point in the coordinates of the reference volume's exported image,
     which are the volume's own: a point picked on a transformed volume is moved back there.
@@ -55,7 +56,8 @@ def pointText(markupsNode: Any, frameNode: Any = None) -> str | None:
     if markupsNode.GetNumberOfControlPoints() == 0:
         return None
     position = [0.0, 0.0, 0.0]
-    markupsNode.GetNthControlPointPositionWorld(0, position)
+    markupsNode.GetNthControlPointPositionWorld(markupsNode.GetNumberOfControlPoints() - 1,
+                                                position)
     position = mrml.transform_point(position, to_node=frameNode)
     return ",".join(f"{value:.3f}" for value in position)
 
