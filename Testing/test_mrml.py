@@ -10,6 +10,7 @@ import slicerio
 from MSLesionAILib import mrml
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.results import LesionResult, Segment, write_result, write_seg_nrrd
+from MSLesionAILib.tasks import ROLE_ATTRIBUTE
 
 slicer = pytest.importorskip("slicer")
 
@@ -67,21 +68,22 @@ def exported_labels(scene, segmentation_node, reference_volume) -> np.ndarray:
     return slicer.util.arrayFromVolume(labelmap)
 
 
-def test_a_hidden_volume_is_hidden_when_the_scene_announces_it(scene, oblique_image):
+def test_a_results_volume_has_its_role_when_the_scene_announces_it(scene, oblique_image):
     """Panels choose inputs by name as volumes are added: a result's lesion ids, named after
-    its reference volume, must already be hidden then."""
+    its reference volume, must already be marked as such then."""
     import vtk
 
     added = []
 
     def on_node_added(caller, event, node):
-        added.append((node.GetName(), bool(node.GetHideFromEditors())))
+        added.append((node.GetName(), node.GetAttribute(ROLE_ATTRIBUTE)))
 
     on_node_added.CallDataType = vtk.VTK_OBJECT
     scene.AddObserver(scene.NodeAddedEvent, on_node_added)
-    mrml.volume_from_image(scene, oblique_image, "FLAIR lesion ids", labelmap=True, hidden=True)
+    mrml.volume_from_image(scene, oblique_image, "FLAIR lesion ids", labelmap=True,
+                           role="lesion ids")
     mrml.volume_from_image(scene, oblique_image, "FLAIR")
-    assert added == [("FLAIR lesion ids", True), ("FLAIR", False)]
+    assert added == [("FLAIR lesion ids", "lesion ids"), ("FLAIR", None)]
 
 
 def test_volume_round_trip_keeps_voxels_and_geometry(scene, oblique_image):
@@ -263,7 +265,8 @@ def test_result_folder_loads_into_new_nodes(scene, tmp_path, oblique_image, clas
     assert columns == list(row) and rows[0]["lesion_id"] == LESION_ID
     np.testing.assert_allclose([rows[0][c] for c in mrml.CENTROID_COLUMNS],
                                [row[c] for c in mrml.CENTROID_COLUMNS])
-    assert nodes.lesion_ids.GetHideFromEditors()
+    assert nodes.lesion_ids.GetAttribute(ROLE_ATTRIBUTE) == "lesion ids"
+    assert not nodes.lesion_ids.GetHideFromEditors()  # saved with the scene by every Slicer
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(nodes.lesion_ids), labels == 1)
     np.testing.assert_array_equal(exported_labels(scene, nodes.segmentation, volume), labels)
 
@@ -271,7 +274,8 @@ def test_result_folder_loads_into_new_nodes(scene, tmp_path, oblique_image, clas
 def write_like_the_save_dialog(scene, folder) -> None:
     """What Slicer's Save dialog does for a .mrml scene: each storable node it lists (not
     hidden from editors, saved with the scene) to a file in its default format, then the scene
-    file (`Commit`: which writes hidden storable nodes into a "<scene>_Private" folder)."""
+    file. (Slicer 5.10 and later also write hidden storable nodes, from `Commit`, into a
+    "<scene>_Private" folder; older versions do not, which the result's nodes do not need.)"""
     nodes = scene.GetNodesByClass("vtkMRMLStorableNode")
     for node in (nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())):
         if node.GetHideFromEditors() or not node.GetSaveWithScene():
@@ -298,7 +302,7 @@ def write_data_bundle(scene, folder) -> None:
 def test_a_result_saved_with_the_scene_loads_back_whole(scene, tmp_path, oblique_image,
                                                          class_labels, save):
     """What the module needs of a result after the scene is saved and loaded again: the table
-    (values of their types), its segmentation and its hidden lesion-id volume."""
+    (values of their types), its segmentation and its lesion-id volume."""
     labels = sitk.GetArrayFromImage(class_labels)
     row = lesion_row(oblique_image)
     write_result(LesionResult("rim", oblique_image, (labels == 1).astype(np.uint16), labels,
@@ -322,7 +326,7 @@ def test_a_result_saved_with_the_scene_loads_back_whole(scene, tmp_path, oblique
     assert type(back_row["lesion_id"]) is int and type(back_row["volume_ul"]) is float
     assert back.summary == nodes.summary
     assert mrml.segment_ids(back.segmentation) == mrml.segment_ids(nodes.segmentation)
-    assert back.lesion_ids.GetHideFromEditors()
+    assert back.lesion_ids.GetAttribute(ROLE_ATTRIBUTE) == "lesion ids"
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(back.lesion_ids), labels == 1)
     np.testing.assert_allclose(mrml.volume_ijk_to_ras(back.lesion_ids),
                                mrml.volume_ijk_to_ras(nodes.lesion_ids))

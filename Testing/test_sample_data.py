@@ -127,8 +127,8 @@ def test_sample_volumes_are_auto_selected_by_the_modules(small_wm_cache):
     for kind, option_contrasts in (("rim", {"phase": "phase", "flair": "flair",
                                             "mp2rage": "mp2rage", "t2star": "t2star"}),
                                    ("cortical", {"mp2rage": "mp2rage", "t2star-gre": "t2star"})):
-        fake = [SimpleNamespace(GetName=lambda n=n: n, GetHideFromEditors=lambda: False)
-                for n in names[kind]]
+        fake = [SimpleNamespace(GetName=lambda n=n: n, GetHideFromEditors=lambda: False,
+                                GetAttribute=lambda name: None) for n in names[kind]]
         chosen = workflow.match_inputs(workflow.TASKS[kind], fake)
         assert {o: n.GetName() for o, n in chosen.items()} == {
             option: f"phantom_{kind}_{contrast}" for option, contrast in option_contrasts.items()}

@@ -279,12 +279,14 @@ def test_the_mp2rage_uniform_image_and_a_brain_mask_are_chosen_over_look_alikes(
     assert workflow.match_inputs(tasks.WM, volumes)["brain-mask"].GetName() == "brain mask"
 
 
-def test_a_hidden_volume_is_not_taken_for_an_input(scene):
-    """A result's hidden lesion-id labelmap is named after its reference volume."""
-    hidden = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "3D FLAIR wm lesion ids")
+def test_a_results_volume_or_a_hidden_one_is_not_taken_for_an_input(scene):
+    """A result's lesion-id labelmap is named after its reference volume."""
+    ids = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "3D FLAIR wm lesion ids")
+    ids.SetAttribute(tasks.ROLE_ATTRIBUTE, "lesion ids")
+    hidden = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "hidden FLAIR")
     hidden.SetHideFromEditors(True)
     flair = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "3D FLAIR")
-    assert workflow.match_inputs(tasks.WM, [hidden, flair]) == {"flair": flair}
+    assert workflow.match_inputs(tasks.WM, [ids, hidden, flair]) == {"flair": flair}
 
 
 def test_option_values_that_look_like_options_stay_values():

@@ -26,6 +26,7 @@ import slicerio
 from .errors import InputError
 from .geometry import LPS_TO_RAS as RAS_TO_LPS  # the flip is its own inverse
 from .results import Segment, ijk_to_ras_matrix, read_table_csv
+from .tasks import ROLE_ATTRIBUTE
 
 CENTROID_COLUMNS = ("centroid_r", "centroid_a", "centroid_s")
 COLUMN_UNITS = {"volume_ul": "µL", **dict.fromkeys(CENTROID_COLUMNS, "mm")}
@@ -45,7 +46,7 @@ class ResultNodes:
 
     segmentation: Any   # vtkMRMLSegmentationNode, one segment per class
     table: Any          # vtkMRMLTableNode, one row per lesion; references the other two
-    lesion_ids: Any     # vtkMRMLLabelMapVolumeNode (hidden): value k is the lesion of id k
+    lesion_ids: Any     # vtkMRMLLabelMapVolumeNode: value k is the lesion of id k
     summary: dict[str, Any]
 
     def nodes(self) -> list[Any]:
@@ -78,15 +79,16 @@ def volume_ijk_to_ras(volume_node: Any) -> np.ndarray:
 
 
 def volume_from_image(scene: Any, image: sitk.Image, name: str, labelmap: bool = False,
-                      hidden: bool = False) -> Any:
+                      role: str | None = None) -> Any:
     """A new volume node (unique name) with the image's voxels and geometry; no display node
-    (Slicer adds one when the volume is shown). A ``hidden`` one is hidden before it is added,
-    so that no observer of the scene takes it for a volume of the user's."""
+    (Slicer adds one when the volume is shown). A result's volume gets its ``role``
+    (`ROLE_ATTRIBUTE`) before it is added, so that no panel takes it for an input."""
     node = scene.CreateNodeByClass(
         "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode")
     node.UnRegister(None)   # CreateNodeByClass hands over a reference Python already holds
     node.SetName(scene.GenerateUniqueName(name))
-    node.SetHideFromEditors(hidden)
+    if role:
+        node.SetAttribute(ROLE_ATTRIBUTE, role)
     node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_matrix(image)))
     node.SetAndObserveImageData(_vtk_image(sitk.GetArrayFromImage(image)))
     return scene.AddNode(node)
@@ -302,7 +304,10 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
 
     Every file is read before the first node is made, so a bad folder leaves the scene as it
     was. The summary is kept as JSON in the table's `SUMMARY_ATTRIBUTE`; the lesion-id
-    labelmap is hidden (it serves "update table"); the table references the other two.
+    labelmap (it serves "update table") is an ordinary node, not hidden, so that every Slicer
+    saves it with the scene (before 5.10, .mrml saving skipped hidden nodes); its
+    `ROLE_ATTRIBUTE` keeps panels from taking it for an input. The table references the other
+    two.
     """
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -314,8 +319,8 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
     nodes = ResultNodes(
         segmentation_from_labelmap(scene, labels, segments, name, reference_volume),
         table_from_rows(scene, columns, rows, f"{name} table"),
-        volume_from_image(scene, ids_image, f"{name} lesion ids", labelmap=True, hidden=True),
-        summary)
+        volume_from_image(scene, ids_image, f"{name} lesion ids", labelmap=True,
+                          role="lesion ids"), summary)
     nodes.table.SetAttribute(SUMMARY_ATTRIBUTE, json.dumps(summary))
     nodes.table.SetNodeReferenceID(SEGMENTATION_REFERENCE, nodes.segmentation.GetID())
     nodes.table.SetNodeReferenceID(LESION_IDS_REFERENCE, nodes.lesion_ids.GetID())

@@ -19,6 +19,7 @@ from .labels import (
 )
 
 TASK_ATTRIBUTE = "MSLesionAI.task"  # on a result table: the name of the task that made it
+ROLE_ATTRIBUTE = "MSLesionAI.role"  # on a result's volume (its lesion ids): never an input
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
 
 def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
     """Volumes auto-selected by name: each input (in order) takes the first volume not taken
-    yet whose name matches its pattern (case-insensitive). Hidden volumes (a result's lesion
-    ids, named after its reference volume) are not the user's inputs."""
+    yet whose name matches its pattern (case-insensitive). A result's own volume (its lesion
+    ids, named after the reference volume) and hidden volumes are not the user's inputs."""
     chosen: dict[str, Any] = {}
-    shown = [node for node in volume_nodes if not node.GetHideFromEditors()]
+    shown = [node for node in volume_nodes
+             if not node.GetHideFromEditors() and not node.GetAttribute(ROLE_ATTRIBUTE)]
     for option, pattern in task.input_patterns.items():
         for node in shown:
             if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
