@@ -240,6 +240,17 @@ def test_prl_count_and_the_four_prl_flag(tmp_path, rim_positive, flag):
     assert flag in card
 
 
+def test_a_rim_result_at_a_point_shows_no_patient_flag(tmp_path):
+    folder = write_rim(tmp_path, rim_positive=4)
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["point"] = {"ras": [0.0, 0.0, 0.0], "lesion_id": 1, "note": ""}
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    write_report([folder], tmp_path / "report.html")
+    card = re.search(r"<div class='card'>.*?</div></div>",
+                     (tmp_path / "report.html").read_text(encoding="utf-8")).group(0)
+    assert "not a patient PRL count" in card and "chronic active" not in card
+
+
 def test_page_is_self_contained_and_its_pictures_are_pngs_of_the_lesions(patient, tmp_path):
     out = tmp_path / "report.html"
     write_report(patient, out)

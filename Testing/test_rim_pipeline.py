@@ -246,6 +246,8 @@ def test_point_inside_a_lesion_classifies_that_lesion(case: Path, tmp_path: Path
     rows = _table(out)
     assert len(rows) == 1 and rows[0]["note"] == ""
     assert abs(float(rows[0]["centroid_r"]) - point[0]) < 0.5
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["chronic_active"] is None   # one lesion says nothing of the patient
 
 
 def test_point_without_lesion_inside_brain_is_flagged(case: Path, tmp_path: Path) -> None:

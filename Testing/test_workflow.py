@@ -376,6 +376,21 @@ def test_rim_summary_gives_the_prl_count_and_the_chronic_active_flag(scene):
         f"3 lesions, 410.4 µL; {positive}: 2, {negative}: 1; 2 PRL (not chronic active: ≥ 4)")
 
 
+def test_a_rim_result_at_a_point_gives_no_patient_count_or_flag(scene):
+    task = tasks.RIM
+
+    def one_lesion_at_a_point(task, image):
+        result = fake_result(task, image)
+        result.summary["point"] = {"ras": [0.0, 0.0, 0.0], "lesion_id": 1, "note": ""}
+        return result
+
+    nodes = workflow.run(task, add_inputs(scene, task),
+                         runner=FakeRunner(task, make_result=one_lesion_at_a_point))
+    line = workflow.summary_line(task, nodes.table)
+    assert line.endswith("; one lesion classified at a point: not a patient PRL count")
+    assert "chronic active" not in line
+
+
 def test_a_painted_cortical_lesion_takes_the_class_of_its_segment(scene):
     task = tasks.CORTICAL
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))

@@ -73,6 +73,8 @@ RIM_SEGMENTS = {1: ("rim+ lesion", (0.9, 0.1, 0.1)), 0: ("rim- lesion", (0.2, 0.
 
 # A patient with at least this many paramagnetic rim lesions is flagged chronic active.
 CHRONIC_ACTIVE_MIN_PRL = 4
+# A rim result of one lesion (`mslesionai rim --point`): no patient-level count or flag.
+POINT_RESULT_NOTE = "one lesion classified at a point: not a patient PRL count"
 
 # How paramagnetic sources (veins, iron rims) appear on a phase image: the sign convention
 # differs between scanners and reconstructions. The phantom's, and the default, comes first.

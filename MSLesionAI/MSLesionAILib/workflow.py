@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from . import mrml
 from .errors import InputError
-from .labels import CHRONIC_ACTIVE_MIN_PRL, TISSUE_NAMES
+from .labels import CHRONIC_ACTIVE_MIN_PRL, POINT_RESULT_NOTE, TISSUE_NAMES
 from .lesions import label_components, lesion_measures, wm_lesion_locations
 from .process import EXIT_CANCELLED as EXIT_CANCELLED  # for the module logic's tests
 from .process import Run, Runner, ScratchJob, run_cli
@@ -325,7 +325,9 @@ def summary_line(task: Task, table_node: Any) -> str:
     if task is RIM:
         prl_count = sum(str(row["rim_positive"]) == "1" for row in rows)
         chronic = "" if prl_count >= CHRONIC_ACTIVE_MIN_PRL else "not "
-        parts.append(f"{prl_count} PRL ({chronic}chronic active: ≥ {CHRONIC_ACTIVE_MIN_PRL})")
+        parts.append(POINT_RESULT_NOTE if "point" in mrml.result_nodes(table_node).summary
+                     else f"{prl_count} PRL ({chronic}chronic active: ≥ "
+                          f"{CHRONIC_ACTIVE_MIN_PRL})")
     return "; ".join(parts)
 
 

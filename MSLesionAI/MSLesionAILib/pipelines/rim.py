@@ -113,9 +113,10 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     progress.update(1.0, "done")
     result = _result(phase, candidates, rows, bundle, threshold, timer, warnings)
     result.summary["paramagnetic_phase"] = inputs.paramagnetic_phase
-    if inputs.point_ras is not None:
+    if inputs.point_ras is not None:   # one lesion: no patient-level flag
         result.summary["point"] = {"ras": list(inputs.point_ras),
                                    "lesion_id": rows[0]["lesion_id"], "note": rows[0]["note"]}
+        result.summary["chronic_active"] = None
     return result
 
 

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from .. import __version__
-from ..labels import CHRONIC_ACTIVE_MIN_PRL
+from ..labels import CHRONIC_ACTIVE_MIN_PRL, POINT_RESULT_NOTE
 from .collect import PipelineResult
 from .figures import BACKGROUNDS, Lightbox, lesions_to_show
 from .groups import (
@@ -70,6 +70,9 @@ def render_report(patient: str, sections: list[Section], generated: str,
 
 
 def _card(result: PipelineResult) -> str:
+    if result.task == "rim" and "point" in result.summary:
+        return _card_html(prl_count(result), "paramagnetic rim lesions (PRL)",
+                          escape(POINT_RESULT_NOTE))
     if result.task == "rim":
         count = prl_count(result)
         flag = chronic_active(result)
