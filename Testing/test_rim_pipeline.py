@@ -423,12 +423,12 @@ def test_split_and_large_lesions_are_recorded_in_the_table_and_summary(
     _image(mask.astype(np.uint8), tmp_path / "mask.nii.gz")
     out = tmp_path / "out"
     assert _rim(case, out, "--lesion-mask", str(tmp_path / "mask.nii.gz")) == 0
-    # Candidates are numbered by volume: the large ball is 1, the halves of component 2
-    # (the joined balls) are 2 and 3.
+    # Candidates are numbered by volume: the large ball is 1, the halves of the joined balls
+    # are 2 and 3, and each names the rows the component became.
     assert [(r["lesion_id"], r["split_from"], r["note"]) for r in _table(out)] == [
-        ("1", "", "large"), ("2", "2", ""), ("3", "2", "")]
+        ("1", "", "large"), ("2", "2+3", ""), ("3", "2+3", "")]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["split"] == [{"component": 2, "into": [2, 3]}]
+    assert summary["split"] == [{"into": [2, 3]}]
     assert summary["large"] == [1] and summary["candidates"] == 3
     half = index_zyx_to_ras(sitk.ReadImage(str(case / "phase.nii.gz")),
                             np.array([[36.0, 24.0, 29.0]]))[0]
@@ -436,7 +436,7 @@ def test_split_and_large_lesions_are_recorded_in_the_table_and_summary(
                 _point(half)) == 0                      # click on one half: only it is listed
     [row] = _table(tmp_path / "one")
     summary = json.loads((tmp_path / "one" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["split"] == [{"component": 2, "into": [int(row["lesion_id"])]}]
+    assert row["split_from"] == "2+3" and summary["split"] == [{"into": [2, 3]}]
 
 
 def test_wrapped_phase_is_noticed() -> None:

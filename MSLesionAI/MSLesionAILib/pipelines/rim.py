@@ -254,9 +254,15 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
 
 
 def _candidate_rows(candidates: Candidates, phase: sitk.Image) -> list[dict[str, Any]]:
+    """One row per candidate; ``split_from`` names the lesions (rows of this table) that one
+    confluent component was split into, e.g. "2+3" on rows 2 and 3."""
+    parts: dict[int, list[int]] = {}
+    for lesion_id, component in sorted(candidates.split_from.items()):
+        parts.setdefault(component, []).append(lesion_id)
     rows = lesion_measures(candidates.lesion_ids, phase)
     for row in rows:
-        row["split_from"] = candidates.split_from.get(row["lesion_id"], "")
+        component = candidates.split_from.get(row["lesion_id"])
+        row["split_from"] = "" if component is None else "+".join(map(str, parts[component]))
         row["note"] = "large" if row["lesion_id"] in candidates.large else ""
     return rows
 
@@ -304,7 +310,7 @@ def _result(phase: sitk.Image, candidates: Candidates, rows: list[dict[str, Any]
         "candidates": len(rows),
         "excluded": {"too_small": candidates.too_small, "min_volume_ul": MIN_VOLUME_UL},
         "large": candidates.large,
-        "split": _split_summary(candidates),
+        "split": _split_summary(rows),
         "model": {**bundle.describe(), "architecture": bundle.metadata["architecture"]},
         "operating_point": {**bundle.metadata["operating_point"], "threshold": threshold},
         "timings_s": timer.as_dict(),
@@ -313,9 +319,7 @@ def _result(phase: sitk.Image, candidates: Candidates, rows: list[dict[str, Any]
     return LesionResult("rim", phase, ids, class_labels, segments, COLUMNS, rows, summary)
 
 
-def _split_summary(candidates: Candidates) -> list[dict[str, Any]]:
-    """Which component was split into which candidates."""
-    into: dict[int, list[int]] = {}
-    for lesion_id, source in sorted(candidates.split_from.items()):
-        into.setdefault(source, []).append(lesion_id)
-    return [{"component": source, "into": ids} for source, ids in into.items()]
+def _split_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lesions each split component became, from the rows' ``split_from``."""
+    groups = dict.fromkeys(row["split_from"] for row in rows if row["split_from"])
+    return [{"into": [int(part) for part in group.split("+")]} for group in groups]
