@@ -397,7 +397,8 @@ def test_validation_and_eval_options_calibrate_and_store_the_new_models_figures(
     assert load_bundle(out).metadata["metrics"][stored_as][0]["ltpr"] == 1.0
     assert load_bundle(parent).metadata == parent_metadata
     printed = capsys.readouterr().out
-    assert ("on before fine-tuning (not stored):" in printed) == (command == "finetune")
+    assert ("on held_out_new_site, before fine-tuning (not stored):" in printed) == (
+        command == "finetune")
     assert f"on {stored_as}:" in printed
 
 

@@ -177,10 +177,13 @@ def test_rim_operating_point_threshold_and_curves(tmp_path, capsys):
     # 3 rim+ in truth and 1 called: both under 4, so the patient is right.
     assert (report["truth_prl_counts"], report["pred_prl_counts"]) == ([3], [1])
     assert report["patient_accuracy"] == 1.0
+    assert report["calls"] == "rim_positive (the model's operating point)"
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    code, report, _ = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
-                               "--truth", case, "--threshold", 0.5)
+    code, report, printed = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
+                                     "--truth", case, "--threshold", 0.5)
     assert report["sensitivity"] == 1.0 and report["pred_prl_counts"] == [2]
+    assert printed.splitlines()[-1].split() == ["calls", "rim_probability", "≥", "0.5"]
+    assert "None" not in printed
 
 
 def test_rim_needs_an_output_folder(tmp_path, capsys):

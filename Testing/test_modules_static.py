@@ -105,6 +105,12 @@ def test_every_mrml_widget_gets_the_scene(module):
     assert receivers == mrml_widgets
 
 
+def test_the_rim_lesion_selector_says_what_none_does():
+    selector = ui_widgets("MSLesionAIRim")["lesionMaskSelector"]
+    assert selector.find("property[@name='noneDisplay']/string").text == (
+        "Segment lesions first (from FLAIR)")
+
+
 def test_the_rim_point_has_a_place_button_that_places_one_point_in_the_chosen_list():
     widgets = ui_widgets("MSLesionAIRim")
     place = widgets["pointPlaceWidget"]

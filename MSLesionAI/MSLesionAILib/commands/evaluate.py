@@ -160,7 +160,8 @@ def _summarise_rim(cases: list[dict[str, Any]], args: argparse.Namespace) -> dic
               "missed_rim_positive": sum(case["missed"] for case in cases),
               "patient_accuracy": patient_accuracy(truth_counts, pred_counts),
               "truth_prl_counts": truth_counts, "pred_prl_counts": pred_counts,
-              "threshold": args.threshold}
+              "calls": (f"rim_probability ≥ {args.threshold}" if args.threshold is not None
+                        else "rim_positive (the model's operating point)")}
     if args.curves and 0 < sum(labels) < len(labels):
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
     _print_table(["metric", "value"], [[key, value] for key, value in result.items()])

@@ -33,7 +33,7 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
     parent = find_bundle(args.parent, "cortical", option="--from")
     folders = case_folders(args.cases)
     if args.eval:
-        trainer.record_metrics(parent, "before fine-tuning (not stored)",
+        trainer.record_metrics(parent, "held_out_new_site, before fine-tuning (not stored)",
                                trainer.evaluate_bundle(parent, case_folders(args.eval),
                                                        device=args.device),
                                store=False)
