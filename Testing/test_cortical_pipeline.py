@@ -240,7 +240,8 @@ def test_a_coarse_mp2rage_is_processed_and_its_warning_reaches_summary_json(
     sitk.WriteImage(coarse, str(tmp_path / "coarse.nii.gz"))
     out = tmp_path / "out"
     summary = run_cortical(tmp_path / "coarse.nii.gz", out, tiny_bundle(tmp_path / "bundle"))
-    assert len(summary["warnings"]) == 1 and "coarser than 1.2 mm" in summary["warnings"][0]
+    assert summary["warnings"][1:] == [cortical.NO_WM_LESIONS_WARNING]   # none was given
+    assert "coarser than 1.2 mm" in summary["warnings"][0]
     assert summary["mp2rage_spacing_mm"] == [1.0, 1.0, 1.5]
     labelmap = sitk.ReadImage(str(out / "cortical_lesions.nii.gz"))
     assert labelmap.GetSpacing() == (1.0, 1.0, 1.5) and labelmap.GetSize() == coarse.GetSize()

@@ -49,6 +49,9 @@ from ..uni_background import noise_background
 
 MIN_VOLUME_CHOICES_UL = CLAIMS_MIN_VOLUMES_UL
 COARSEST_RELIABLE_SPACING_MM = 1.2
+NO_WM_LESIONS_WARNING = ("no --wm-lesions: white-matter lesions the model takes for cortical ones "
+                         "are counted as cortical; give a white-matter lesion mask (e.g. from "
+                         "mslesionai wm) to flag them")
 SPACING_TOLERANCE_MM = 1e-3   # a header's float rounding (1.2000000477) is not coarser
 CONNECTIVITY = 18
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
@@ -283,6 +286,7 @@ def run(inputs: CorticalInputs, bundle: ModelBundle, options: CorticalOptions,
         network = load_network(bundle, device)
     reference = images["mp2rage"]
     warnings += input_warnings(images, bundle)
+    warnings += [NO_WM_LESIONS_WARNING] if inputs.wm_lesions is None else []
     progress.update(0.1, "inputs loaded")
     leuko, intra = lesion_probabilities(images, network, bundle, device, warnings,
                                         progress.sub(0.1, 0.9), timer)
