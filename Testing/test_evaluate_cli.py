@@ -182,8 +182,15 @@ def test_rim_operating_point_threshold_and_curves(tmp_path, capsys):
     code, report, printed = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
                                      "--truth", case, "--threshold", 0.5)
     assert report["sensitivity"] == 1.0 and report["pred_prl_counts"] == [2]
-    assert printed.splitlines()[-1].split() == ["calls", "rim_probability", "≥", "0.5"]
+    assert printed.splitlines()[-1].split() == ["calls", "rim_probability", ">=", "0.5"]
     assert "None" not in printed
+
+
+def test_a_rim_result_at_a_point_is_not_scored_as_a_patients_candidates(tmp_path, capsys):
+    pred, case = rim_case(tmp_path, [0.9, 0.2, 0.6], [1, 0, 0])
+    (pred / "summary.json").write_text(json.dumps({"point": {"lesion_id": 1}}), encoding="utf-8")
+    with pytest.raises(InputError, match="is a --point result"):
+        evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred, "--truth", case)
 
 
 def test_rim_needs_an_output_folder(tmp_path, capsys):

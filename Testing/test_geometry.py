@@ -121,5 +121,9 @@ def test_grids_that_do_not_share_every_voxel_centre_are_not_the_same_voxels(obli
     shifted.SetOrigin(index_zyx_to_lps(oblique_image, [[0.0, 0.0, 0.3]])[0].tolist())
     finer = resample_to_spacing(oblique_image, (0.5, 1.2, 2.5))
     cropped = oblique_image[1:, :, :]
-    for other in (shifted, finer, cropped):
-        assert not same_voxels(other, oblique_image)
+    long_axis = sitk.Image(700, 2, 2, sitk.sitkUInt8)   # 0.09 % larger voxels drift 0.6 voxel
+    drifting = sitk.Image(long_axis)
+    drifting.SetSpacing((1.0009, 1.0, 1.0))
+    for other, reference in ((shifted, oblique_image), (finer, oblique_image),
+                             (cropped, oblique_image), (drifting, long_axis)):
+        assert not same_voxels(other, reference)

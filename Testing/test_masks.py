@@ -29,8 +29,9 @@ def _lesion_mask(dtype: type = np.uint8, value: float = 1) -> np.ndarray:
 def test_a_whole_labelmap_is_used_as_given_without_warning() -> None:
     warnings: list[str] = []
     mask = _image(_lesion_mask(np.uint16, 7))
-    assert checked_mask(mask, "--lesion-mask", REFERENCE, "--phase", warnings) is mask
-    assert warnings == []
+    checked = checked_mask(mask, "--lesion-mask", REFERENCE, "--phase", warnings)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(checked), _lesion_mask(np.uint16, 7))
+    assert checked.GetOrigin() == mask.GetOrigin() and warnings == []
 
 
 def test_a_probability_map_is_read_at_one_half_with_a_warning() -> None:
@@ -58,6 +59,26 @@ def test_an_empty_lesion_mask_is_valid_with_a_warning_and_an_empty_brain_mask_is
     assert len(warnings) == 1 and "no lesion voxels" in warnings[0]
     with pytest.raises(InputError, match="--brain-mask: is empty"):
         checked_mask(empty, "--brain-mask", REFERENCE, "--phase", [], brain=True)
+
+
+def test_negative_values_are_outside_the_mask_with_a_warning() -> None:
+    """Every pipeline counts a voxel in when it is above 0: a mask of -1 labels is empty, not a
+    silent 0 lesions."""
+    voxels = _lesion_mask(np.int16, 2)
+    voxels[voxels == 0] = -1
+    warnings: list[str] = []
+    mask = checked_mask(_image(voxels), "--lesion-mask", REFERENCE, "--phase", warnings)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), _lesion_mask(np.int16, 2))
+    assert warnings == ["--lesion-mask: has negative values, read as 0 (outside the mask)"]
+    with pytest.raises(InputError, match=r"--brain-mask: is empty \(no voxel above 0\)"):
+        checked_mask(_image(-_lesion_mask(np.int16)), "--brain-mask", REFERENCE, "--phase", [],
+                     brain=True)
+
+
+def test_a_brain_probability_map_below_one_half_is_refused_as_such() -> None:
+    with pytest.raises(InputError, match=r"is empty \(no voxel of 0.5 or more\)"):
+        checked_mask(_image(_lesion_mask(np.float32, 0.4)), "--brain-mask", REFERENCE,
+                     "--phase", [], brain=True)
 
 
 def test_nan_values_are_refused() -> None:

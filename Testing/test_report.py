@@ -377,11 +377,11 @@ def test_pictures_render_in_headless_chromium_and_the_pdf_is_written(chromium, p
     assert _near(shot, YELLOW).sum() > 30
 
 
-def _name_flair(result_folder: Path, flair: Path) -> None:
-    """Record ``flair`` as an input of a result folder, as the rim pipeline does."""
+def _name_input(result_folder: Path, name: str, image: Path) -> None:
+    """Record ``image`` as an input of a result folder, as the pipelines do."""
     path = result_folder / "summary.json"
     summary = json.loads(path.read_text(encoding="utf-8"))
-    summary["inputs"]["flair"] = str(flair)
+    summary["inputs"][name] = str(image)
     path.write_text(json.dumps(summary), encoding="utf-8")
 
 
@@ -396,11 +396,13 @@ def test_results_made_from_different_images_of_one_contrast_are_warned_about(tmp
                     str(other / "flair.nii.gz"))
     sitk.WriteImage(sitk.ReadImage(str(tmp_path / "flair.nii.gz")), str(other / "copy.nii.gz"))
     pages = {}
+    for brain_mask, result in ((tmp_path / "flair.nii.gz", wm), (other / "flair.nii.gz", rim)):
+        _name_input(result, "brain_mask", brain_mask)   # each pipeline's mask on its own grid
     for name in ("copy.nii.gz", "flair.nii.gz"):
-        _name_flair(rim, other / name)
+        _name_input(rim, "flair", other / name)
         write_report([wm, rim], tmp_path / f"{name}.html")
         pages[name] = (tmp_path / f"{name}.html").read_text(encoding="utf-8")
-    assert "different flair images" not in pages["copy.nii.gz"]
+    assert "different" not in pages["copy.nii.gz"]
     warning = (f"the wm and rim results were made from different flair images "
                f"({tmp_path / 'flair.nii.gz'}, {other / 'flair.nii.gz'})")
     assert warning in html.unescape(pages["flair.nii.gz"])

@@ -108,6 +108,8 @@ def test_a_point_picked_on_a_transformed_volume_reaches_the_pipeline_on_the_lesi
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
     point.AddControlPointWorld([0.0, 0.0, 0.0])   # placed before: the last point is the one
     point.AddControlPointWorld(picked.tolist())
+    point.AddControlPointWorld([0.0, 0.0, 0.0])   # not placed (missing): not the one
+    point.SetNthControlPointPositionMissing(2)
     rim = module_files["MSLesionAIRim"]
     parameters = parameters_of(rim, {"phase": phase, "point": point})
 

@@ -35,26 +35,41 @@ def load_mask(path: str | Path, name: str) -> sitk.Image:
 def checked_mask(mask: sitk.Image, name: str, reference: sitk.Image, reference_name: str,
                  warnings: list[str], *, brain: bool = False) -> sitk.Image:
     """``mask`` as a labelmap, refused if it does not overlap ``reference`` (or, for a brain
-    mask, is empty); a warning appended for a probability map (read as ≥ 0.5), an empty
-    lesion mask and a mask that looks cropped."""
+    mask, is empty); a warning appended for negative values (read as 0), a probability map
+    (read as ≥ 0.5), an empty lesion mask and a mask that looks cropped."""
     check_overlap(mask, name, reference, reference_name)
+    mask, kept = _as_labels(mask, name, warnings)
     values = sitk.GetArrayViewFromImage(mask)
-    if not np.isfinite(values).all():
-        raise InputError(f"{name}: has NaN or infinite values; expected a mask or labelmap")
-    if np.any(values != np.round(values)):
-        warnings.append(f"{name}: has values between whole numbers (a probability map?); "
-                        f"read as a mask where they are {PROBABILITY_THRESHOLD} or more")
-        mask = sitk.Cast(mask >= PROBABILITY_THRESHOLD, sitk.sitkUInt8)
-        values = sitk.GetArrayViewFromImage(mask)
     if not values.any():
         if brain:
-            raise InputError(f"{name}: is empty (no non-zero voxel)")
-        warnings.append(f"{name}: has no lesion voxels, so there are no lesions to report")
+            raise InputError(f"{name}: is empty (no voxel {kept})")
+        warnings.append(f"{name}: has no lesion voxels (no voxel {kept}): no candidates")
     elif _touches_edge(values) and (fraction := overlap_fraction(mask, reference)) < MIN_COVERAGE:
         left_out = "nothing beyond it counts as brain" if brain else "lesions beyond it are missed"
         warnings.append(f"{name}: covers {fraction:.0%} of {reference_name}'s field of view and "
                         f"reaches its own edge, so it looks cropped: {left_out}")
     return mask
+
+
+def _as_labels(mask: sitk.Image, name: str, warnings: list[str]) -> tuple[sitk.Image, str]:
+    """Whole, non-negative labels (what every pipeline reads: a voxel is in when above 0), and
+    which voxels were kept, in words."""
+    values = sitk.GetArrayFromImage(mask)
+    if not np.isfinite(values).all():
+        raise InputError(f"{name}: has NaN or infinite values; expected a mask or labelmap")
+    if (values < 0).any():
+        warnings.append(f"{name}: has negative values, read as 0 (outside the mask)")
+        values = np.clip(values, 0, None)
+    if np.any(values != np.round(values)):
+        warnings.append(f"{name}: has values between whole numbers (a probability map?); "
+                        f"read as a mask where they are {PROBABILITY_THRESHOLD} or more")
+        values = (values >= PROBABILITY_THRESHOLD).astype(np.uint8)
+        kept = f"of {PROBABILITY_THRESHOLD} or more"
+    else:
+        kept = "above 0"
+    labels = sitk.GetImageFromArray(values)
+    labels.CopyInformation(mask)
+    return labels, kept
 
 
 def _touches_edge(values: np.ndarray) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import qt
 import slicer
+import vtk
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
@@ -44,20 +45,23 @@ def describeModule(parent: Any, title: str, helpText: str) -> None:
 
 
 def pointText(markupsNode: Any, frameNode: Any = None) -> str | None:
-    """The last control point of a markups node (the one placed last: the panel's place button
-    adds one) as ``R,A,S`` (mm), None when empty: in ``frameNode``'s own coordinates (before
-    its parent transform), else in world coordinates.
+    """The last placed control point of a markups node (the panel's place button adds one; a
+    point still being placed, or missing, is not placed) as ``R,A,S`` (mm), None when there is
+    none: in ``frameNode``'s own coordinates (before its parent transform), else in world
+    coordinates.
 
     The command line reads a point in the coordinates of the reference volume's exported image,
     which are the volume's own: a point picked on a transformed volume is moved back there.
     """
     from . import mrml
 
-    if markupsNode.GetNumberOfControlPoints() == 0:
+    placed = [index for index in range(markupsNode.GetNumberOfControlPoints())
+              if markupsNode.GetNthControlPointPositionStatus(index)
+              == markupsNode.PositionDefined]
+    if not placed:
         return None
     position = [0.0, 0.0, 0.0]
-    markupsNode.GetNthControlPointPositionWorld(markupsNode.GetNumberOfControlPoints() - 1,
-                                                position)
+    markupsNode.GetNthControlPointPositionWorld(placed[-1], position)
     position = mrml.transform_point(position, to_node=frameNode)
     return ",".join(f"{value:.3f}" for value in position)
 
@@ -180,24 +184,27 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.parent.isEntered:
             self.initializeParameterNode()
 
-    def onNodeAdded(self, caller, event) -> None:
-        """Volumes loaded while the module is open fill the empty inputs their names match;
-        once the loader is done with the node (some name it after adding it)."""
-        qt.QTimer.singleShot(0, self.chooseInputsForParameterNode)
+    @vtk.calldata_type(vtk.VTK_OBJECT)
+    def onNodeAdded(self, caller, event, node) -> None:
+        """A volume loaded while the module is open fills an empty input its name matches,
+        once the loader is done with it (some name a node after adding it). Only the new
+        volume: an input the user cleared stays empty when other nodes (results) arrive."""
+        if self.parent.isEntered and node.IsA("vtkMRMLScalarVolumeNode"):
+            qt.QTimer.singleShot(0, lambda: self.chooseNewVolume(node))
 
-    def chooseInputsForParameterNode(self) -> None:
-        if self._parameterNode:
-            self.chooseInputsByName(self._parameterNode)
+    def chooseNewVolume(self, volume) -> None:
+        if self._parameterNode and volume.GetScene() is slicer.mrmlScene:
+            self.chooseInputsByName(self._parameterNode, [volume])
 
     def initializeParameterNode(self) -> None:
         """Bind the parameter node; empty volume inputs get volumes chosen by name."""
         parameters = self.logic.getParameterNode()
-        self.chooseInputsByName(parameters)
+        self.chooseInputsByName(
+            parameters, list(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode").values()))
         self.setParameterNode(parameters)
 
-    def chooseInputsByName(self, parameters) -> None:
+    def chooseInputsByName(self, parameters, volumes: list) -> None:
         """Fill each empty volume input with the volume its name pattern matches."""
-        volumes = list(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode").values())
         for option, volume in match_inputs(self.logic.task, volumes).items():
             if getattr(parameters, parameter_name(option)) is None:
                 setattr(parameters, parameter_name(option), volume)

@@ -136,6 +136,10 @@ def _rim_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> di
     if not pred_path.is_dir():
         raise InputError(f"--pred: {pred_path} is not a rim output folder "
                          "(rim_lesions.nii.gz and lesions.csv with rim_probability, rim_positive)")
+    summary = pred_path / "summary.json"
+    if summary.is_file() and "point" in json.loads(summary.read_text(encoding="utf-8")):
+        raise InputError(f"--pred: {pred_path} is a --point result, one lesion's call; score "
+                         "a run over all the candidates")
     folder = _truth_folder(truth_path)
     truth, pred = _read_pair(folder / "wm_lesions.nii.gz", pred_path / PRED_FILES["rim"])
     truth_rim = {int(row["lesion_id"]): int(row["rim"])
@@ -160,7 +164,7 @@ def _summarise_rim(cases: list[dict[str, Any]], args: argparse.Namespace) -> dic
               "missed_rim_positive": sum(case["missed"] for case in cases),
               "patient_accuracy": patient_accuracy(truth_counts, pred_counts),
               "truth_prl_counts": truth_counts, "pred_prl_counts": pred_counts,
-              "calls": (f"rim_probability ≥ {args.threshold}" if args.threshold is not None
+              "calls": (f"rim_probability >= {args.threshold}" if args.threshold is not None
                         else "rim_positive (the model's operating point)")}
     if args.curves and 0 < sum(labels) < len(labels):
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))

@@ -63,7 +63,7 @@ def read_patient(folders: list[str | Path],
 
 
 def mismatched_inputs(results: list[PipelineResult]) -> list[str]:
-    """A warning for each contrast that two results were made from different images of:
+    """A warning for each contrast (not mask) that two results were made from different images of:
     folders of different patients or sessions, which one report must not mix. Images are
     compared by grid and voxels, not by path, so a copy, or the same volume exported twice
     from a Slicer scene, is the same image."""
@@ -71,12 +71,19 @@ def mismatched_inputs(results: list[PipelineResult]) -> list[str]:
     warnings = []
     for result in results:
         for contrast, path in result.images.items():
+            if _is_mask(contrast):   # each pipeline's mask is on its own grid
+                continue
             first_task, first_path = named.setdefault(contrast, (result.task, path))
             if first_path != path and not _same_image(first_path, path, contrast):
                 warnings.append(f"the {first_task} and {result.task} results were made from "
                                 f"different {contrast} images ({first_path}, {path}): check "
                                 "that they are of one patient and session")
     return warnings
+
+
+def _is_mask(input_name: str) -> bool:
+    """Brain and lesion masks (brain_mask, lesion_mask, wm_lesions), not contrasts."""
+    return "mask" in input_name or "lesion" in input_name
 
 
 def _same_image(a: Path, b: Path, contrast: str) -> bool:
