@@ -391,6 +391,32 @@ def test_a_rim_result_at_a_point_gives_no_patient_count_or_flag(scene):
     assert "chronic active" not in line
 
 
+def test_a_rim_split_group_loses_the_lesions_deleted_since_the_run(scene):
+    task = tasks.RIM
+
+    def split_result(task, image):
+        result = fake_result(task, image)
+        for row in result.rows:      # the three lesions were one component
+            row["split_from"] = "1+2+3"
+        result.columns.append("split_from")
+        return result
+
+    nodes = workflow.run(task, add_inputs(scene, task),
+                         runner=FakeRunner(task, make_result=split_result))
+
+    def delete_lesion_2(classes):
+        classes[BLOBS[1]] = 0
+
+    edit(nodes, task, delete_lesion_2)
+    workflow.update_table(task, nodes)
+    assert [(row["lesion_id"], row["split_from"])
+            for row in mrml.rows_from_table(nodes.table)[1]] == [(1, "1+3"), (3, "1+3")]
+    edit(nodes, task, lambda classes: classes.__setitem__(BLOBS[2], 0))   # and lesion 3
+    workflow.update_table(task, nodes)
+    [row] = mrml.rows_from_table(nodes.table)[1]
+    assert row["split_from"] == "" or np.isnan(row["split_from"])  # an empty column: NaN
+
+
 def test_a_painted_cortical_lesion_takes_the_class_of_its_segment(scene):
     task = tasks.CORTICAL
     nodes = workflow.run(task, add_inputs(scene, task), runner=FakeRunner(task))

@@ -156,8 +156,19 @@ def update_table(task: Task, nodes: mrml.ResultNodes) -> None:
         if locations:
             row["location"] = locations[measured["lesion_id"]]
         rows.append({column: row[column] for column in columns})
+    if "split_from" in columns:
+        _prune_split_groups(rows)
     mrml.fill_table(nodes.table, columns, rows)
     mrml.set_volume_voxels(nodes.lesion_ids, ids.astype(np.uint32))
+
+
+def _prune_split_groups(rows: list[dict[str, Any]]) -> None:
+    """A rim split group ("2+3") names lesions of the table: ids gone since the run are
+    dropped, and a group of one lesion is no split (so a reused id is never named)."""
+    present = {str(row["lesion_id"]) for row in rows}
+    for row in rows:
+        parts = [part for part in str(row["split_from"]).split("+") if part in present]
+        row["split_from"] = "+".join(parts) if len(parts) > 1 else ""
 
 
 def apply_table_classes(task: Task, nodes: mrml.ResultNodes) -> None:
