@@ -85,6 +85,24 @@ def test_wm_against_a_case_folder_and_a_plain_mask(tmp_path, capsys):
         assert "sensitivity" in printed and "0.667" in printed
 
 
+def test_wm_location_agreement_with_a_case_folder_that_types_its_lesions(tmp_path, capsys):
+    write_labelmap(tmp_path / "case" / "truth" / "wm_lesions.nii.gz", cubes(1, 2, 3))
+    write_csv(tmp_path / "case" / "truth" / "lesions.csv",
+              [truth_row(1, "wm", "periventricular"), truth_row(2, "wm", "deep"),
+               truth_row(3, "cortical", "leukocortical")])
+    write_labelmap(tmp_path / "out" / "wm_lesions.nii.gz", cubes(1, 2, 3))
+    write_csv(tmp_path / "out" / "lesions.csv",
+              [{"lesion_id": 1, "location": "periventricular"},
+               {"lesion_id": 2, "location": "juxtacortical"},
+               {"lesion_id": 3, "location": "deep"}])
+    _, report, printed = evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "out",
+                                  "--truth", tmp_path / "case")
+    # Lesions 1 and 2 lie on typed white-matter lesions, one location right; 3 on a cortical one.
+    case = report["cases"][0]
+    assert (case["location_agreement"], case["located_lesions"]) == (0.5, 2)
+    assert "location_agreement" in printed
+
+
 def test_wm_several_cases_and_json_has_no_nan(tmp_path, capsys):
     write_labelmap(tmp_path / "a" / "truth" / "wm_lesions.nii.gz", cubes(1))
     write_labelmap(tmp_path / "b" / "truth" / "wm_lesions.nii.gz", cubes(0))

@@ -28,8 +28,9 @@ from ..imageio import read_image
 from ..labels import CORTICAL_FAMILY, WM_FAMILY
 from ..lesions import label_components
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
+from ..metrics.location import location_agreement
 from ..metrics.msseg import CONNECTIVITY, wm_metrics
-from ..metrics.overlap import finite_statistic
+from ..metrics.overlap import finite_statistic, ratio
 from ..metrics.rim import candidate_truth, patient_accuracy, plot_curves, rim_metrics
 from ..progress import Progress
 from ..results import read_table_csv
@@ -86,13 +87,25 @@ def _wm_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> dic
     if truth_path.is_dir():
         truth_file = _truth_folder(truth_path) / "wm_lesions.nii.gz"
     truth, pred = _read_pair(truth_file, _pred_file(pred_path, "wm"))
-    return {"case": str(truth_path), **wm_metrics(_array(truth), _array(pred),
+    case = {"case": str(truth_path), **wm_metrics(_array(truth), _array(pred),
                                                   truth.GetSpacing()[::-1], args.connectivity)}
+    truth_table, pred_table = truth_file.parent / "lesions.csv", pred_path / "lesions.csv"
+    if truth_path.is_dir() and truth_table.is_file() and pred_table.is_file():
+        agreeing, matched = location_agreement(
+            _array(pred), _array(truth),
+            {int(row["lesion_id"]): row["location"] for row in _read_csv(pred_table)},
+            {int(row["lesion_id"]): row["type"] for row in _read_csv(truth_table)
+             if row["family"] == WM_FAMILY})
+        case |= {"location_agreement": ratio(agreeing, matched, if_empty=float("nan")),
+                 "located_lesions": matched}
+    return case
 
 
 def _summarise_wm(cases: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     columns = ["dice", "volume_difference", "truth_lesions", "pred_lesions", "sensitivity",
                "precision", "f1", "ltpr", "lfpr"]
+    if all("location_agreement" in case for case in cases):
+        columns += ["location_agreement", "located_lesions"]
     mean = {key: finite_statistic((case[key] for case in cases), np.mean) for key in columns}
     rows = [[Path(case["case"]).name, *(case[key] for key in columns)] for case in cases]
     if len(cases) > 1:
