@@ -192,6 +192,15 @@ def test_partial_outputs_are_those_beside_the_out_option(tmp_path):
     assert partial_outputs(["x", "--cases", str(tmp_path / "out")]) == []
 
 
+def test_the_command_writes_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    """Slicer reads the pipe as UTF-8; the child is told to write it so (on Windows a pipe
+    otherwise takes the locale's code page, where "≥" cannot be written)."""
+    monkeypatch.setenv("PYTHONIOENCODING", "cp1252")
+    run = ProcessRun([sys.executable, "-c", "print('rim\u2212 ≥ 4 µL')"])
+    assert run.wait() == 0, run.error()
+    assert list(run.output) == ["rim− ≥ 4 µL"]
+
+
 def test_real_command_line_runs_with_the_library_on_its_path():
     assert cli_command(["models"])[1:] == ["-m", "MSLesionAILib.cli", "--progress", "lines",
                                            "models"]

@@ -101,7 +101,9 @@ class ProcessRun:
     """A subprocess whose output a reader thread parses; stderr is merged into stdout."""
 
     def __init__(self, command: Sequence[str], cancel_grace_s: float = CANCEL_GRACE_S) -> None:
-        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        # UTF-8 both ways: on Windows a pipe would otherwise take the locale's code page, in
+        # which the command line's "≥", "µL" or "rim−" cannot all be written.
+        environment = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
         environment["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(LIBRARY_PARENT), environment.get("PYTHONPATH")) if p)
         self.command = list(command)
