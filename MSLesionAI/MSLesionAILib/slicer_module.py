@@ -193,7 +193,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             qt.QTimer.singleShot(0, lambda: self.chooseNewVolume(node))
 
     def chooseNewVolume(self, volume) -> None:
-        if self._parameterNode and volume.GetScene() is slicer.mrmlScene:
+        if self._parameterNode and volume.GetScene() is not None:   # not removed since
             self.chooseInputsByName(self._parameterNode, [volume])
 
     def initializeParameterNode(self) -> None:
