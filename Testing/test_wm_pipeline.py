@@ -162,10 +162,10 @@ def test_outputs_are_in_flairs_oblique_geometry_and_the_table_matches_the_labelm
     assert summary["volume_ul_by_location"] == {**dict.fromkeys(WM_LOCATIONS, 0.0),
                                                 "deep": summary["total_lesion_volume_ul"]}
     labels, segments = read_seg_nrrd(out / "wm.seg.nrrd")
-    assert [segment.name for segment in segments] == [*TISSUE_NAMES.values(),
-                                                      WM_LESION_SEGMENT[0]]  # lesion last
+    assert [segment.name for segment in segments] == [WM_LESION_SEGMENT[0],  # lesion first
+                                                      *TISSUE_NAMES.values()]
     labels = sitk.GetArrayFromImage(labels)
-    np.testing.assert_array_equal(labels == segments[-1].value, ids > 0)  # over the tissue
+    np.testing.assert_array_equal(labels == segments[0].value, ids > 0)  # over the tissue
     tissue = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "wm_tissue.nii.gz")))
     np.testing.assert_array_equal(labels[ids == 0], tissue[ids == 0])
 

@@ -148,9 +148,11 @@ def _to_reference(voxels: np.ndarray, grid: sitk.Image, reference: sitk.Image,
 
 
 def _segments() -> list[Segment]:
+    """The lesion first: the top row of Slicer's segment list, also for wm.seg.nrrd loaded
+    without the module (one labelmap layer: each voxel is in one segment, whatever the order)."""
     lesion_name, lesion_color = WM_LESION_SEGMENT
-    return ([Segment(int(t), TISSUE_NAMES[t], TISSUE_COLORS[t]) for t in TISSUE_NAMES]
-            + [Segment(int(LESION_VALUE), lesion_name, lesion_color)])
+    return ([Segment(int(LESION_VALUE), lesion_name, lesion_color)]
+            + [Segment(int(t), TISSUE_NAMES[t], TISSUE_COLORS[t]) for t in TISSUE_NAMES])
 
 
 def _summarise_locations(rows: list[dict[str, Any]]) -> dict[str, Any]:
