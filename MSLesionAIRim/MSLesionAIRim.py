@@ -38,6 +38,8 @@ class MSLesionAIRimParameterNode:
     mp2rage: vtkMRMLScalarVolumeNode
     t2star: vtkMRMLScalarVolumeNode
     lesionMask: vtkMRMLSegmentationNode
+    t1: vtkMRMLScalarVolumeNode
+    t2: vtkMRMLScalarVolumeNode
     point: vtkMRMLMarkupsFiducialNode
     operatingPoint: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
     register: bool = False

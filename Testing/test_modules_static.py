@@ -195,7 +195,7 @@ def test_rim_panel_arguments_are_accepted_by_the_command_line(module_files):
     inputs, options = rim.MSLesionAIRimLogic().arguments(parameters)
 
     assert inputs == {"phase": phase, "flair": None, "mp2rage": None, "t2star": None,
-                      "lesion-mask": lesions}
+                      "lesion-mask": lesions, "t1": None, "t2": None}
     assert options == {"paramagnetic-phase": "negative", "point": "-12.500,3.000,40.000",
                        "operating-point": None, "register": False, "device": "auto"}
     args = build_parser().parse_args(["rim", "--phase", "p.nrrd", "--out", "o",

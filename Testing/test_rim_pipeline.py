@@ -330,6 +330,25 @@ def test_without_a_mask_or_point_the_white_matter_pipeline_finds_the_lesions(
                                        tolerance_mm=1.5)
 
 
+def test_t1_and_t2_reach_the_white_matter_step_and_are_otherwise_said_to_be_unused(
+        case: Path, tmp_path: Path, tiny_wm_model: Path) -> None:
+    """--t1/--t2 are read only by the step that segments the lesions (any image will do here:
+    the FLAIR stands in for both)."""
+    flair = str(case / "flair.nii.gz")
+    out = tmp_path / "segmented"
+    assert _rim(case, out, "--t1", flair, "--t2", flair, bundle=tiny_wm_model) == 0
+    warnings = json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+    assert f"white-matter step: {pipelines.wm.FLAIR_ONLY_WARNING}" not in warnings
+    assert not [w for w in warnings if w.startswith(("--t1", "--t2"))]
+    out = tmp_path / "masked"
+    assert _rim(case, out, "--t1", flair, "--lesion-mask",
+                str(case / "truth" / "wm_lesions.nii.gz"), bundle=tiny_wm_model) == 0
+    warnings = json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+    assert [w for w in warnings if w.startswith("--t1")] == [
+        "--t1: read only by the white-matter step, which does not run with --lesion-mask or "
+        "--point; ignored"]
+
+
 def test_the_brain_mask_also_bounds_the_white_matter_step(case: Path, tmp_path: Path,
                                                           tiny_wm_model: Path) -> None:
     brain = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "brainmask.nii.gz")))

@@ -124,7 +124,7 @@ def test_sample_volumes_are_auto_selected_by_the_modules(small_wm_cache):
     names = {kind: [f"phantom_{kind}_{contrast}" for contrast in contrasts]
              for kind, contrasts in (("rim", ("flair", "t1", "mp2rage", "t2star", "phase")),
                                      ("cortical", ("mp2rage", "t2star")))}
-    for kind, option_contrasts in (("rim", {"phase": "phase", "flair": "flair",
+    for kind, option_contrasts in (("rim", {"phase": "phase", "flair": "flair", "t1": "t1",
                                             "mp2rage": "mp2rage", "t2star": "t2star"}),
                                    ("cortical", {"mp2rage": "mp2rage", "t2star-gre": "t2star"})):
         fake = [SimpleNamespace(GetName=lambda n=n: n, GetHideFromEditors=lambda: False,

@@ -268,7 +268,7 @@ def test_inputs_are_auto_selected_by_volume_name(scene):
     assert chosen(tasks.WM) == {"flair": "3D FLAIR", "t1": "T1 MPRAGE", "t2": "T2 TSE",
                                    "brain-mask": "brain mask"}
     assert chosen(tasks.RIM) == {"phase": "phase unwrapped", "flair": "3D FLAIR",
-                                    "t2star": "T2star GRE"}
+                                    "t2star": "T2star GRE", "t1": "T1 MPRAGE", "t2": "T2 TSE"}
 
 
 def test_the_mp2rage_uniform_image_and_a_brain_mask_are_chosen_over_look_alikes(scene):

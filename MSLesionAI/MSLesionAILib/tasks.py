@@ -60,9 +60,9 @@ T2STAR = r"t2\*|t2.?star|swi|gre"
 MP2RAGE_UNI = r"^(?!.*inv).*(mp2rage|uni)"
 # A brain mask, not a lesion mask.
 BRAIN_MASK = r"brain.?mask|mask.*brain|skull.?strip"
-WM = Task("wm", "WM lesions",
-          {"flair": "flair", "t1": r"t1|mprage", "t2": r"t2(?!\*|.?star)",
-           "brain-mask": BRAIN_MASK},
+T1 = r"t1|mprage"
+T2 = r"t2(?!\*|.?star)"   # not T2*
+WM = Task("wm", "WM lesions", {"flair": "flair", "t1": T1, "t2": T2, "brain-mask": BRAIN_MASK},
           {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
 CORTICAL = Task("cortical", "cortical lesions",
                 {"mp2rage": MP2RAGE_UNI, "t2star-epi": "epi", "t2star-gre": T2STAR},
@@ -71,7 +71,7 @@ CORTICAL = Task("cortical", "cortical lesions",
                 flag=Flag(WM_LESION_SEGMENT[0], OVERLAPS_WM_LESION, OVERLAPS_WM_LESION_TITLE))
 RIM = Task("rim", "rim lesions",
            {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": MP2RAGE_UNI,
-            "t2star": T2STAR + "|mag"},
+            "t2star": T2STAR + "|mag", "t1": T1, "t2": T2},   # T1 after MP2RAGE: "UNIT1"
            {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
            class_column="rim_positive", count_column="rim_positive", connectivity=6)
 TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}

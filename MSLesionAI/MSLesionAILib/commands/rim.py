@@ -16,7 +16,7 @@ from ..pipelines import rim
 from ..progress import Progress
 from ._pipeline import add_pipeline_options, input_files, run_and_write
 
-CONTRASTS = ("flair", "mp2rage", "t2star")
+CONTRASTS = ("flair", "mp2rage", "t2star", *rim.WM_STEP_CONTRASTS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flair", help="FLAIR (RimNet; also needed to segment lesions)")
     parser.add_argument("--mp2rage", help="MP2RAGE uniform image (Deep-PRL)")
     parser.add_argument("--t2star", help="T2* magnitude (used when the model asks for it)")
+    parser.add_argument("--t1", help="T1-weighted image, for the white-matter step that finds "
+                                     "the lesions when there is no --lesion-mask")
+    parser.add_argument("--t2", help="T2-weighted image, for the same white-matter step")
     parser.add_argument("--paramagnetic-phase", choices=PARAMAGNETIC_PHASE,
                         default=PARAMAGNETIC_PHASE[0],
                         help="how veins and iron rims appear on --phase: positive (bright; "

@@ -51,9 +51,14 @@ WRAP_END_FRACTION = 0.2  # "an end of the range": its lowest or highest fifth
 BATCH_SIZE = 64
 
 
+# Contrasts only the white-matter step reads (besides FLAIR), when it finds the candidates.
+WM_STEP_CONTRASTS = ("t1", "t2")
+
+
 @dataclass
 class RimInputs:
-    """The user's images; ``images`` holds the contrasts besides phase (flair, mp2rage, t2star)."""
+    """The user's images; ``images`` holds the contrasts besides phase (flair, mp2rage, t2star,
+    and the `WM_STEP_CONTRASTS`)."""
 
     phase: sitk.Image
     images: dict[str, sitk.Image] = field(default_factory=dict)
@@ -65,8 +70,10 @@ class RimInputs:
     @property
     def segments_wm_lesions(self) -> bool:
         """No lesion mask and no point: the white-matter pipeline finds the candidates on
-        FLAIR first."""
+        FLAIR (with T1 and T2 when given) first."""
         return self.lesion_mask is None and self.point_ras is None
+
+
 
 
 def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progress: Progress,
@@ -77,9 +84,7 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     phase = inputs.phase
     with timer.stage("preprocessing"):
         images = _model_images(inputs, bundle, register)
-        warnings += bundle.unused_input_warnings(
-            name for name in inputs.images
-            if not (inputs.segments_wm_lesions and name == "flair"))
+        warnings += _unused_input_warnings(inputs, bundle)
         brain = _brain_mask(inputs, images, bundle.input_names, warnings)
         warnings += phase_warnings(sitk.GetArrayViewFromImage(phase), brain)
         spec = PatchSpec.from_metadata(bundle.metadata["patches"])
@@ -169,6 +174,17 @@ def _neighbours(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take(array, range(size - 1), axis), np.take(array, range(1, size), axis)
 
 
+def _unused_input_warnings(inputs: RimInputs, bundle: ModelBundle) -> list[str]:
+    """The given contrasts nothing reads: those the rim model does not, less those the
+    white-matter step reads when it runs; T1 and T2 when it does not."""
+    wm_step = ("flair", *WM_STEP_CONTRASTS) if inputs.segments_wm_lesions else ()
+    return ([f"--{name}: read only by the white-matter step, which does not run with "
+             "--lesion-mask or --point; ignored"
+             for name in WM_STEP_CONTRASTS if name in inputs.images and not wm_step]
+            + bundle.unused_input_warnings(name for name in inputs.images
+                                           if name not in (*wm_step, *WM_STEP_CONTRASTS)))
+
+
 def _model_images(inputs: RimInputs, bundle: ModelBundle, register: bool) -> np.ndarray:
     """The bundle's image inputs, in its channel order, on the phase grid (C, z, y, x)."""
     volumes = []
@@ -244,8 +260,9 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
         raise InputError("--lesion-mask: not given, and segmenting the white-matter lesions "
                          "first needs --flair and an installed white-matter model")
     check_overlap(inputs.images["flair"], "--flair", inputs.phase, "--phase")
-    result = wm.run(inputs.images["flair"], brain_mask=inputs.brain_mask, bundle=wm_bundle,
-                    device=device, progress=progress)
+    result = wm.run(inputs.images["flair"], inputs.images.get("t1"), inputs.images.get("t2"),
+                    brain_mask=inputs.brain_mask, bundle=wm_bundle, device=device,
+                    progress=progress)
     warnings += [f"white-matter lesions segmented by model {wm_bundle.id}",
                  *(f"white-matter step: {warning}" for warning in result.summary["warnings"])]
     image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
