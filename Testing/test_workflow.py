@@ -279,6 +279,13 @@ def test_the_mp2rage_uniform_image_and_a_brain_mask_are_chosen_over_look_alikes(
     assert workflow.match_inputs(tasks.WM, volumes)["brain-mask"].GetName() == "brain mask"
 
 
+def test_a_t1_map_is_not_taken_for_the_t1_weighted_image(scene):
+    names = ["MP2RAGE T1map", "3D FLAIR", "sub-01_T1w"]
+    volumes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in names]
+    assert workflow.match_inputs(tasks.WM, volumes)["t1"].GetName() == "sub-01_T1w"
+    assert "t1" not in workflow.match_inputs(tasks.WM, volumes[:2])
+
+
 def test_a_results_volume_or_a_hidden_one_is_not_taken_for_an_input(scene):
     """A result's lesion-id labelmap is named after its reference volume."""
     ids = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "3D FLAIR wm lesion ids")

@@ -60,7 +60,7 @@ T2STAR = r"t2\*|t2.?star|swi|gre"
 MP2RAGE_UNI = r"^(?!.*inv).*(mp2rage|uni)"
 # A brain mask, not a lesion mask.
 BRAIN_MASK = r"brain.?mask|mask.*brain|skull.?strip"
-T1 = r"t1|mprage"
+T1 = r"t1(?!.?map)|mprage"   # T1-weighted, not a quantitative T1 map
 T2 = r"t2(?!\*|.?star)"   # not T2*
 WM = Task("wm", "WM lesions", {"flair": "flair", "t1": T1, "t2": T2, "brain-mask": BRAIN_MASK},
           {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
