@@ -364,6 +364,18 @@ def test_the_brain_mask_also_bounds_the_white_matter_step(case: Path, tmp_path: 
     assert np.linalg.norm(centroids[:, None] - kept, axis=2).min(axis=1).max() < 1.5
 
 
+def test_a_brain_mask_warning_is_given_once_not_again_by_the_white_matter_step(
+        case: Path, tmp_path: Path, tiny_wm_model: Path) -> None:
+    brain = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "brainmask.nii.gz"))).astype(np.int8)
+    _image(np.where(brain > 0, 1, -1).astype(np.int8), tmp_path / "signed_brain.nii.gz")
+    out = tmp_path / "out"
+    assert _rim(case, out, "--brain-mask", str(tmp_path / "signed_brain.nii.gz"),
+                bundle=tiny_wm_model) == 0
+    warnings = json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+    assert [w for w in warnings if "--brain-mask" in w] == [
+        "--brain-mask: has negative values, read as 0 (outside the mask)"]
+
+
 def test_a_flair_that_does_not_overlap_the_phase_is_refused_before_segmenting_it(
         case: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Deep-PRL does not read FLAIR, but the white-matter step does: checked all the same."""

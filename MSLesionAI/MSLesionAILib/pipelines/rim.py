@@ -263,8 +263,10 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
     result = wm.run(inputs.images["flair"], inputs.images.get("t1"), inputs.images.get("t2"),
                     brain_mask=inputs.brain_mask, bundle=wm_bundle, device=device,
                     progress=progress)
+    # The brain mask was checked (and warned about) once already, against the phase image.
     warnings += [f"white-matter lesions segmented by model {wm_bundle.id}",
-                 *(f"white-matter step: {warning}" for warning in result.summary["warnings"])]
+                 *(f"white-matter step: {warning}" for warning in result.summary["warnings"]
+                   if not warning.startswith("--brain-mask:"))]
     image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
     image.CopyInformation(result.reference)
     return image
