@@ -105,6 +105,16 @@ def test_every_mrml_widget_gets_the_scene(module):
     assert receivers == mrml_widgets
 
 
+@pytest.mark.parametrize("module", MODULES)
+def test_the_lesion_table_sorts_and_a_click_maps_back_to_the_table_row(module):
+    """Sorting is the view's (a proxy model): the clicked row must be mapped to the node's."""
+    view = ui_widgets(module)["tableView"]
+    assert view.find("property[@name='sortingEnabled']/bool").text == "true"
+    handler = re.search(r"def onTableClicked.*?(?=\n    def )", SHARED.read_text(encoding="utf-8"),
+                        re.S).group(0)
+    assert "sortFilterProxyModel().mapToSource(index).row()" in handler
+
+
 def test_the_rim_lesion_selector_says_what_none_does():
     selector = ui_widgets("MSLesionAIRim")["lesionMaskSelector"]
     assert selector.find("property[@name='noneDisplay']/string").text == (

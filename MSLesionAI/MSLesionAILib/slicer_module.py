@@ -293,9 +293,12 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateSummary()
 
     def onTableClicked(self, index) -> None:
+        """Centre the views on the lesion of the clicked row: the table node's row, which the
+        view's sorting (a header click) does not change."""
         from . import mrml
 
-        mrml.jump_to_lesion(self.ui.resultTableSelector.currentNode(), index.row())
+        row = self.ui.tableView.sortFilterProxyModel().mapToSource(index).row()
+        mrml.jump_to_lesion(self.ui.resultTableSelector.currentNode(), row)
 
     def onUpdateTable(self) -> None:
         self.editResult("update_table")
