@@ -53,6 +53,8 @@ class MSLesionAIRimLogic(shared.LesionModuleLogic):
     def arguments(self, parameters):
         inputs, options = super().arguments(parameters)
         options["operating-point"] = options["operating-point"] or None  # 0: the model's own
+        if inputs["lesion-mask"] or options.get("point"):  # no white-matter step to read them
+            inputs["t1"] = inputs["t2"] = None
         return inputs, options
 
 

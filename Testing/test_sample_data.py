@@ -128,7 +128,8 @@ def test_sample_volumes_are_auto_selected_by_the_modules(small_wm_cache):
                                             "mp2rage": "mp2rage", "t2star": "t2star"}),
                                    ("cortical", {"mp2rage": "mp2rage", "t2star-gre": "t2star"})):
         fake = [SimpleNamespace(GetName=lambda n=n: n, GetHideFromEditors=lambda: False,
-                                GetAttribute=lambda name: None) for n in names[kind]]
+                                GetAttribute=lambda name: None, IsA=lambda name: False)
+                for n in names[kind]]
         chosen = workflow.match_inputs(workflow.TASKS[kind], fake)
         assert {o: n.GetName() for o, n in chosen.items()} == {
             option: f"phantom_{kind}_{contrast}" for option, contrast in option_contrasts.items()}

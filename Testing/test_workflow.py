@@ -286,6 +286,24 @@ def test_a_t1_map_is_not_taken_for_the_t1_weighted_image(scene):
     assert "t1" not in workflow.match_inputs(tasks.WM, volumes[:2])
 
 
+def test_look_alike_names_and_label_maps_are_not_taken_for_images(scene):
+    """From a review: names that merely contain "t1"/"t2"/"mag", a T1 map, a second FLAIR and
+    a label map had been chosen as image inputs."""
+    volumes = [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in (
+        "patient2_phase", "FLAIR", "T2 FLAIR", "patient2_T2star_mag", "MP2RAGE_T1map",
+        "MP2RAGE_UNI_Images", "T2s", "patient1_QSM")]
+    volumes.append(scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "patient2_T2_lesions"))
+
+    def chosen(task):
+        return {option: node.GetName()
+                for option, node in workflow.match_inputs(task, volumes).items()}
+
+    assert chosen(tasks.RIM) == {"phase": "patient2_phase", "flair": "FLAIR",
+                                 "mp2rage": "MP2RAGE_UNI_Images",
+                                 "t2star": "patient2_T2star_mag"}
+    assert chosen(tasks.WM) == {"flair": "FLAIR"}
+
+
 def test_a_results_volume_or_a_hidden_one_is_not_taken_for_an_input(scene):
     """A result's lesion-id labelmap is named after its reference volume."""
     ids = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "3D FLAIR wm lesion ids")

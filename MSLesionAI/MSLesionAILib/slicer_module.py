@@ -293,8 +293,8 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateSummary()
 
     def onTableClicked(self, index) -> None:
-        """Centre the views on the lesion of the clicked row: the table node's row, which the
-        view's sorting (a header click) does not change."""
+        """Centre the views on the lesion of the clicked row: the table node's row, whatever
+        order the view shows the rows in."""
         from . import mrml
 
         row = self.ui.tableView.sortFilterProxyModel().mapToSource(index).row()

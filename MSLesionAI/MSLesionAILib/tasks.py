@@ -56,12 +56,15 @@ class Task:
 
 
 T2STAR = r"t2\*|t2.?star|swi|gre"
-# The MP2RAGE uniform image, not one of its inversions (INV1, inv-2), which also carry the name.
-MP2RAGE_UNI = r"^(?!.*inv).*(mp2rage|uni)"
+# The MP2RAGE uniform image, not one of its inversions (INV1, inv-2) or its T1 map.
+MP2RAGE_UNI = r"^(?!.*(inv|t1.?map)).*(mp2rage|uni)"
 # A brain mask, not a lesion mask.
 BRAIN_MASK = r"brain.?mask|mask.*brain|skull.?strip"
-T1 = r"t1(?!.?map)|mprage"   # T1-weighted, not a quantitative T1 map
-T2 = r"t2(?!\*|.?star)"   # not T2*
+# T1- and T2-weighted images, by a "T1" / "T2" not inside a word or number ("patient2"), and
+# not a T1 map, T2*, T2s or T2 FLAIR.
+T1 = r"(?<![a-z0-9])t1(?![0-9]|.?map)|mprage"
+T2 = r"(?<![a-z0-9])t2(?![0-9]|\*|.?star|s\b|s_|.?flair)"
+MAGNITUDE = r"(?<![a-z])mag"   # not "images"
 WM = Task("wm", "WM lesions", {"flair": "flair", "t1": T1, "t2": T2, "brain-mask": BRAIN_MASK},
           {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
 CORTICAL = Task("cortical", "cortical lesions",
@@ -71,7 +74,7 @@ CORTICAL = Task("cortical", "cortical lesions",
                 flag=Flag(WM_LESION_SEGMENT[0], OVERLAPS_WM_LESION, OVERLAPS_WM_LESION_TITLE))
 RIM = Task("rim", "rim lesions",
            {"phase": r"phase|pha\b", "flair": "flair", "mp2rage": MP2RAGE_UNI,
-            "t2star": T2STAR + "|mag", "t1": T1, "t2": T2},   # T1 after MP2RAGE: "UNIT1"
+            "t2star": f"{T2STAR}|{MAGNITUDE}", "t1": T1, "t2": T2},
            {str(value): name for value, (name, _) in RIM_SEGMENTS.items()},
            class_column="rim_positive", count_column="rim_positive", connectivity=6)
 TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
@@ -80,13 +83,15 @@ TASKS = {task.name: task for task in (WM, CORTICAL, RIM)}
 def match_inputs(task: Task, volume_nodes: list[Any]) -> dict[str, Any]:
     """Volumes auto-selected by name: each input (in order) takes the first volume not taken
     yet whose name matches its pattern (case-insensitive). A result's own volume (its lesion
-    ids, named after the reference volume) and hidden volumes are not the user's inputs."""
+    ids, named after the reference volume) and hidden volumes are not the user's inputs, and a
+    label map is only ever a mask."""
     chosen: dict[str, Any] = {}
     shown = [node for node in volume_nodes
              if not node.GetHideFromEditors() and not node.GetAttribute(ROLE_ATTRIBUTE)]
     for option, pattern in task.input_patterns.items():
         for node in shown:
-            if node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE):
+            if (node not in chosen.values() and re.search(pattern, node.GetName(), re.IGNORECASE)
+                    and (option.endswith("mask") or not node.IsA("vtkMRMLLabelMapVolumeNode"))):
                 chosen[option] = node
                 break
     return chosen
