@@ -302,6 +302,9 @@ def test_look_alike_names_and_label_maps_are_not_taken_for_images(scene):
                                  "mp2rage": "MP2RAGE_UNI_Images",
                                  "t2star": "patient2_T2star_mag"}
     assert chosen(tasks.WM) == {"flair": "FLAIR"}
+    volumes += [scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+                for name in ("sT1W_3D_TFE", "AXT2")]                      # scanner names
+    assert chosen(tasks.WM) == {"flair": "FLAIR", "t1": "sT1W_3D_TFE", "t2": "AXT2"}
 
 
 def test_a_results_volume_or_a_hidden_one_is_not_taken_for_an_input(scene):

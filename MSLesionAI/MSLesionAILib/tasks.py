@@ -60,10 +60,10 @@ T2STAR = r"t2\*|t2.?star|swi|gre"
 MP2RAGE_UNI = r"^(?!.*(inv|t1.?map)).*(mp2rage|uni)"
 # A brain mask, not a lesion mask.
 BRAIN_MASK = r"brain.?mask|mask.*brain|skull.?strip"
-# T1- and T2-weighted images, by a "T1" / "T2" not inside a word or number ("patient2"), and
-# not a T1 map, T2*, T2s or T2 FLAIR.
-T1 = r"(?<![a-z0-9])t1(?![0-9]|.?map)|mprage"
-T2 = r"(?<![a-z0-9])t2(?![0-9]|\*|.?star|s\b|s_|.?flair)"
+# T1- and T2-weighted images ("3DT1", "sT1W_3D_TFE", "T2 TSE"): not a number ("patient2",
+# "T12"), a T1 map, T2*, T2s or T2 FLAIR.
+T1 = r"(?<!patien)t1(?![0-9]|.?map)|mprage"
+T2 = r"(?<!patien)t2(?![0-9]|\*|.?star|s\b|s_|.?flair)"
 MAGNITUDE = r"(?<![a-z])mag"   # not "images"
 WM = Task("wm", "WM lesions", {"flair": "flair", "t1": T1, "t2": T2, "brain-mask": BRAIN_MASK},
           {"wm": WM_LESION_SEGMENT[0]}, count_column="location")
