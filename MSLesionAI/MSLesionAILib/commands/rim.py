@@ -10,8 +10,9 @@ import SimpleITK as sitk
 from ..bundles import ModelBundle, find_bundle
 from ..devices import choose_device
 from ..errors import BundleError, InputError
-from ..imageio import load_image, read_image
+from ..imageio import load_image
 from ..labels import PARAMAGNETIC_PHASE
+from ..masks import load_mask
 from ..pipelines import rim
 from ..progress import Progress
 from ._pipeline import add_pipeline_options, input_files, run_and_write
@@ -84,8 +85,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _optional_mask(path: str | None, name: str) -> sitk.Image | None:
-    """A mask image, read but not validated: an all-zero lesion mask is valid (no lesions)."""
-    return read_image(path, name) if path else None
+    return load_mask(path, name) if path else None
 
 
 def _wm_bundle(images: dict[str, sitk.Image]) -> ModelBundle | None:

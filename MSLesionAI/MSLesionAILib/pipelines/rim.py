@@ -74,8 +74,6 @@ class RimInputs:
         return self.lesion_mask is None and self.point_ras is None
 
 
-
-
 def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progress: Progress,
         operating_point: float | None = None, wm_bundle: ModelBundle | None = None,
         register: bool = False) -> LesionResult:
@@ -296,9 +294,7 @@ def _at_point(point_ras: tuple[float, float, float], candidates: Candidates,
     lesion_id = int(candidates.lesion_ids[tuple(index)]) if inside_image else 0
     if lesion_id:
         kept = np.where(candidates.lesion_ids == lesion_id, candidates.lesion_ids, 0)
-        split_from = {i: source for i, source in candidates.split_from.items()
-                      if i == lesion_id}
-        return (Candidates(kept, split_from, candidates.too_small,
+        return (Candidates(kept, candidates.split_from, candidates.too_small,
                            [i for i in candidates.large if i == lesion_id]),
                 [r for r in rows if r["lesion_id"] == lesion_id])
     if not (inside_image and brain[tuple(index)]):
