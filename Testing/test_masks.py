@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from MSLesionAILib.errors import InputError
-from MSLesionAILib.masks import checked_mask
+from MSLesionAILib.masks import checked_mask, load_mask
 
 
 def _image(voxels: np.ndarray, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -113,3 +113,11 @@ def test_a_mask_elsewhere_in_space_is_refused() -> None:
     with pytest.raises(InputError, match="does not overlap --phase"):
         checked_mask(_image(_lesion_mask(), origin=(100.0, 0.0, 0.0)), "--lesion-mask",
                      REFERENCE, "--phase", [])
+
+
+def test_a_4d_file_of_one_volume_is_read_as_a_3d_mask(tmp_path) -> None:
+    volume = sitk.JoinSeries(_image(_lesion_mask()))   # x, y, z, 1: as some tools write masks
+    sitk.WriteImage(volume, str(tmp_path / "mask4d.nrrd"))   # NIfTI readers drop the 1
+    mask = load_mask(tmp_path / "mask4d.nrrd", "--lesion-mask")
+    assert mask.GetDimension() == 3
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), _lesion_mask())

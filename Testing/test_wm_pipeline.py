@@ -202,6 +202,21 @@ def test_a_brain_mask_cut_through_the_brain_is_used_with_a_warning(case, tiny_bu
     assert "looks cropped" in warning and "nothing beyond it counts as brain" in warning
 
 
+def test_a_brain_mask_filling_the_field_of_view_is_used(case, tiny_bundle, threshold_network,
+                                                       tmp_path) -> None:
+    """A mask of ones everywhere (a skull-stripped FLAIR's whole grid) is a mask, not a
+    constant image to refuse."""
+    flair = sitk.ReadImage(str(case / "flair.nii.gz"))
+    whole = sitk.Image(flair.GetSize(), sitk.sitkUInt8) + 1
+    whole.CopyInformation(flair)
+    sitk.WriteImage(whole, str(tmp_path / "whole.nii.gz"))
+    out = tmp_path / "out"
+    assert run_cli("--flair", case / "flair.nii.gz", "--brain-mask", tmp_path / "whole.nii.gz",
+                   "--out", out, "--model", tiny_bundle.path) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["brain_mask_method"] == "given"
+
+
 def test_a_t1_far_from_the_models_spacing_gets_a_warning(case, tiny_bundle, threshold_network,
                                                          tmp_path) -> None:
     t1 = sitk.ReadImage(str(case / "t1.nii.gz"))

@@ -24,8 +24,11 @@ PROBABILITY_THRESHOLD = 0.5
 
 
 def load_mask(path: str | Path, name: str) -> sitk.Image:
-    """A 3D label image; unlike intensity images it may be empty (no lesions)."""
+    """A 3D label image; unlike intensity images it may be empty (no lesions) or constant (a
+    brain mask filling its field of view). A 4D image of one volume is read as 3D."""
     mask = read_image(path, name)
+    if mask.GetDimension() == 4 and mask.GetSize()[3] == 1:
+        mask = mask[:, :, :, 0]
     if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{name}: expected a 3D label image, got {mask.GetDimension()}D "
                          f"with {mask.GetNumberOfComponentsPerPixel()} component(s) per voxel")

@@ -8,6 +8,7 @@ from ..bundles import find_bundle
 from ..devices import choose_device
 from ..geometry import check_overlap
 from ..imageio import load_image
+from ..masks import load_mask
 from ..pipelines import wm
 from ..progress import Progress
 from ._pipeline import add_pipeline_options, input_files, run_and_write, volume_ul
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     flair = load_image(args.flair, "--flair", brain_sized=True)
     others = {name: load_image(getattr(args, name), f"--{name}", brain_sized=True)
               for name in ("t1", "t2") if getattr(args, name)}
-    brain_mask = load_image(args.brain_mask, "--brain-mask") if args.brain_mask else None
+    brain_mask = load_mask(args.brain_mask, "--brain-mask") if args.brain_mask else None
     named = {f"--{name}": image for name, image in others.items()}
     if brain_mask is not None:
         named["--brain-mask"] = brain_mask
