@@ -16,7 +16,9 @@ from pathlib import Path
 from ..bundles import list_bundles
 from ..progress import Progress
 
-DEMO_SEED = 90210
+# Never used in training; its rim case has 9 rim+ lesions of 43, its cortical case all three
+# cortical lesion types (90210's rim case had none, its cortical case no leukocortical one).
+DEMO_SEED = 90212
 REPO = Path(__file__).resolve().parents[3]
 REAL_CASE = REPO / "Resources" / "SampleData" / "lesjak2017_patient07"
 PIPELINES = ("wm", "rim", "cortical")
@@ -61,6 +63,9 @@ def demo_steps(run_dir: Path, device: str) -> list[tuple[tuple[str, ...], list[s
         phantom("cortical", cortical),
         (("cortical",), ["cortical", "--mp2rage", f"{cortical}/mp2rage.nii.gz",
                          "--t2star-gre", f"{cortical}/t2star.nii.gz",
+                         # The phantom's white-matter lesions stand in for a `wm` result: the
+                         # cortical case has no FLAIR to segment them from.
+                         "--wm-lesions", f"{cortical}/truth/wm_lesions.nii.gz",
                          "--out", f"{run_dir}/result_phantom_cortical", "--device", device]),
         evaluate("cortical", "result_phantom_cortical", cortical),
     ]
