@@ -434,6 +434,21 @@ def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
     assert continued.metadata["parent"]["command"] == first.metadata["training"]["command"]
 
 
+def test_a_continued_model_can_read_a_contrast_its_parent_did_not(case, tmp_path):
+    """`--t2star-epi` with `--init` of an MP2RAGE-only model: the new channel starts unused."""
+    common = ["--progress", "none", "train", "cortical", "--data", str(case.parent),
+              "--patch-size", "16", "--batch-size", "1", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--steps", "1", "--max-minutes", "0",
+                 "--t2star-epi", "--init", str(tmp_path / "a")]) == 0
+    parent, child = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
+    assert child.input_names == ["mp2rage", "t2star_epi"]
+    [(key, weights)] = [(key, weights) for key, weights in child.load_state_dict().items()
+                        if weights.dim() == 5 and weights.shape[1] == 2]   # the input layer
+    torch.testing.assert_close(weights[:, :1], parent.load_state_dict()[key])
+    assert not weights[:, 1].any()
+
+
 def classes_by_type(loaded: TrainingCase) -> list[list[int]]:
     """The class values found among each lesion type's voxels of a loaded training case."""
     return [np.unique(loaded.labels[tuple(v.T)]).tolist() for v in loaded.voxels_by_type]

@@ -25,6 +25,7 @@ from MSLesionAILib.labels import (
 )
 from MSLesionAILib.phantom import generate_case, write_case
 from MSLesionAILib.phantom.contrasts import draw_tissue_values, synthesize
+from MSLesionAILib.phantom.epi import PHASE_ENCODING_AXIS, distort
 from MSLesionAILib.phantom.rim import MIN_RIM_LESION_UL, _edge_vein, _Site
 from MSLesionAILib.phantom.veins import VeinCanvas
 
@@ -64,7 +65,7 @@ def test_case_folder_has_the_files_of_its_kind(wm_folder: Path, cortical_folder:
                      "truth/wm_lesions.nii.gz", "truth/cortical_lesions.nii.gz",
                      "truth/tissue.nii.gz", "truth/lesions.csv"}
     assert {p.name for p in cortical_folder.glob("*.nii.gz")} == {
-        "mp2rage.nii.gz", "t2star.nii.gz", "brainmask.nii.gz"}
+        "mp2rage.nii.gz", "t2star.nii.gz", "t2star_epi.nii.gz", "brainmask.nii.gz"}
     with open(wm_folder / "truth" / "lesions.csv", encoding="utf-8") as stream:
         assert stream.readline().strip() == ("lesion_id,family,type,rim,volume_ul,centroid_r,"
                                              "centroid_a,centroid_s,confluent_group")
@@ -256,7 +257,7 @@ def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Pat
 
 def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:
     case = generate_case(21, "all", mode="randomised", spacing_mm=(1.2, 1.2, 2.4), crop_mm=50.0)
-    assert set(case.images) == {"flair", "t1", "t2", "mp2rage", "t2star", "phase"}
+    assert set(case.images) == {"flair", "t1", "t2", "mp2rage", "t2star", "t2star_epi", "phase"}
     grids = [*case.images.values(), case.brainmask, *case.truth.values()]
     assert all(same_grid(grids[0], image) for image in grids[1:])
     assert np.allclose(grids[0].GetSpacing(), (1.2, 1.2, 2.4))
@@ -302,3 +303,31 @@ def test_realistic_cortical_lesions_are_as_visible_as_rated_ones(cortical_folder
     brighter = min(d["t2star"]["cortical_lesion"] / d["t2star"]["gm"] - 1 for d in draws)
     assert severities and darker * min(severities) >= 0.05
     assert brighter * min(severities) > 0.02
+
+
+def test_the_t2star_epi_is_the_gre_with_flatter_contrast_on_the_same_grid(
+        cortical_folder: Path) -> None:
+    gre, epi = (sitk.ReadImage(str(cortical_folder / f"{name}.nii.gz"))
+                for name in ("t2star", "t2star_epi"))
+    assert same_grid(gre, epi)
+    tissue = read(cortical_folder, "truth/tissue.nii.gz")
+
+    def contrast(image: sitk.Image) -> float:
+        """Grey over white matter, less one."""
+        voxels = sitk.GetArrayFromImage(image).astype(float)
+        return (voxels[tissue == Tissue.CORTICAL_GM].mean()
+                / voxels[tissue == Tissue.WHITE_MATTER].mean() - 1)
+
+    assert 0 < contrast(epi) < contrast(gre)
+    record = json.loads((cortical_folder / "case.json").read_text(encoding="utf-8"))
+    assert 0 < record["scanner"]["t2star_epi"]["echo_time_ratio"] < 1
+
+
+def test_epi_distortion_moves_along_the_phase_encoding_axis_only_and_keeps_the_signal() -> None:
+    image = np.zeros((30, 40, 30), np.float32)
+    image[10:20, 15:25, 10:20] = 1.0
+    moved = distort(image, (1.0, 1.0, 1.0), 2.0, np.random.default_rng(0))
+    assert not np.allclose(moved, image)
+    # Each line along the phase-encoding axis keeps its signal: none moves to another line.
+    np.testing.assert_allclose(moved.sum(axis=PHASE_ENCODING_AXIS),
+                               image.sum(axis=PHASE_ENCODING_AXIS), atol=0.5)

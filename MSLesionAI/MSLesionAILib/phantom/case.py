@@ -24,13 +24,14 @@ from . import artefacts
 from .anatomy import CaseAnatomy, case_anatomy
 from .contrasts import draw_dawm, draw_texture, draw_tissue_values, synthesize
 from .cortical import draw_cortical_load, place_cortical_lesions
+from .epi import render_epi
 from .grid import draw_geometry
 from .lesions import LesionSet, draw_wm_load, place_wm_lesions
 from .phase import phase_image
 from .rim import Susceptibility, draw_susceptibility
 from .template import template_anatomy
 
-GENERATOR_VERSION = f"{__version__}+phantom.7"
+GENERATOR_VERSION = f"{__version__}+phantom.8"
 KINDS = ("wm", "rim", "cortical", "all")
 MODES = ("realistic", "randomised")
 KIND_CONTRASTS = {
@@ -39,13 +40,16 @@ KIND_CONTRASTS = {
     "cortical": ("mp2rage", "t2star"),
     "all": ("flair", "t1", "t2", "mp2rage", "t2star", "phase"),
 }
+# Kinds that also get a T2* EPI (`epi.render_epi`, from the T2* GRE's ideal image).
+EPI_KINDS = ("cortical", "all")
 # The contrast the truth is drawn for; the others are slightly misregistered to it.
 REFERENCE_CONTRAST = {"wm": "flair", "rim": "phase", "cortical": "mp2rage", "all": "flair"}
 TABLE_COLUMNS = ["lesion_id", "family", "type", "rim", "volume_ul", "centroid_r", "centroid_a",
                  "centroid_s", "confluent_group"]
 _T2STAR_RIM_DARKENING = 4.0  # per ppm: iron shortens T2*
+# Appended stages leave the earlier ones' streams, and so their images, unchanged.
 _STAGES = ("geometry", "anatomy", "wm_lesions", "cortical_lesions", "rim", "contrasts",
-           "scanner")
+           "scanner", "epi")
 
 
 @dataclass
@@ -162,6 +166,10 @@ def render_contrasts(streams: dict[str, np.random.Generator], anatomy: CaseAnato
                 scanner["flair"] = artefacts.flair_artefacts(ideal, anatomy, scanner_rng, mode)
             if contrast == "t2star" and susceptibility is not None:
                 ideal *= np.exp(-_T2STAR_RIM_DARKENING * susceptibility.rim_chi_ppm)
+            if contrast == "t2star" and kind in EPI_KINDS:
+                epi, scanners["t2star_epi"] = render_epi(ideal, anatomy, skull_stripped,
+                                                         streams["epi"], mode)
+                images["t2star_epi"] = array_to_image(epi, anatomy.grid)
             voxels = artefacts.bias_and_blur(ideal, anatomy, scanner, scanner_rng)
         if contrast != REFERENCE_CONTRAST[kind]:
             voxels = artefacts.misregister(voxels, anatomy.grid, scanner, scanner_rng)

@@ -51,9 +51,11 @@ from .cortical_data import (
     case_inputs,
     load_case,
 )
+from .new_inputs import load_with_new_inputs
 
 NAME_PATTERNS = {"mp2rage": ["*mp2rage*", "*MP2RAGE*", "*UNI*", "*uni*"],
-                 "t2star_gre": ["*t2star*", "*T2star*", "*T2s*", "*gre*", "*GRE*"]}
+                 "t2star_gre": ["*t2star*", "*T2star*", "*T2s*", "*gre*", "*GRE*"],
+                 "t2star_epi": ["*epi*", "*EPI*"]}
 SPACING_MM = (0.5, 0.5, 0.5)
 FINETUNE_LEARNING_RATE = 0.5e-4     # CLAIMS's domain adaptation
 # Low candidates too: a model trained at a lower lesion-class weight is less sure of lesions
@@ -149,12 +151,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--t2star", action="store_true",
                         help="add the optional T2* GRE input (trained with sequence dropout)")
+    parser.add_argument("--t2star-epi", action="store_true",
+                        help="add the optional T2* EPI input (trained with sequence dropout; "
+                             "case file t2star_epi.nii.gz)")
     parser.set_defaults(func=run)
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """Everything inference must know, before any weights exist."""
-    inputs = ["mp2rage", "t2star_gre"] if args.t2star else ["mp2rage"]
+    inputs = ["mp2rage", *(["t2star_gre"] if args.t2star else []),
+              *(["t2star_epi"] if args.t2star_epi else [])]
     return {
         "id": args.id, "version": args.version, "task": "cortical",
         "architecture": "claims_unet",
@@ -241,7 +247,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     network = build_network(metadata["architecture"], **metadata["network"])
     parent = find_bundle(args.init, "cortical", option="--init") if args.init else None
     if parent:
-        network.load_state_dict(parent.load_state_dict())
+        load_with_new_inputs(network, parent.load_state_dict(), parent.input_names,
+                             [spec["name"] for spec in metadata["inputs"]])
         metadata["parent"] = parent_record(parent)
     else:
         initialise_prior(network)
