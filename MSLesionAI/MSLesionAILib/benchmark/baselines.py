@@ -196,7 +196,8 @@ def wm_plan() -> dict[str, Any]:
 def cortical_plan(patch_size: int) -> dict[str, Any]:
     """The cortical trainer's plan for an MP2RAGE-only model."""
     return cortical_training.plan(argparse.Namespace(id=PLAIN_CORTICAL_ID, version="1.0.0",
-                                                     t2star=False, patch_size=patch_size))
+                                                     t2star=False, t2star_epi=False,
+                                                     patch_size=patch_size))
 
 
 def plain_loss() -> Any:
