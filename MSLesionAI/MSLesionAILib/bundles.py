@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .atomic import output_directory
 from .errors import BundleError
-from .jsonfiles import write_json
+from .jsonfiles import read_json, write_json
 
 if TYPE_CHECKING:  # torch is imported where weights are read or written (see devices.py)
     import torch
@@ -100,7 +100,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     if not metadata_file.is_file():
         raise BundleError(f"model bundle {path}: no {METADATA_NAME} in that folder")
     try:
-        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+        metadata = read_json(metadata_file)
     except json.JSONDecodeError as error:
         raise BundleError(
             f"model bundle {path}: {METADATA_NAME} is not valid JSON: {error}") from error
@@ -123,8 +123,7 @@ def list_bundles(dirs: list[Path] | None = None) -> list[ModelBundle]:
         if not folder.is_dir():
             continue
         manifest = folder / MANIFEST_NAME
-        names = (json.loads(manifest.read_text(encoding="utf-8"))["bundles"]
-                 if manifest.is_file() else [])
+        names = read_json(manifest)["bundles"] if manifest.is_file() else []
         names += sorted(p.name for p in folder.iterdir()
                         if (p / METADATA_NAME).is_file() and p.name not in names)
         bundles += [load_bundle(folder / name) for name in names]

@@ -18,6 +18,11 @@ def write_json(path: str | Path, data: Any) -> Path:
     return path
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file written by `write_json` (or any UTF-8 JSON)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def _to_plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)

@@ -25,6 +25,7 @@ import slicerio
 
 from .errors import InputError
 from .geometry import LPS_TO_RAS as RAS_TO_LPS  # the flip is its own inverse
+from .jsonfiles import read_json
 from .results import Segment, ijk_to_ras_matrix, read_table_csv
 from .tasks import ROLE_ATTRIBUTE
 
@@ -310,7 +311,7 @@ def load_result_folder(scene: Any, folder: str | Path, reference_volume: Any,
     two.
     """
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary = read_json(folder / "summary.json")
     files = summary["files"]
     labels, segments = read_seg_nrrd(folder / files["segmentation"])
     columns, rows = _csv_header(folder / files["table"]), read_table_csv(folder / files["table"])

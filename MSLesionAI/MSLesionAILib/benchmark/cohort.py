@@ -11,7 +11,6 @@ the benchmark refuses to run rather than report figures that might come from tra
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..bundles import ModelBundle
 from ..errors import MSLesionAIError
+from ..jsonfiles import read_json
 from ..phantom import GENERATOR_VERSION, generate_case, write_case
 from ..progress import Progress
 
@@ -102,7 +102,7 @@ def folder_seeds(folder: Path) -> set[int]:
 
 def case_record(folder: Path) -> dict[str, Any]:
     """A phantom case's case.json: seed, kind, mode and everything drawn."""
-    return json.loads((Path(folder) / "case.json").read_text(encoding="utf-8"))
+    return read_json(Path(folder) / "case.json")
 
 
 def case_seed(folder: Path) -> int:

@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from ..bundles import ModelBundle, load_bundle, update_metadata
 from ..errors import InputError
 from ..imageio import read_image
+from ..jsonfiles import read_json
 from ..lesions import min_voxels_for_volume
 from ..metrics.rim import (
     candidate_truth,
@@ -175,7 +176,7 @@ def pipeline_scores(bundle: ModelBundle, folders: list[Path]) -> tuple[list, lis
 def check_held_out(bundles: list[ModelBundle], test: list[Path]) -> None:
     """Refuse test cases that a bundle trained or validated on (same folder or same seed)."""
     def identity(folder: Path) -> tuple:
-        case = json.loads((Path(folder) / "case.json").read_text(encoding="utf-8"))
+        case = read_json(Path(folder) / "case.json")
         return case.get("seed"), case.get("mode"), case.get("kind")
 
     test_ids = {identity(f) for f in test}

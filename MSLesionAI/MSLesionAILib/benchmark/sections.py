@@ -8,7 +8,6 @@ folders named after the weights' checksum, and are reused by a later run.
 
 from __future__ import annotations
 
-import json
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..bundles import ModelBundle
 from ..cli import main as cli_main
 from ..errors import MSLesionAIError
 from ..imageio import array_to_image, read_image, write_image
+from ..jsonfiles import read_json
 from ..phantom.dataset import MANIFEST, write_dataset
 from ..progress import Progress
 from ..training._loop import training_stages
@@ -102,7 +102,7 @@ def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def _wm_inputs(folder: Path) -> list[str]:

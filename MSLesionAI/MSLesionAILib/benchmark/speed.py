@@ -29,6 +29,7 @@ import torch
 from ..cli import build_parser
 from ..cli import main as cli_main
 from ..errors import MSLesionAIError
+from ..jsonfiles import read_json
 
 OTHER_STAGE = "read + write"
 
@@ -106,7 +107,7 @@ def measure_run(argv: list[str], out_dir: Path, threads: int) -> dict[str, Any]:
     if done.returncode:
         raise MSLesionAIError(f"speed run failed: {' '.join(command)}\n{done.stderr[-2000:]}")
     run = json.loads(done.stdout.strip().splitlines()[-1])
-    stages = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))["timings_s"]
+    stages = read_json(out_dir / "summary.json")["timings_s"]
     stages[OTHER_STAGE] = max(run["whole_s"] - sum(stages.values()), 0.0)
     return {**run, "stages_s": stages}
 

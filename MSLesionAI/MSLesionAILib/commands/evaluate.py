@@ -25,6 +25,7 @@ from ..atomic import make_folder, refuse_existing
 from ..errors import InputError
 from ..geometry import orientation_code, resample_like, same_grid, same_voxels
 from ..imageio import read_image
+from ..jsonfiles import read_json
 from ..labels import CORTICAL_FAMILY, WM_FAMILY
 from ..lesions import label_components
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
@@ -150,7 +151,7 @@ def _rim_case(pred_path: Path, truth_path: Path, args: argparse.Namespace) -> di
         raise InputError(f"--pred: {pred_path} is not a rim output folder "
                          "(rim_lesions.nii.gz and lesions.csv with rim_probability, rim_positive)")
     summary = pred_path / "summary.json"
-    if summary.is_file() and "point" in json.loads(summary.read_text(encoding="utf-8")):
+    if summary.is_file() and "point" in read_json(summary):
         raise InputError(f"--pred: {pred_path} is a --point result, one lesion's call; score "
                          "a run over all the candidates")
     folder = _truth_folder(truth_path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..jsonfiles import read_json
 from ..labels import TISSUE_COLORS, Tissue
 from .case import KIND_CONTRASTS
 
@@ -93,8 +94,6 @@ def save_rim_gallery(folder: str | Path, path: str | Path, per_class: int = 5,
                      crop_mm: float = 24.0) -> Path:
     """Phase close-ups through the centre of the largest rim+ and rim− lesions (≥ 12.3 µL),
     the lesion outlined, each with its truth and phase mimic from ``case.json``."""
-    import json
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,7 +102,7 @@ def save_rim_gallery(folder: str | Path, path: str | Path, per_class: int = 5,
     phase_image = sitk.ReadImage(str(folder / "phase.nii.gz"))
     phase = sitk.GetArrayFromImage(phase_image)
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "truth" / "wm_lesions.nii.gz")))
-    rows = [r for r in json.loads((folder / "case.json").read_text(encoding="utf-8"))["lesions"]
+    rows = [r for r in read_json(folder / "case.json")["lesions"]
             if r["family"] == "wm" and r["volume_ul"] >= 12.3]
     chosen = [sorted((r for r in rows if r["rim"] == rim), key=lambda r: -r["volume_ul"])
               [:per_class] for rim in (1, 0)]

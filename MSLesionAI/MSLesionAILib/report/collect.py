@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import same_grid
 from ..imageio import read_image
+from ..jsonfiles import read_json
 from ..results import read_table_csv
 
 TASKS = ("wm", "cortical", "rim")
@@ -97,7 +98,7 @@ def _read_summary(folder: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except json.JSONDecodeError as error:
         raise InputError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from error
 

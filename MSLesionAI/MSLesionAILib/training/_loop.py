@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import random
 import shlex
@@ -20,6 +19,7 @@ import torch
 from .. import __version__
 from ..bundles import ModelBundle
 from ..errors import InputError
+from ..jsonfiles import read_json
 from ..progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -109,7 +109,7 @@ def minutes_to_seconds(minutes: float | None) -> float | None:
 def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, Any]:
     """Training data: the dataset folders, and each case's phantom seed and mode (from
     case.json), so held-out cohorts can avoid these seeds."""
-    cases = [json.loads((folder / "case.json").read_text(encoding="utf-8")) for folder in folders]
+    cases = [read_json(folder / "case.json") for folder in folders]
     return {"datasets": [str(d) for d in datasets], "cases": len(folders),
             "seeds": [case["seed"] for case in cases],
             "modes": sorted({case.get("mode", "unknown") for case in cases}),
