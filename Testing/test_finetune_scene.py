@@ -53,13 +53,14 @@ def volume(scene, name: str, seed: int, folder: int):
 
 
 def corrected_case(scene, t2star: bool = True):
-    """A patient folder with an MP2RAGE (and a T2* GRE) and a cortical segmentation drawn on
-    the MP2RAGE, made as a cortical result's is."""
+    """A patient folder with an MP2RAGE (and a T2* GRE and EPI) and a cortical segmentation
+    drawn on the MP2RAGE, made as a cortical result's is."""
     hierarchy = scene.GetSubjectHierarchyNode()
     patient = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), "patient")
     mp2rage = volume(scene, "MP2RAGE UNI", 1, patient)
     if t2star:
         volume(scene, "T2star GRE", 2, patient)
+        volume(scene, "T2star EPI", 3, patient)
     segments = [Segment(CLASS_VALUES[name], *CORTICAL_SEGMENTS[name]) for name in CORTICAL_CLASSES]
     labels = array_to_image(class_labels(), mrml.image_from_volume(mp2rage))
     return mrml.segmentation_from_labelmap(scene, labels, segments, "MP2RAGE cortical lesions",
@@ -69,12 +70,17 @@ def corrected_case(scene, t2star: bool = True):
 def test_an_exported_case_loads_with_voxel_exact_labels(scene, tmp_path):
     segmentation = corrected_case(scene)
     [case] = finetune_scene.annotated_cases([segmentation])
-    assert case.mp2rage.GetName() == "MP2RAGE UNI" and case.t2star_gre.GetName() == "T2star GRE"
+    assert case.mp2rage.GetName() == "MP2RAGE UNI"
+    assert {name: node.GetName() for name, node in case.optional.items()} == {
+        "t2star_gre": "T2star GRE", "t2star_epi": "T2star EPI"}
 
     folder = finetune_scene.export_case(case, tmp_path / "case_01")
 
     assert cortical_data.case_folders([tmp_path]) == [folder]
-    assert (folder / "t2star_gre.nii.gz").is_file()
+    for name, node in case.optional.items():   # each contrast in its own file
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{name}.nii.gz"))),
+            sitk.GetArrayFromImage(mrml.image_from_volume(node)))
     loaded = cortical_data.load_case(folder, ["mp2rage"], SPACING_MM)
     np.testing.assert_array_equal(loaded.labels, class_labels())
     rows = read_table_csv(folder / "truth" / "lesions.csv")
@@ -111,7 +117,7 @@ def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_
     message = str(error.value)
     assert "FLAIR WM lesions lacks the cortical lesion segments 'leukocortical lesion'" in message
     assert "; empty lacks" in message and "MP2RAGE cortical lesions" not in message
-    assert finetune_scene.annotated_cases([good])[0].t2star_gre is None
+    assert finetune_scene.annotated_cases([good])[0].optional == {}
 
 
 def test_new_bundle_folders_never_reuse_a_folder_or_an_installed_id(tmp_path, monkeypatch):

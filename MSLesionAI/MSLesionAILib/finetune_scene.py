@@ -2,12 +2,12 @@
 
 A case is a segmentation with the two cortical lesion segments (typically a cortical result the
 user corrected in the Segment Editor) and the MP2RAGE it was drawn on: the segmentation's
-reference geometry volume, which for a result is the run's MP2RAGE. A T2* GRE named like one
-(the panel's auto-selection rule) in the MP2RAGE's subject hierarchy folder is added when there
-is one. `start` exports the cases as the case folders ``mslesionai finetune cortical`` reads
-(see `training.cortical_data`), starts it through an injectable `Runner` like a pipeline run,
-and returns a job whose `FinetuneJob.finish` gives the new bundle, written to a new folder of
-the user's model folder and found there by its id.
+reference geometry volume, which for a result is the run's MP2RAGE. A T2* GRE and a T2* EPI
+named like one (the panel's auto-selection rule) in the MP2RAGE's subject hierarchy folder are
+added when there are. `start` exports the cases as the case folders ``mslesionai finetune
+cortical`` reads (see `training.cortical_data`), starts it through an injectable `Runner` like
+a pipeline run, and returns a job whose `FinetuneJob.finish` gives the new bundle, written to a
+new folder of the user's model folder and found there by its id.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,12 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 @dataclass(frozen=True)
 class AnnotatedCase:
-    """A corrected cortical segmentation, the MP2RAGE it was drawn on and an optional T2*."""
+    """A corrected cortical segmentation, the MP2RAGE it was drawn on and the optional
+    contrasts found beside it, by bundle input name (``t2star_gre``, ``t2star_epi``)."""
 
     segmentation: Any
     mp2rage: Any
-    t2star_gre: Any = None
+    optional: dict[str, Any] = field(default_factory=dict)
 
 
 class FinetuneJob(ScratchJob):
@@ -99,20 +100,20 @@ def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
     cases = []
     for node in segmentation_nodes:
         mp2rage = mrml.segmentation_reference_volume(node)
-        cases.append(AnnotatedCase(node, mp2rage, _t2star_gre_beside(mp2rage)))
+        cases.append(AnnotatedCase(node, mp2rage, _optional_contrasts_beside(mp2rage)))
     return cases
 
 
 def export_case(case: AnnotatedCase, folder: Path) -> Path:
-    """Write a case folder: ``mp2rage.nii.gz`` [``t2star_gre.nii.gz``] and the truth, each
-    lesion segment's connected components as lesions of its class, on the MP2RAGE's grid.
-    The voxels of a "white-matter lesion" segment (a result's flagged lesions) become
-    ``truth/wm_lesions.nii.gz``, which training weights 0, as CLAIMS does."""
+    """Write a case folder: ``mp2rage.nii.gz`` [``t2star_gre.nii.gz``, ``t2star_epi.nii.gz``]
+    and the truth, each lesion segment's connected components as lesions of its class, on the
+    MP2RAGE's grid. The voxels of a "white-matter lesion" segment (a result's flagged lesions)
+    become ``truth/wm_lesions.nii.gz``, which training weights 0, as CLAIMS does."""
     grid = mrml.image_from_volume(case.mp2rage)
     write_image(grid, folder / "mp2rage.nii.gz")
-    if case.t2star_gre is not None:
-        write_image(mrml.image_from_volume(case.t2star_gre, frame_node=case.mp2rage),
-                    folder / "t2star_gre.nii.gz")
+    for name, node in case.optional.items():
+        write_image(mrml.image_from_volume(node, frame_node=case.mp2rage),
+                    folder / f"{name}.nii.gz")
     classes = lesion_classes(CORTICAL, case.segmentation, grid)  # 1-based, as CORTICAL_CLASSES
     ids, rows = np.zeros(classes.shape, np.uint16), []
     for value, name in enumerate(CORTICAL_CLASSES, start=1):
@@ -172,18 +173,20 @@ def _case_problem(node: Any) -> str | None:
     return None
 
 
-def _t2star_gre_beside(mp2rage: Any) -> Any:
-    """The T2* GRE in the MP2RAGE's subject hierarchy folder (not at the scene's top, where
-    volumes of several patients may lie), or None."""
+def _optional_contrasts_beside(mp2rage: Any) -> dict[str, Any]:
+    """The T2* GRE and EPI in the MP2RAGE's subject hierarchy folder (not at the scene's top,
+    where volumes of several patients may lie), by bundle input name."""
     import vtk
 
     hierarchy = mp2rage.GetScene().GetSubjectHierarchyNode()
     folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(mp2rage))
     if not folder or folder == hierarchy.GetSceneItemID():
-        return None
+        return {}
     children = vtk.vtkIdList()
     hierarchy.GetItemChildren(folder, children)
     volumes = [hierarchy.GetItemDataNode(children.GetId(i))
                for i in range(children.GetNumberOfIds())]
     volumes = [v for v in volumes if v is not None and v.IsA("vtkMRMLScalarVolumeNode")]
-    return match_inputs(CORTICAL, volumes).get("t2star-gre")
+    found = match_inputs(CORTICAL, [volume for volume in volumes if volume is not mp2rage])
+    return {option.replace("-", "_"): node for option, node in found.items()
+            if option != CORTICAL.reference_input}
