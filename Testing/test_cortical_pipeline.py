@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -436,7 +437,10 @@ def test_training_continues_from_a_bundle_within_a_time_budget(case, tmp_path):
 
 def test_a_continued_model_can_read_a_contrast_its_parent_did_not(case, tmp_path):
     """`--t2star-epi` with `--init` of an MP2RAGE-only model: the new channel starts unused."""
-    common = ["--progress", "none", "train", "cortical", "--data", str(case.parent),
+    with_epi = tmp_path / "cases" / case.name
+    shutil.copytree(case, with_epi)
+    shutil.copy(case / "mp2rage.nii.gz", with_epi / "t2star_epi.nii.gz")
+    common = ["--progress", "none", "train", "cortical", "--data", str(with_epi.parent),
               "--patch-size", "16", "--batch-size", "1", "--threads", "1"]
     assert main([*common, "--out", str(tmp_path / "a"), "--steps", "1"]) == 0
     assert main([*common, "--out", str(tmp_path / "b"), "--steps", "1", "--max-minutes", "0",
@@ -447,6 +451,13 @@ def test_a_continued_model_can_read_a_contrast_its_parent_did_not(case, tmp_path
                         if weights.dim() == 5 and weights.shape[1] == 2]   # the input layer
     torch.testing.assert_close(weights[:, :1], parent.load_state_dict()[key])
     assert not weights[:, 1].any()
+
+
+def test_training_an_input_no_case_has_is_refused(case, tmp_path, capsys):
+    assert main(["train", "cortical", "--data", str(case.parent), "--t2star-epi",
+                 "--out", str(tmp_path / "a"), "--steps", "1"]) != 0
+    assert "--data: no training case has t2star_epi" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
 
 
 def classes_by_type(loaded: TrainingCase) -> list[list[int]]:

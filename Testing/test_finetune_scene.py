@@ -71,13 +71,13 @@ def test_an_exported_case_loads_with_voxel_exact_labels(scene, tmp_path):
     segmentation = corrected_case(scene)
     [case] = finetune_scene.annotated_cases([segmentation])
     assert case.mp2rage.GetName() == "MP2RAGE UNI"
-    assert {name: node.GetName() for name, node in case.optional.items()} == {
+    assert {name: node.GetName() for name, node in case.optional_contrasts.items()} == {
         "t2star_gre": "T2star GRE", "t2star_epi": "T2star EPI"}
 
     folder = finetune_scene.export_case(case, tmp_path / "case_01")
 
     assert cortical_data.case_folders([tmp_path]) == [folder]
-    for name, node in case.optional.items():   # each contrast in its own file
+    for name, node in case.optional_contrasts.items():   # each contrast in its own file
         np.testing.assert_array_equal(
             sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{name}.nii.gz"))),
             sitk.GetArrayFromImage(mrml.image_from_volume(node)))
@@ -117,7 +117,7 @@ def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_
     message = str(error.value)
     assert "FLAIR WM lesions lacks the cortical lesion segments 'leukocortical lesion'" in message
     assert "; empty lacks" in message and "MP2RAGE cortical lesions" not in message
-    assert finetune_scene.annotated_cases([good])[0].optional == {}
+    assert finetune_scene.annotated_cases([good])[0].optional_contrasts == {}
 
 
 def test_new_bundle_folders_never_reuse_a_folder_or_an_installed_id(tmp_path, monkeypatch):

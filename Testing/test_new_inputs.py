@@ -45,6 +45,7 @@ def test_a_new_contrast_between_the_parents_goes_to_its_own_channel() -> None:
                          ["mp2rage", "t2star_gre", "t2star_epi"])
     first = next(w for w in child.parameters() if w.dim() == 5)
     parent_first = next(w for w in parent.parameters() if w.dim() == 5)
+    torch.testing.assert_close(first[:, 0], parent_first[:, 0])
     torch.testing.assert_close(first[:, 2], parent_first[:, 1])
     assert not first[:, 1].any()
 
@@ -60,3 +61,7 @@ def test_dropping_or_reordering_a_parents_input_is_refused() -> None:
     with pytest.raises(InputError, match="not the same network"):
         load_with_new_inputs(build_network("claims_unet", in_channels=3, out_channels=4),
                              parent.state_dict(), PARENT_INPUTS, [*PARENT_INPUTS, "t2star_epi"])
+    fewer_layers = dict(list(parent.state_dict().items())[1:])
+    with pytest.raises(InputError, match="in only one of the two"):
+        load_with_new_inputs(build_network("claims_unet", in_channels=3, out_channels=3),
+                             fewer_layers, PARENT_INPUTS, [*PARENT_INPUTS, "t2star_epi"])

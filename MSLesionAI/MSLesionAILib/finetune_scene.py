@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class AnnotatedCase:
 
     segmentation: Any
     mp2rage: Any
-    optional: dict[str, Any] = field(default_factory=dict)
+    optional_contrasts: Mapping[str, Any] = field(default_factory=dict)
 
 
 class FinetuneJob(ScratchJob):
@@ -111,7 +111,7 @@ def export_case(case: AnnotatedCase, folder: Path) -> Path:
     become ``truth/wm_lesions.nii.gz``, which training weights 0, as CLAIMS does."""
     grid = mrml.image_from_volume(case.mp2rage)
     write_image(grid, folder / "mp2rage.nii.gz")
-    for name, node in case.optional.items():
+    for name, node in case.optional_contrasts.items():
         write_image(mrml.image_from_volume(node, frame_node=case.mp2rage),
                     folder / f"{name}.nii.gz")
     classes = lesion_classes(CORTICAL, case.segmentation, grid)  # 1-based, as CORTICAL_CLASSES

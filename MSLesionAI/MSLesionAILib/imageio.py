@@ -54,8 +54,7 @@ def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{name}: has {image.GetNumberOfComponentsPerPixel()} components "
                          "per voxel; expected a scalar (grey-level) image")
-    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
-        image = image[:, :, :, 0]
+    image = single_volume(image)
     if image.GetDimension() != 3:
         raise InputError(f"{name}: is {image.GetDimension()}D with size {image.GetSize()}; "
                          "expected a 3D volume")
@@ -78,6 +77,14 @@ def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -
             raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
                              f"larger than a head (> {MAX_BRAIN_EXTENT_MM:.0f} mm); crop it "
                              "to the head first")
+    return image
+
+
+def single_volume(image: sitk.Image) -> sitk.Image:
+    """A 4D image of one volume (as NRRD and MHA files may hold a 3D one) as that 3D volume;
+    any other image as it is."""
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        return image[:, :, :, 0]
     return image
 
 

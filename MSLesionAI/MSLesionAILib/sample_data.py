@@ -78,12 +78,12 @@ class PhantomSample:
         return cache_dir / self.version / f"{self.kind}-seed{self.seed}{crop}"
 
     def files(self, cache_dir: Path) -> list[SampleFile]:
-        from .phantom import KIND_CONTRASTS
+        from .phantom import KIND_IMAGES
 
         folder = self.folder(cache_dir)
         node = f"phantom_{self.kind}"
         return [*(SampleFile(folder / "case" / f"{contrast}.nii.gz", f"{node}_{contrast}",
-                             VOLUME_FILE) for contrast in KIND_CONTRASTS[self.kind]),
+                             VOLUME_FILE) for contrast in KIND_IMAGES[self.kind]),
                 SampleFile(folder / REFERENCE_FILE, f"{node}_reference", SEGMENTATION_FILE)]
 
     def prepare(self, cache_dir: Path, progress: Progress) -> None:

@@ -94,15 +94,11 @@ def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
               log: Path) -> dict[str, Any]:
     """`mslesionai evaluate --json`, unless that JSON already holds these predictions."""
     pred = [str(path) for path in preds]
-    if not json_path.is_file() or _read_json(json_path)["pred"] != pred:
+    if not json_path.is_file() or read_json(json_path)["pred"] != pred:
         json_path.unlink(missing_ok=True)  # stale: made for other predictions
         _cli(["evaluate", "--task", task, "--pred", *pred, "--truth", *map(str, truths),
               "--json", str(json_path)], log)
-    return _read_json(json_path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return read_json(path)
+    return read_json(json_path)
 
 
 def _wm_inputs(folder: Path) -> list[str]:

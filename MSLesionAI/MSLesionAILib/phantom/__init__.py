@@ -6,6 +6,7 @@
 from .case import (
            GENERATOR_VERSION,
            KIND_CONTRASTS,
+           KIND_IMAGES,
            KINDS,
            MODES,
            PhantomCase,
@@ -13,5 +14,5 @@ from .case import (
            write_case,
 )
 
-__all__ = ["GENERATOR_VERSION", "KIND_CONTRASTS", "KINDS", "MODES", "PhantomCase",
+__all__ = ["GENERATOR_VERSION", "KIND_CONTRASTS", "KIND_IMAGES", "KINDS", "MODES", "PhantomCase",
            "generate_case", "write_case"]

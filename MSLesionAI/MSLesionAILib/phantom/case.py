@@ -42,6 +42,9 @@ KIND_CONTRASTS = {
 }
 # Kinds that also get a T2* EPI (`epi.render_epi`, from the T2* GRE's ideal image).
 EPI_KINDS = ("cortical", "all")
+# The image files of a case folder (``NAME.nii.gz``) by kind: the contrasts, then the EPI.
+KIND_IMAGES = {kind: (*contrasts, *(("t2star_epi",) if kind in EPI_KINDS else ()))
+               for kind, contrasts in KIND_CONTRASTS.items()}
 # The contrast the truth is drawn for; the others are slightly misregistered to it.
 REFERENCE_CONTRAST = {"wm": "flair", "rim": "phase", "cortical": "mp2rage", "all": "flair"}
 TABLE_COLUMNS = ["lesion_id", "family", "type", "rim", "volume_ul", "centroid_r", "centroid_a",
@@ -167,8 +170,8 @@ def render_contrasts(streams: dict[str, np.random.Generator], anatomy: CaseAnato
             if contrast == "t2star" and susceptibility is not None:
                 ideal *= np.exp(-_T2STAR_RIM_DARKENING * susceptibility.rim_chi_ppm)
             if contrast == "t2star" and kind in EPI_KINDS:
-                epi, scanners["t2star_epi"] = render_epi(ideal, anatomy, skull_stripped,
-                                                         streams["epi"], mode)
+                epi, scanners["t2star_epi"] = render_epi(ideal, anatomy, brain,
+                                                         skull_stripped, streams["epi"], mode)
                 images["t2star_epi"] = array_to_image(epi, anatomy.grid)
             voxels = artefacts.bias_and_blur(ideal, anatomy, scanner, scanner_rng)
         if contrast != REFERENCE_CONTRAST[kind]:

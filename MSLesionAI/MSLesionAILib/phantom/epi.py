@@ -22,21 +22,21 @@ DISTORTION_SCALE_MM = 30.0  # off-resonance varies over about this distance
 EXTRA_BLUR_VOXELS = 0.3     # T2* decay along the echo train widens the point spread
 
 
-def render_epi(t2star_ideal: np.ndarray, anatomy: CaseAnatomy, skull_stripped: bool,
-               rng: np.random.Generator, mode: str) -> tuple[np.ndarray, dict]:
+def render_epi(t2star_ideal: np.ndarray, anatomy: CaseAnatomy, brain: np.ndarray,
+               skull_stripped: bool, rng: np.random.Generator,
+               mode: str) -> tuple[np.ndarray, dict]:
     """The stored EPI (int16, on the case's grid) from the GRE's ideal image; its parameters."""
     realistic = mode == "realistic"
     echo_ratio = float(rng.uniform(0.55, 0.8) if realistic else rng.uniform(0.4, 1.0))
-    shift_mm = float(rng.uniform(0.3, 1.5) if realistic else rng.uniform(0.0, 2.5))
+    shift_sd_mm = float(rng.uniform(0.3, 1.5) if realistic else rng.uniform(0.0, 2.5))
     image = np.power(np.clip(t2star_ideal, 0.0, None), echo_ratio).astype(np.float32)
-    image = distort(image, anatomy.spacing_zyx_mm, shift_mm, rng)
+    image = distort(image, anatomy.spacing_zyx_mm, shift_sd_mm, rng)
     scanner = artefacts.draw_scanner(rng, mode)
     scanner["blur_voxels"] += EXTRA_BLUR_VOXELS
-    scanner.update(echo_time_ratio=echo_ratio, distortion_sd_mm=shift_mm,
+    scanner.update(echo_time_ratio=echo_ratio, distortion_sd_mm=shift_sd_mm,
                    phase_encoding_axis="second image axis")
     voxels = artefacts.bias_and_blur(image, anatomy, scanner, rng)
     voxels = artefacts.misregister(voxels, anatomy.grid, scanner, rng)
-    brain = anatomy.brain.astype(np.uint8)
     return artefacts.store(voxels, brain, scanner, skull_stripped, rng), scanner
 
 

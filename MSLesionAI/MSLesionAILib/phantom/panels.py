@@ -16,9 +16,9 @@ import SimpleITK as sitk
 
 from ..jsonfiles import read_json
 from ..labels import TISSUE_COLORS, Tissue
-from .case import KIND_CONTRASTS
+from .case import KIND_IMAGES
 
-_ORDER = KIND_CONTRASTS["all"]
+_ORDER = KIND_IMAGES["all"]
 _LPS_AXES = {"R-L": 0, "A-P": 1, "S-I": 2}
 
 

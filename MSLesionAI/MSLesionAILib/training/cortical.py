@@ -25,6 +25,7 @@ from monai.networks import one_hot
 
 from ..bundles import ModelBundle, find_bundle, update_metadata, write_bundle
 from ..devices import choose_device
+from ..errors import InputError
 from ..imageio import read_image
 from ..labels import CORTICAL_CLASSES, CORTICAL_FAMILY, CORTICAL_TYPES
 from ..metrics.cortical import MIN_VOLUMES_UL, CorticalCase, evaluate_cortical
@@ -146,7 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="case or dataset folders (mp2rage.nii.gz, truth/ per case)")
     add_training_options(parser, steps=1500, learning_rate=0.5e-3)
     parser.add_argument("--init", metavar="BUNDLE",
-                        help="start from this bundle's weights (same network settings)")
+                        help="start from this bundle's weights (same network settings; it "
+                             "may read fewer contrasts: the new ones start unused)")
     parser.add_argument("--id", default="cortical-claims")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--t2star", action="store_true",
@@ -244,6 +246,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                      for option, roots in (("--data", args.data),
                                                            ("--validation", args.validation),
                                                            ("--eval", args.eval)))
+    check_optional_inputs_present(folders, [spec["name"] for spec in metadata["inputs"]])
     network = build_network(metadata["architecture"], **metadata["network"])
     parent = find_bundle(args.init, "cortical", option="--init") if args.init else None
     if parent:
@@ -260,6 +263,16 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if held_out:
         record_metrics(bundle, "held_out", evaluate_bundle(bundle, held_out, device=args.device))
     return 0
+
+
+def check_optional_inputs_present(folders: list[Path], input_names: list[str]) -> None:
+    """Refuse to train an input that no training case has: the model would list a contrast it
+    never saw (a phantom.7 case folder, for one, has no ``t2star_epi.nii.gz``)."""
+    given = set().union(*(case_inputs(folder, input_names).contrasts() for folder in folders))
+    unseen = [name for name in input_names if name not in given]
+    if unseen:
+        raise InputError(f"--data: no training case has {', '.join(unseen)} "
+                         f"({', '.join(f'{name}.nii.gz' for name in unseen)})")
 
 
 def bumped_version(version: str) -> str:

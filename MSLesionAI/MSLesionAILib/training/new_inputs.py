@@ -16,7 +16,8 @@ from ..errors import InputError
 def load_with_new_inputs(network: nn.Module, parent: dict[str, torch.Tensor],
                          parent_inputs: list[str], inputs: list[str]) -> None:
     """Load ``parent`` (a state dict of the same architecture reading ``parent_inputs``) into
-    ``network``, which reads ``inputs``: every parent input kept, in any order, plus new ones."""
+    ``network``, which reads ``inputs``: the parent's inputs, in the parent's order, with new
+    ones anywhere among them."""
     missing = [name for name in parent_inputs if name not in inputs]
     if missing:
         raise InputError(f"--init: the new model must read every input of its parent; it "
@@ -24,6 +25,10 @@ def load_with_new_inputs(network: nn.Module, parent: dict[str, torch.Tensor],
     if len(inputs) == len(parent_inputs) and inputs != parent_inputs:
         raise InputError(f"--init: the parent reads {', '.join(parent_inputs)} in another order")
     state = network.state_dict()
+    if set(parent) != set(state):
+        differing = sorted(set(parent) ^ set(state))
+        raise InputError(f"--init: not the same network (layers {', '.join(differing[:3])} "
+                         "are in only one of the two)")
     for key, weights in parent.items():
         if state[key].shape == weights.shape:
             state[key] = weights
