@@ -93,7 +93,7 @@ def test_unknown_model_and_wrong_task_are_clear_errors(tmp_path):
 
 
 def test_an_installed_bundle_is_also_found_by_its_folder_name(tmp_path, monkeypatch):
-    """Shipped folders carry the version (cortical-claims-v9) where the id does not; the docs
+    """Shipped folders carry the version (cortical-claims-v12) where the id does not; the docs
     and users name either, from any working directory."""
     _write(tmp_path / "models" / "wm-test-v2", bundle_id="wm-test")
     monkeypatch.chdir(tmp_path)

@@ -237,7 +237,7 @@ def test_cortical_finetune_arguments_are_accepted_by_the_command_line(module_fil
     assert (args.command, args.task, args.id, args.out) == ("finetune", "cortical", "site",
                                                            tmp_path / "site")
     assert args.cases == [job.folder] and (job.folder / "case_01" / "mp2rage.nii.gz").is_file()
-    assert Path(args.parent).name == "cortical-claims-v9"
+    assert Path(args.parent).name == "cortical-claims-v12"
     job.discard()
 
 

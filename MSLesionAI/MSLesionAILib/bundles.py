@@ -133,7 +133,7 @@ def list_bundles(dirs: list[Path] | None = None) -> list[ModelBundle]:
 def find_bundle(model: str | None, task: str, available_inputs: set[str] | None = None,
                 dirs: list[Path] | None = None, option: str = "--model") -> ModelBundle:
     """The bundle named by ``model`` (a folder, or an installed bundle's id or folder name,
-    e.g. ``cortical-claims`` or ``cortical-claims-v9``), or the preferred one for ``task``
+    e.g. ``cortical-claims`` or ``cortical-claims-v12``), or the preferred one for ``task``
     whose required inputs are all available. ``option`` names the argument in errors."""
     if model and Path(model).is_dir():
         bundle = load_bundle(model)

@@ -63,6 +63,7 @@ def demo_steps(run_dir: Path, device: str) -> list[tuple[tuple[str, ...], list[s
         phantom("cortical", cortical),
         (("cortical",), ["cortical", "--mp2rage", f"{cortical}/mp2rage.nii.gz",
                          "--t2star-gre", f"{cortical}/t2star.nii.gz",
+                         "--t2star-epi", f"{cortical}/t2star_epi.nii.gz",
                          # The phantom's white-matter lesions stand in for a `wm` result: the
                          # cortical case has no FLAIR to segment them from.
                          "--wm-lesions", f"{cortical}/truth/wm_lesions.nii.gz",
