@@ -142,6 +142,23 @@ def test_finetune_names_its_own_option_for_an_unknown_parent(tmp_path, capsys):
         "mslesionai: error: --from: no model 'cortical-claims-v0' found")
 
 
+@pytest.mark.parametrize("missing", ["--cases", "--eval"])
+def test_finetune_cases_that_are_not_there_are_one_line_naming_the_option(missing, tmp_path,
+                                                                          capsys):
+    """A mistyped folder or an unexpanded shell pattern had crashed fine-tuning with a
+    traceback (--cases) or scored zero cases in silence (--eval)."""
+    case = tmp_path / "site_b" / "case_1"
+    case.mkdir(parents=True)
+    (case / "mp2rage.nii.gz").write_bytes(b"")   # found, never read: the check comes first
+    given = {"--cases": case.parent, "--eval": case.parent,
+             missing: tmp_path / "site_b_{0,1}"}
+    assert main(["--progress", "none", "finetune", "cortical", "--cases", str(given["--cases"]),
+                 "--eval", str(given["--eval"]), "--out", str(tmp_path / "out")]) == EXIT_ERROR
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"mslesionai: error: {missing}: no case found in")
+    assert "\n" not in error and not (tmp_path / "out").exists()
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     (tmp_path / "a_file").write_text("", encoding="utf-8")
     assert main(["evaluate", "--task", "wm", "--pred", "p", "--truth", "t",

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..bundles import find_bundle
 from ..progress import Progress
 from ..training import cortical as trainer
-from ..training.cortical_data import case_folders
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,19 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
     parent = find_bundle(args.parent, "cortical", option="--from")
-    folders = case_folders(args.cases)
-    if args.eval:
+    folders, validation, held_out = trainer.found_case_folders(
+        {"--cases": args.cases, "--validation": args.validation, "--eval": args.eval})
+    if held_out:
         trainer.record_metrics(parent, "held_out_new_site, before fine-tuning (not stored)",
-                               trainer.evaluate_bundle(parent, case_folders(args.eval),
-                                                       device=args.device),
+                               trainer.evaluate_bundle(parent, held_out, device=args.device),
                                store=False)
     bundle = trainer.finetune(parent, folders, args, progress)
-    if args.validation:
-        bundle = trainer.calibrate(bundle, case_folders(args.validation), args.device)
+    if validation:
+        bundle = trainer.calibrate(bundle, validation, args.device)
     print(f"fine-tuned {parent.id} v{parent.metadata['version']} on {len(folders)} cases: "
           f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
-    if args.eval:
+    if held_out:
         trainer.record_metrics(bundle, "held_out_new_site",
-                               trainer.evaluate_bundle(bundle, case_folders(args.eval),
-                                                       device=args.device))
+                               trainer.evaluate_bundle(bundle, held_out, device=args.device))
     return 0

@@ -239,13 +239,17 @@ def initialise_prior(network: torch.nn.Module, lesion_prior: float = 0.01) -> No
         network.head.bias.copy_(prior.log())
 
 
+def found_case_folders(roots_by_option: dict[str, list[Path] | None]) -> list[list[Path]]:
+    """The case folders under each option's folders, in order; an option given without any
+    case is refused, by name, before any work."""
+    return [found_cases(option, roots, case_folders(roots or []), "mp2rage.nii.gz")
+            for option, roots in roots_by_option.items()]
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = plan(args)
-    folders, validation, held_out = (found_cases(option, roots, case_folders(roots or []),
-                                                 "mp2rage.nii.gz")
-                                     for option, roots in (("--data", args.data),
-                                                           ("--validation", args.validation),
-                                                           ("--eval", args.eval)))
+    folders, validation, held_out = found_case_folders(
+        {"--data": args.data, "--validation": args.validation, "--eval": args.eval})
     check_optional_inputs_present(folders, [spec["name"] for spec in metadata["inputs"]])
     network = build_network(metadata["architecture"], **metadata["network"])
     parent = find_bundle(args.init, "cortical", option="--init") if args.init else None
