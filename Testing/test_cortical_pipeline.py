@@ -453,6 +453,19 @@ def test_a_continued_model_can_read_a_contrast_its_parent_did_not(case, tmp_path
     assert not weights[:, 1].any()
 
 
+def test_the_training_record_names_absolute_folders_and_phantom_seeds(case, tmp_path,
+                                                                     monkeypatch):
+    """The benchmark reads them from any working directory to keep held-out seeds clear."""
+    phantom_case = tmp_path / "cases" / case.name
+    shutil.copytree(case, phantom_case)
+    (phantom_case / "case.json").write_text('{"seed": 6500}', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--progress", "none", "train", "cortical", "--data", "cases", "--out", "a",
+                 "--steps", "1", "--patch-size", "16", "--batch-size", "1"]) == 0
+    data = load_bundle(tmp_path / "a").metadata["training"]["data"]
+    assert data["folders"] == [str((tmp_path / "cases").resolve())] and data["seeds"] == [6500]
+
+
 def test_training_an_input_no_case_has_is_refused(case, tmp_path, capsys):
     assert main(["train", "cortical", "--data", str(case.parent), "--t2star-epi",
                  "--out", str(tmp_path / "a"), "--steps", "1"]) != 0

@@ -110,11 +110,18 @@ def phantom_data_record(datasets: list[Path], folders: list[Path]) -> dict[str, 
     """Training data: the dataset folders, and each case's phantom seed and mode (from
     case.json), so held-out cohorts can avoid these seeds."""
     cases = [read_json(folder / "case.json") for folder in folders]
-    return {"datasets": [str(d) for d in datasets], "cases": len(folders),
+    return {"datasets": [str(Path(d).resolve()) for d in datasets], "cases": len(folders),
             "seeds": [case["seed"] for case in cases],
             "modes": sorted({case.get("mode", "unknown") for case in cases}),
             "generator_versions": sorted({case.get("generator_version", "unknown")
                                           for case in cases})}
+
+
+def phantom_seeds(folders: list[Path]) -> list[int]:
+    """The phantom seeds of the case folders that are phantom cases (hold a case.json); cases
+    annotated by hand have none."""
+    return [read_json(folder / "case.json")["seed"] for folder in folders
+            if (folder / "case.json").is_file()]
 
 
 def found_cases(option: str, roots: list[Path] | None, folders: list[Path],

@@ -40,6 +40,7 @@ from ._loop import (
     found_cases,
     minutes_to_seconds,
     parent_record,
+    phantom_seeds,
     seed_everything,
     training_record,
 )
@@ -217,7 +218,10 @@ def train_network(network: torch.nn.Module, metadata: dict[str, Any], folders: l
     record = fit(Bfloat16Autocast(network, device), next_batch, loss, args.steps,
                  args.learning_rate, device, progress.sub(0.05, 1.0),
                  max_seconds=minutes_to_seconds(args.max_minutes))
-    data = {"cases": len(cases), "folders": sorted({str(f.parent) for f in folders}),
+    # Absolute folders and the phantom seeds: the benchmark keeps its held-out cases clear of
+    # them, from any working directory.
+    data = {"cases": len(cases), "folders": sorted({str(f.parent.resolve()) for f in folders}),
+            "seeds": phantom_seeds(folders),
             "cortical_lesion_voxels": int(sum(len(c.lesion_voxels) for c in cases))}
     settings = {"steps": args.steps, "batch_size": args.batch_size,
                 "patch_size": args.patch_size, "learning_rate": args.learning_rate,
