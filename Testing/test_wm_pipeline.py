@@ -392,9 +392,12 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     checksums = {load_bundle(tmp_path / name).weights_sha256 for name in ("w1", "w2")}
     assert len(checksums) == 1
     assert main([*common, "--out", str(tmp_path / "c"), "--init", str(first.path),
-                 "--max-minutes", "0"]) == 0                 # no time: the start's weights
+                 "--max-minutes", "0", "--contrast-dropout", "0.6"]) == 0  # start's weights
     continued = load_bundle(tmp_path / "c")
     assert continued.weights_sha256 == first.weights_sha256
+    assert continued.metadata["training"]["settings"]["augmentation"]["contrast_dropout"] == 0.6
+    assert "dropped with chance 0.6;" in (continued.path / "MODEL_CARD.md").read_text(
+        encoding="utf-8")
     assert continued.metadata["parent"]["sha256"] == first.weights_sha256
     assert "Started from" in (continued.path / "MODEL_CARD.md").read_text(encoding="utf-8")
     state = first.load_state_dict()                          # the checksum verifies
@@ -402,6 +405,8 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     network.load_state_dict(state)
     assert "Bias field: not corrected" in (first.path / "MODEL_CARD.md").read_text(
         encoding="utf-8")
+    assert main([*common, "--out", str(tmp_path / "x"), "--contrast-dropout", "1.5"]) != 0
+    assert not (tmp_path / "x").exists()
     assert main([*common, "--out", str(tmp_path / "n4"), "--bias-correction"]) == 0
     corrected = load_bundle(tmp_path / "n4")
     assert corrected.metadata["bias_correction"] is True

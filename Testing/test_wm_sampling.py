@@ -4,6 +4,7 @@ not lesion (the mimics a false positive comes from), and the rest of the brain."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from MSLesionAILib.labels import Tissue
@@ -74,9 +75,11 @@ def test_a_case_without_lesions_keeps_the_mimic_share() -> None:
     assert abs(shares[50] - MIMIC_CENTRED) < 0.03
 
 
-def test_augmented_batches_keep_labels_on_their_lesions_and_drop_only_t1_and_t2() -> None:
+@pytest.mark.parametrize("dropout", [CONTRAST_DROPOUT, 0.6])
+def test_augmented_batches_keep_labels_on_their_lesions_and_drop_only_t1_and_t2(
+        dropout: float) -> None:
     """Flips, affine, blur and intensity changes move image and labels together; FLAIR is
-    always there, T1 and T2 each missing (zeros) in about `CONTRAST_DROPOUT` of the samples."""
+    always there, T1 and T2 each missing (zeros) in about ``dropout`` of the samples."""
     shape, slices = (40, 40, 40), 3
     brain = np.zeros(shape, bool)
     brain[4:36, 4:36, 4:36] = True
@@ -85,7 +88,7 @@ def test_augmented_batches_keep_labels_on_their_lesions_and_drop_only_t1_and_t2(
     channels = np.stack([brain + 3.0 * lesion, brain * 1.0, brain * 1.0]).astype(np.float16)
     case = TrainingCase(channels, lesion, np.where(brain, Tissue.WHITE_MATTER, 0).astype(
         np.uint8), np.argwhere(lesion), np.argwhere(brain)[::50], np.empty((0, 3), np.int64))
-    sampler = SliceSampler([case], slices=slices, crop=16, seed=4)
+    sampler = SliceSampler([case], slices=slices, crop=16, seed=4, contrast_dropout=dropout)
     images, labels = zip(*(sampler.batch(8) for _ in range(40)), strict=True)
     image, label = torch.cat(images), torch.cat(labels)     # (320, 3 * slices, 16, 16)
     present = image.flatten(2).abs().amax(2) > 0            # (samples, contrast * slice)
@@ -93,7 +96,7 @@ def test_augmented_batches_keep_labels_on_their_lesions_and_drop_only_t1_and_t2(
     assert flair_present.float().mean() > 0.95 and flair_present[present.any(1)].all()
     for contrast in (1, 2):
         dropped = ~present[flair_present, contrast * slices:(contrast + 1) * slices].any(1)
-        assert abs(dropped.float().mean() - CONTRAST_DROPOUT) < 0.08
+        assert abs(dropped.float().mean() - dropout) < 0.08
     flair, lesion_label = image[:, slices // 2], label[:, 0] > 0
     with_lesion = lesion_label.flatten(1).sum(1) >= 5
     assert with_lesion.sum() > 50

@@ -24,6 +24,7 @@ from monai.losses import DiceLoss
 
 from ..bundles import ModelBundle, find_bundle, load_bundle, update_metadata, write_bundle
 from ..devices import DEVICE_CHOICES, choose_device
+from ..errors import InputError
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
 from ..metrics.msseg import wm_metrics
@@ -44,6 +45,7 @@ from ._loop import (
 )
 from ._parallel import add_device_options, batch_source
 from .wm_data import (
+    CONTRAST_DROPOUT,
     LESION_CENTRED,
     MIMIC_CENTRED,
     MIMIC_PERCENTILE,
@@ -74,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", default="8,16,24,32,48,8",
                         help="BasicUNet features per level (six numbers)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--contrast-dropout", type=float, default=CONTRAST_DROPOUT,
+                        metavar="P", help="chance of dropping T1 and each of T2 from a training "
+                        "sample (default %(default)s; FLAIR alone in P² of the samples)")
     parser.add_argument("--bias-correction", action="store_true",
                         help="N4 bias-field correction of every contrast before normalisation "
                              "(recorded in the bundle, so inference does the same)")
@@ -131,6 +136,8 @@ def loss_function() -> Any:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    if not 0.0 <= args.contrast_dropout <= 1.0:
+        raise InputError(f"--contrast-dropout {args.contrast_dropout}: a chance, from 0 to 1")
     torch.set_num_threads(args.threads)
     rng = seed_everything(args.seed)
     metadata = plan(args)
@@ -140,7 +147,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     progress.update(0.0, f"preparing {len(folders)} training cases")
     cases = load_cases(folders, metadata, rng, args.workers)
     next_batch = batch_source(
-        lambda seed: partial(SliceSampler(cases, args.slices, args.crop, seed).batch,
+        lambda seed: partial(SliceSampler(cases, args.slices, args.crop, seed,
+                                          args.contrast_dropout).batch,
                              args.batch_size), args.seed, args.workers)
     device = choose_device(args.device)
     network = build_network("deepscan", **metadata["network"])
@@ -155,7 +163,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out", "eval")}
     settings["sample_centres"] = {"lesion": LESION_CENTRED, "bright_white_matter": MIMIC_CENTRED,
                                   "bright_percentile": MIMIC_PERCENTILE}
-    settings["augmentation"] = augmentation_record()
+    settings["augmentation"] = augmentation_record(args.contrast_dropout)
     metadata["training"] = training_record(args.seed, phantom_data_record(args.data, folders),
                                            settings, time.perf_counter() - start, record)
     if eval_folders:
@@ -263,6 +271,8 @@ def threshold_lines(metadata: dict[str, Any]) -> list[str]:
 
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
+    dropout = training["settings"].get("augmentation", {}).get("contrast_dropout",
+                                                                CONTRAST_DROPOUT)
     lines = [
         f"# {metadata['id']} v{metadata['version']}", "",
         metadata["title"], "",
@@ -286,7 +296,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         f"({', '.join(training['data']['datasets'])}), {training['seconds']:.0f} s on "
         f"{trained_on(training)} (torch {training['torch']}, commit {training['commit']}).",
         "- Augmentation: in-plane affine, left-right flip, per-contrast intensity scale/shift, "
-        "gamma, bias field, blur (also across slices), noise; T1/T2 dropout; half of the cases "
+        "gamma, bias field, blur (also across slices), noise; T1 and T2 each dropped with chance "
+        f"{dropout}; half of the cases "
         "normalised without their brain mask.",
         "- No real scan was used for training or tuning.",
         *threshold_lines(metadata), "",

@@ -28,7 +28,7 @@ from ..pipelines.wm import prepare_inputs
 from ._parallel import map_in_processes
 
 MASK_DROPOUT = 0.5          # fraction of cases normalised without their brain mask
-CONTRAST_DROPOUT = 0.3      # chance of dropping each optional contrast in a sample
+CONTRAST_DROPOUT = 0.3      # default chance of dropping each optional contrast in a sample
 LESION_CENTRED = 0.6        # fraction of samples centred on a lesion voxel
 MIMIC_CENTRED = 0.2         # fraction centred on a bright white-matter voxel that is not lesion
 MIMIC_PERCENTILE = 97.0     # "bright": FLAIR above this percentile of non-lesion white matter
@@ -43,12 +43,12 @@ BLUR = {"prob": 0.4, "sigma_x": (0.0, 1.2), "sigma_y": (0.2, 1.5), "sigma_z": (0
 NOISE = {"prob": 0.5, "std": 0.15}
 
 
-def augmentation_record() -> dict[str, Any]:
+def augmentation_record(contrast_dropout: float = CONTRAST_DROPOUT) -> dict[str, Any]:
     """Every augmentation setting, for the bundle's metadata (``training.settings``)."""
     return {"in_plane_affine": AFFINE, "gamma": GAMMA, "bias_field": BIAS_FIELD, "blur": BLUR,
             "noise": NOISE, "left_right_flip": LEFT_RIGHT_FLIP,
             "intensity_scale": INTENSITY_SCALE, "intensity_shift": INTENSITY_SHIFT,
-            "contrast_dropout": CONTRAST_DROPOUT, "cases_without_brain_mask": MASK_DROPOUT}
+            "contrast_dropout": contrast_dropout, "cases_without_brain_mask": MASK_DROPOUT}
 
 
 @dataclass
@@ -107,10 +107,16 @@ def load_cases(folders: list[Path], metadata: dict[str, Any], rng: np.random.Gen
 
 
 class SliceSampler:
-    """Draws augmented batches of slice stacks; reproducible from ``seed``."""
+    """Draws augmented batches of slice stacks; reproducible from ``seed``.
 
-    def __init__(self, cases: list[TrainingCase], slices: int, crop: int, seed: int) -> None:
+    ``contrast_dropout``: the chance of dropping each optional contrast (T1, T2) in a sample;
+    both are dropped, leaving FLAIR alone, in its square of the samples.
+    """
+
+    def __init__(self, cases: list[TrainingCase], slices: int, crop: int, seed: int,
+                 contrast_dropout: float = CONTRAST_DROPOUT) -> None:
         self.cases, self.slices, self.crop = cases, slices, crop
+        self.contrast_dropout = contrast_dropout
         self.rng = np.random.default_rng(seed)
         self.spatial = transforms.RandAffined(keys=("image", "label"), **AFFINE,
                                               mode=("bilinear", "nearest"),
@@ -156,7 +162,7 @@ class SliceSampler:
             label = label if axis == 2 else label.flip(-1)
         scale = self.rng.uniform(1 - INTENSITY_SCALE, 1 + INTENSITY_SCALE, image.shape[0])
         shift = self.rng.uniform(-INTENSITY_SHIFT, INTENSITY_SHIFT, image.shape[0])
-        keep = np.concatenate([[1.0], self.rng.random(image.shape[0] - 1) >= CONTRAST_DROPOUT])
+        keep = np.concatenate([[1.0], self.rng.random(image.shape[0] - 1) >= self.contrast_dropout])
         factors = torch.as_tensor(scale * keep, dtype=torch.float32)[:, None, None, None]
         offsets = torch.as_tensor(shift * keep, dtype=torch.float32)[:, None, None, None]
         return torch.where(image != 0, image * factors + offsets, 0.0), label
