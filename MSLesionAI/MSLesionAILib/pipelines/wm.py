@@ -61,8 +61,9 @@ CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
 # Measured on the benchmark's held-out phantom cohort with wm-deepscan v1.3 (docs/wm.md).
 FLAIR_ONLY_WARNING = ("FLAIR only: without T1 and T2 the model finds fewer lesions and more "
-                      "false ones (phantom lesion F1 0.57 against 0.73 with all three); give "
-                      "--t1 and --t2 when you have them")
+                      "false ones (lesion F1 0.57 against 0.73 with all three on phantoms, 0.21 "
+                      "against 0.48 on the real sample case); give --t1 and --t2 when you have "
+                      "them")
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
            "centroid_s", "location", "probability", "uncertainty"]
 
