@@ -30,6 +30,7 @@ from MSLesionAILib.benchmark.sections import (
     _baseline_cases,
     _budget,
     cortical_section,
+    rim_baseline_note,
     speed_section,
 )
 from MSLesionAILib.benchmark.speed import forward_timer
@@ -235,7 +236,12 @@ def test_rim_baselines_need_the_cases_they_are_fitted_on(tmp_path: Path) -> None
     bundle = ModelBundle(Path("nowhere"), {"id": "rim", "training": {"data": {
         "training_cases": [str(present), str(tmp_path / "case_2")],
         "validation_cases": [str(tmp_path / "case_3")]}}})
-    assert rim_benchmark.missing_fit_cases(bundle) == [tmp_path / "case_2", tmp_path / "case_3"]
+    missing = rim_benchmark.missing_fit_cases(bundle)
+    assert missing == [tmp_path / "case_2", tmp_path / "case_3"]
+    assert "not run" in rim_baseline_note(bundle, missing)
+    assert rim_baseline_note(bundle, []) == (
+        "Rim: naive rim score and logistic regression fitted on rim's 2 training cases and "
+        "thresholded on its 1 validation cases (95 % specificity).")
 
 
 def test_baseline_budget_counts_every_stage_of_the_shipped_model(tmp_path: Path) -> None:

@@ -372,6 +372,32 @@ def test_tampered_weights_are_refused(tiny_bundle, tmp_path) -> None:
         load_bundle(copy.path).load_state_dict()
 
 
+def test_training_samples_with_the_contrast_dropout_given(case, tmp_path, monkeypatch,
+                                                          capsys) -> None:
+    from MSLesionAILib.training import wm as wm_training
+
+    given = []
+
+    class RecordingSampler(wm_training.SliceSampler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            given.append(self.contrast_dropout)
+
+    monkeypatch.setattr(wm_training, "SliceSampler", RecordingSampler)
+    common = ["--progress", "none", "train", "wm", "--data", str(case.parent), "--steps", "1",
+              "--batch-size", "2", "--crop", "32", "--slices", "3", "--features",
+              "4,4,4,4,4,4"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--contrast-dropout", "0.6"]) == 0
+    assert given and set(given) == {0.6}
+    bundle = load_bundle(tmp_path / "a")
+    assert bundle.metadata["training"]["settings"]["augmentation"]["contrast_dropout"] == 0.6
+    assert "dropped with chance 0.6;" in (bundle.path / "MODEL_CARD.md").read_text(
+        encoding="utf-8")
+    assert main([*common, "--out", str(tmp_path / "x"), "--contrast-dropout", "1.5"]) == 2
+    assert "--contrast-dropout 1.5: a chance, from 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) -> None:
     common = ["--progress", "none", "train", "wm", "--data", str(case.parent), "--steps", "2",
               "--batch-size", "2", "--crop", "32", "--slices", "3", "--features",
@@ -392,12 +418,9 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     checksums = {load_bundle(tmp_path / name).weights_sha256 for name in ("w1", "w2")}
     assert len(checksums) == 1
     assert main([*common, "--out", str(tmp_path / "c"), "--init", str(first.path),
-                 "--max-minutes", "0", "--contrast-dropout", "0.6"]) == 0  # start's weights
+                 "--max-minutes", "0"]) == 0                 # no time: the start's weights
     continued = load_bundle(tmp_path / "c")
     assert continued.weights_sha256 == first.weights_sha256
-    assert continued.metadata["training"]["settings"]["augmentation"]["contrast_dropout"] == 0.6
-    assert "dropped with chance 0.6;" in (continued.path / "MODEL_CARD.md").read_text(
-        encoding="utf-8")
     assert continued.metadata["parent"]["sha256"] == first.weights_sha256
     assert "Started from" in (continued.path / "MODEL_CARD.md").read_text(encoding="utf-8")
     state = first.load_state_dict()                          # the checksum verifies
@@ -405,8 +428,6 @@ def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) ->
     network.load_state_dict(state)
     assert "Bias field: not corrected" in (first.path / "MODEL_CARD.md").read_text(
         encoding="utf-8")
-    assert main([*common, "--out", str(tmp_path / "x"), "--contrast-dropout", "1.5"]) != 0
-    assert not (tmp_path / "x").exists()
     assert main([*common, "--out", str(tmp_path / "n4"), "--bias-correction"]) == 0
     corrected = load_bundle(tmp_path / "n4")
     assert corrected.metadata["bias_correction"] is True

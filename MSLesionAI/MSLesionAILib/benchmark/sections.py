@@ -379,6 +379,18 @@ def _cortical_argv(folder: Path, bundle: ModelBundle) -> list[str]:
                           for arg in (f"--{name.replace('_', '-')}", str(path))]]
 
 
+def rim_baseline_note(bundle: ModelBundle, missing: list[Path]) -> str:
+    """What the rim baselines were fitted on, or why they were not run."""
+    if missing:
+        return (f"Rim: naive rim score and logistic regression not run: they are fitted on "
+                f"{bundle.id}'s training and validation cases, and {len(missing)} of them are "
+                f"not on this machine (e.g. {missing[0]}; docs/rim.md shows how to make them).")
+    data = bundle.metadata["training"]["data"]
+    return (f"Rim: naive rim score and logistic regression fitted on {bundle.id}'s "
+            f"{len(data['training_cases'])} training cases and thresholded on its "
+            f"{len(data['validation_cases'])} validation cases (95 % specificity).")
+
+
 def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[Path]],
                  options: Options, work: Path, report: Report, progress: Progress) -> None:
     bundles = by_task.get("rim", [])
@@ -398,12 +410,8 @@ def rim_section(by_task: dict[str, list[ModelBundle]], cohorts: dict[str, list[P
         add(bundle.id, scores, labels, bundle.metadata["operating_point"]["threshold"])
         curves[bundle.id] = (scores, labels)
     missing = missing_fit_cases(bundles[0])
-    if missing:
-        report.notes.append(
-            f"Rim: naive rim score and logistic regression not run: they are fitted on "
-            f"{bundles[0].id}'s training and validation cases, and {len(missing)} of them are "
-            f"not on this machine (e.g. {missing[0]}; docs/rim.md shows how to make them).")
-    else:
+    report.notes.append(rim_baseline_note(bundles[0], missing))
+    if not missing:
         for name, (scores, labels, threshold) in baselines.rim_baselines(bundles[0],
                                                                          cohort).items():
             add(name, scores, labels, threshold)

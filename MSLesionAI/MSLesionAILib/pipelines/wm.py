@@ -59,7 +59,8 @@ CROP_MARGIN_VOXELS = 4
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
-# Measured on the benchmark's held-out phantom cohort with wm-deepscan v1.3 (docs/wm.md).
+# Measured with wm-deepscan v1.3 on the benchmark's held-out phantom cohort and the real sample
+# case (docs/wm.md).
 FLAIR_ONLY_WARNING = ("FLAIR only: without T1 and T2 the model finds fewer lesions and more "
                       "false ones (lesion F1 0.57 against 0.73 with all three on phantoms, 0.21 "
                       "against 0.48 on the real sample case); give --t1 and --t2 when you have "

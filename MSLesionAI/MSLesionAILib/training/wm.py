@@ -271,8 +271,9 @@ def threshold_lines(metadata: dict[str, Any]) -> list[str]:
 
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
-    dropout = training["settings"].get("augmentation", {}).get("contrast_dropout",
-                                                                CONTRAST_DROPOUT)
+    augmentation = training["settings"].get("augmentation")
+    dropout = (augmentation["contrast_dropout"] if augmentation   # recorded since v1.4
+               else f"{CONTRAST_DROPOUT} (the default then; not recorded)")
     lines = [
         f"# {metadata['id']} v{metadata['version']}", "",
         metadata["title"], "",
