@@ -291,12 +291,15 @@ def test_summary_volumes_timings_and_segments(case: Path, tmp_path: Path,
     assert not segment_of_voxel[ids == 0].any()
 
 
-def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path):
+def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path, capsys):
     parent = tiny_bundle(tmp_path / "parent")
     out = tmp_path / "finetuned"
     assert main(["finetune", "cortical", "--cases", str(case.parent), "--from", str(parent),
                  "--out", str(out), "--steps", "2", "--patch-size", "16",
                  "--batch-size", "1", "--threads", "1"]) == 0
+    threshold = load_bundle(parent).metadata["postprocessing"]["threshold"]
+    assert (f"operating point: the parent's, score ≥ {threshold}; a threshold chosen on another "
+            "site") in capsys.readouterr().out
     bundle = load_bundle(out)
     assert bundle.metadata["version"] == "1.1.0" and bundle.id == "cortical-tiny-finetuned"
     assert bundle.metadata["parent"]["id"] == "cortical-tiny"

@@ -39,6 +39,11 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
     bundle = trainer.finetune(parent, folders, args, progress)
     if validation:
         bundle = trainer.calibrate(bundle, validation, args.device)
+    else:
+        threshold = bundle.metadata["postprocessing"]["threshold"]
+        print(f"operating point: the parent's, score ≥ {threshold}; a threshold "
+              "chosen on another site can over- or under-call here: give --validation with a "
+              "few annotated cases of the new site to choose one for it")
     print(f"fine-tuned {parent.id} v{parent.metadata['version']} on {len(folders)} cases: "
           f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if held_out:
