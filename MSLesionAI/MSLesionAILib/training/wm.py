@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="BasicUNet features per level (six numbers)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--contrast-dropout", type=float, default=CONTRAST_DROPOUT,
-                        metavar="P", help="chance of dropping T1 and each of T2 from a training "
+                        metavar="P", help="chance of dropping each of T1 and T2 from a training "
                         "sample (default %(default)s; FLAIR alone in P² of the samples)")
     parser.add_argument("--bias-correction", action="store_true",
                         help="N4 bias-field correction of every contrast before normalisation "
@@ -272,7 +272,7 @@ def threshold_lines(metadata: dict[str, Any]) -> list[str]:
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
     augmentation = training["settings"].get("augmentation")
-    dropout = (augmentation["contrast_dropout"] if augmentation   # recorded since v1.4
+    dropout = (augmentation["contrast_dropout"] if augmentation  # v1.3 predates the record
                else f"{CONTRAST_DROPOUT} (the default then; not recorded)")
     lines = [
         f"# {metadata['id']} v{metadata['version']}", "",
