@@ -72,7 +72,8 @@ class MSLesionAICorticalWidget(shared.LesionModuleWidget):
         bundle = job.finish()
         self.updateModelChoices()
         self.ui.modelComboBox.setCurrentIndex(self.ui.modelComboBox.findText(bundle.id))
-        self.ui.statusLabel.text = f"New model {bundle.id} in {bundle.path}: selected as the model."
+        from MSLesionAILib import finetune_scene
+        self.ui.statusLabel.text = finetune_scene.finished_message(bundle)
 
 
 class MSLesionAICorticalTest(shared.LesionModuleTest):

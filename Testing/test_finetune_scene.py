@@ -151,3 +151,8 @@ def test_a_tiny_real_finetuning_run_gives_a_model_found_by_its_id(scene, tmp_pat
     assert bundle.metadata["fine_tuning"]["data"]["cases"] == 1
     assert find_bundle("site", "cortical").path == bundle.path
     assert job.run.progress() and not job.folder.exists()
+    threshold = bundle.metadata["postprocessing"]["threshold"]
+    assert threshold == find_bundle("cortical-claims", "cortical").metadata["postprocessing"][
+        "threshold"]
+    assert (f"keeps its parent's lesion threshold ({threshold}), chosen on another site"
+            in finetune_scene.finished_message(bundle))

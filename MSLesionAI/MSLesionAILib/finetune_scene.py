@@ -88,6 +88,15 @@ def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str 
         raise
 
 
+def finished_message(bundle: ModelBundle) -> str:
+    """The panel's line on a new fine-tuned model. Fine-tuning from the scene has no validation
+    cases, so the model keeps its parent's lesion threshold, chosen on another site."""
+    threshold = bundle.metadata["postprocessing"]["threshold"]
+    return (f"New model {bundle.id} in {bundle.path}: selected as the model. It keeps its "
+            f"parent's lesion threshold ({threshold}), chosen on another site: check that its "
+            "first results neither miss nor over-call lesions.")
+
+
 def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
     """The cases of the chosen segmentations; one error naming every segmentation that cannot
     be used (or saying that none was chosen)."""
