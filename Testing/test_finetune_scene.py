@@ -154,5 +154,5 @@ def test_a_tiny_real_finetuning_run_gives_a_model_found_by_its_id(scene, tmp_pat
     threshold = bundle.metadata["postprocessing"]["threshold"]
     assert threshold == find_bundle("cortical-claims", "cortical").metadata["postprocessing"][
         "threshold"]
-    assert (f"keeps its parent's lesion threshold ({threshold}), chosen on another site"
+    assert (f"keeps its parent's lesion threshold ({threshold}), not chosen on these cases"
             in finetune_scene.finished_message(bundle))

@@ -90,11 +90,11 @@ def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str 
 
 def finished_message(bundle: ModelBundle) -> str:
     """The panel's line on a new fine-tuned model. Fine-tuning from the scene has no validation
-    cases, so the model keeps its parent's lesion threshold, chosen on another site."""
+    cases, so the model keeps its parent's lesion threshold, not chosen on these cases."""
     threshold = bundle.metadata["postprocessing"]["threshold"]
     return (f"New model {bundle.id} in {bundle.path}: selected as the model. It keeps its "
-            f"parent's lesion threshold ({threshold}), chosen on another site: check that its "
-            "first results neither miss nor over-call lesions.")
+            f"parent's lesion threshold ({threshold}), not chosen on these cases: check that "
+            "its first results neither miss nor over-call lesions.")
 
 
 def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
