@@ -33,7 +33,6 @@ from sklearn.preprocessing import StandardScaler
 from ..bundles import ModelBundle, load_bundle, update_metadata
 from ..errors import InputError
 from ..imageio import read_image
-from ..jsonfiles import read_json
 from ..lesions import min_voxels_for_volume
 from ..metrics.rim import (
     candidate_truth,
@@ -49,6 +48,7 @@ from ..rim_candidates import MIN_VOLUME_UL
 from ..rim_patches import PatchSpec
 from ..training.rim import write_model_card
 from ..training.rim_data import case_folders, case_patches, read_case
+from .cohort import case_record
 
 SHELL_MM = 2.0
 METRIC_KEYS = ("lesions", "rim_positive", "roc_auc", "pr_auc", "sensitivity", "specificity",
@@ -176,7 +176,7 @@ def pipeline_scores(bundle: ModelBundle, folders: list[Path]) -> tuple[list, lis
 def check_held_out(bundles: list[ModelBundle], test: list[Path]) -> None:
     """Refuse test cases that a bundle trained or validated on (same folder or same seed)."""
     def identity(folder: Path) -> tuple:
-        case = read_json(Path(folder) / "case.json")
+        case = case_record(folder)
         return case.get("seed"), case.get("mode"), case.get("kind")
 
     test_ids = {identity(f) for f in test}

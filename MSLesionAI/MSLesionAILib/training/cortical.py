@@ -254,12 +254,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     metadata = plan(args)
     folders, validation, held_out = found_case_folders(
         {"--data": args.data, "--validation": args.validation, "--eval": args.eval})
-    check_optional_inputs_present(folders, [spec["name"] for spec in metadata["inputs"]])
+    input_names = [spec["name"] for spec in metadata["inputs"]]
+    check_optional_inputs_present(folders, input_names)
     network = build_network(metadata["architecture"], **metadata["network"])
     parent = find_bundle(args.init, "cortical", option="--init") if args.init else None
     if parent:
         load_with_new_inputs(network, parent.load_state_dict(), parent.input_names,
-                             [spec["name"] for spec in metadata["inputs"]])
+                             input_names)
         metadata["parent"] = parent_record(parent)
     else:
         initialise_prior(network)
