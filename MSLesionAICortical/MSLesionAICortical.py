@@ -45,12 +45,14 @@ class MSLesionAICorticalLogic(shared.LesionModuleLogic):
     taskName = "cortical"
     parameterNodeClass = MSLesionAICorticalParameterNode
 
-    def startFinetune(self, segmentationNodes, base: str, name: str):
-        """Start fine-tuning ``base`` on corrected segmentations (`finetune_scene.start`)."""
+    def startFinetune(self, segmentationNodes, base: str, name: str, validationNodes=()):
+        """Start fine-tuning ``base`` on corrected segmentations, its threshold chosen on the
+        validation ones when there are (`finetune_scene.start`)."""
         from MSLesionAILib import finetune_scene, process
 
         return finetune_scene.start(segmentationNodes, base, name,
-                                    self.runner or process.run_cli)
+                                    self.runner or process.run_cli,
+                                    validation_nodes=validationNodes)
 
 
 class MSLesionAICorticalWidget(shared.LesionModuleWidget):
@@ -65,7 +67,8 @@ class MSLesionAICorticalWidget(shared.LesionModuleWidget):
     def onFinetuneButton(self) -> None:
         self.startOrCancelJob(self.ui.finetuneButton, lambda: self.logic.startFinetune(
             self.ui.finetuneCasesSelector.checkedNodes(), self.ui.finetuneBaseComboBox.currentText,
-            self.ui.finetuneNameLineEdit.text.strip()), self.onFinetuned)
+            self.ui.finetuneNameLineEdit.text.strip(),
+            self.ui.finetuneValidationSelector.checkedNodes()), self.onFinetuned)
 
     def onFinetuned(self, job) -> None:
         """Add the new model to the model lists and select it for the next run."""

@@ -293,6 +293,9 @@ def test_summary_volumes_timings_and_segments(case: Path, tmp_path: Path,
 
 def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path, capsys):
     parent = tiny_bundle(tmp_path / "parent")
+    metadata = json.loads((parent / "metadata.json").read_text())
+    metadata["postprocessing"]["threshold_selection"] = {"validation_cases": ["parent's"]}
+    (parent / "metadata.json").write_text(json.dumps(metadata))
     out = tmp_path / "finetuned"
     assert main(["finetune", "cortical", "--cases", str(case.parent), "--from", str(parent),
                  "--out", str(out), "--steps", "2", "--patch-size", "16",
@@ -308,6 +311,9 @@ def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path, capsys):
     assert find_bundle(str(out), "cortical").id == bundle.id
     load_network(bundle, torch.device("cpu"))
     assert bundle.metadata["fine_tuning"]["settings"]["lesion_class_weight"] == 1.0
+    post = bundle.metadata["postprocessing"]  # the parent's threshold, marked as such
+    assert post["threshold"] == threshold and "threshold_selection" not in post
+    assert post["threshold_source"] == "parent cortical-tiny v1.0.0"
 
 
 def test_fine_tuning_keeps_the_parents_lesion_class_weight_unless_given(case, tmp_path):

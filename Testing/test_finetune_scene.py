@@ -120,6 +120,18 @@ def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_
     assert finetune_scene.annotated_cases([good])[0].optional_contrasts == {}
 
 
+def test_a_case_checked_both_to_train_on_and_for_validation_is_refused(scene, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
+    trained, other = corrected_case(scene, t2star=False), corrected_case(scene, t2star=False)
+    other.SetName("other corrected case")
+    started = []
+    with pytest.raises(InputError, match="MP2RAGE cortical lesions checked both to train on"):
+        finetune_scene.start([trained], validation_nodes=[other, trained],
+                             runner=started.append)
+    assert not started and not list(tmp_path.iterdir())
+
+
 def test_new_bundle_folders_never_reuse_a_folder_or_an_installed_id(tmp_path, monkeypatch):
     monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
     (tmp_path / "site").mkdir()
@@ -156,3 +168,21 @@ def test_a_tiny_real_finetuning_run_gives_a_model_found_by_its_id(scene, tmp_pat
         "threshold"]
     assert (f"keeps its parent's lesion threshold ({threshold}), not chosen on these cases"
             in finetune_scene.finished_message(bundle))
+
+
+def test_validation_cases_choose_the_new_models_threshold(scene, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path / "models"))
+    trained, validation = corrected_case(scene, t2star=False), corrected_case(scene, t2star=False)
+
+    job = finetune_scene.start([trained], None, "site", run_cli,
+                               {"steps": 2, "batch-size": 1, "patch-size": 16}, [validation])
+    bundle = job.finish()
+
+    post = bundle.metadata["postprocessing"]
+    selection = post["threshold_selection"]
+    assert selection["validation_cases"] == ["case_01"] and "threshold_source" not in post
+    assert post["threshold"] == selection["threshold"]
+    f1 = selection["f1_by_threshold"][str(post["threshold"])]
+    assert f1 == max(selection["f1_by_threshold"].values())
+    assert (f"Its lesion threshold, {post['threshold']}, was chosen on the 1 validation case "
+            f"(lesion F1 {f1})") in finetune_scene.finished_message(bundle)

@@ -112,6 +112,7 @@ def test_a_clicked_row_maps_back_to_the_table_row():
     assert "sortFilterProxyModel().mapToSource(index).row()" in handler
 
 
+
 def test_the_rim_lesion_selector_says_what_none_does():
     selector = ui_widgets("MSLesionAIRim")["lesionMaskSelector"]
     assert selector.find("property[@name='noneDisplay']/string").text == (
@@ -231,12 +232,14 @@ def test_cortical_finetune_arguments_are_accepted_by_the_command_line(module_fil
     logic = module_files["MSLesionAICortical"].MSLesionAICorticalLogic()
     logic.runner = started.append
 
-    job = logic.startFinetune([corrected_case(scene)], "", "site")
+    job = logic.startFinetune([corrected_case(scene)], "", "site", [corrected_case(scene)])
 
     args = build_parser().parse_args(started[0])
     assert (args.command, args.task, args.id, args.out) == ("finetune", "cortical", "site",
                                                            tmp_path / "site")
-    assert args.cases == [job.folder] and (job.folder / "case_01" / "mp2rage.nii.gz").is_file()
+    for option, folder in ((args.cases, "train"), (args.validation, "validation")):
+        assert option == [job.folder / folder]
+        assert (job.folder / folder / "case_01" / "mp2rage.nii.gz").is_file()
     assert Path(args.parent).name == "cortical-claims-v12"
     job.discard()
 

@@ -7,7 +7,8 @@ named like one (the panel's auto-selection rule) in the MP2RAGE's subject hierar
 added when there are. `start` exports the cases as the case folders ``mslesionai finetune
 cortical`` reads (see `training.cortical_data`), starts it through an injectable `Runner` like
 a pipeline run, and returns a job whose `FinetuneJob.finish` gives the new bundle, written to a
-new folder of the user's model folder and found there by its id.
+new folder of the user's model folder and found there by its id. Validation cases, corrected
+segmentations not trained on, choose the new model's lesion threshold for the new site.
 """
 
 from __future__ import annotations
@@ -68,20 +69,25 @@ class FinetuneJob(ScratchJob):
 
 
 def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str = "",
-          runner: Runner = run_cli, options: dict[str, Any] | None = None) -> FinetuneJob:
+          runner: Runner = run_cli, options: dict[str, Any] | None = None,
+          validation_nodes: Sequence[Any] = ()) -> FinetuneJob:
     """Export the annotated cases and start ``mslesionai finetune cortical`` from the ``base``
     bundle (an id or folder; None or "": the preferred installed cortical model) to a new
     bundle named ``name`` (default: the base's id + ``-finetuned``); ``options`` are further
-    command-line options (e.g. ``{"steps": 100}``)."""
+    command-line options (e.g. ``{"steps": 100}``). The ``validation_nodes``, when given, are
+    not trained on: they choose the new model's lesion threshold."""
     cases = annotated_cases(segmentation_nodes)
+    validation = annotated_cases(validation_nodes) if validation_nodes else []
+    _refuse_shared_cases(segmentation_nodes, validation_nodes)
     parent = find_bundle(base or None, CORTICAL.name)
     out = new_bundle_folder(use_user_model_dir(), name or f"{parent.id}-finetuned")
     folder = Path(tempfile.mkdtemp(prefix="mslesionai-finetune-"))
     try:
-        for number, case in enumerate(cases, start=1):
-            export_case(case, folder / f"case_{number:02d}")
-        args = ["finetune", "cortical", "--cases", str(folder), "--from", str(parent.path),
-                "--out", str(out), "--id", out.name, *option_arguments(options or {})]
+        args = ["finetune", "cortical", "--cases", str(export_cases(cases, folder / "train")),
+                "--from", str(parent.path), "--out", str(out), "--id", out.name,
+                *option_arguments(options or {})]
+        if validation:
+            args += ["--validation", str(export_cases(validation, folder / "validation"))]
         return FinetuneJob(runner(args), folder, out)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -89,12 +95,19 @@ def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str 
 
 
 def finished_message(bundle: ModelBundle) -> str:
-    """The panel's line on a new fine-tuned model. Fine-tuning from the scene has no validation
-    cases, so the model keeps its parent's lesion threshold, not chosen on these cases."""
-    threshold = bundle.metadata["postprocessing"]["threshold"]
-    return (f"New model {bundle.id} in {bundle.path}: selected as the model. It keeps its "
-            f"parent's lesion threshold ({threshold}), not chosen on these cases: check that "
-            "its first results neither miss nor over-call lesions.")
+    """The panel's line on a new fine-tuned model: where its lesion threshold comes from.
+    Without validation cases it keeps its parent's, chosen on other cases."""
+    post = bundle.metadata["postprocessing"]
+    threshold, selection = post["threshold"], post.get("threshold_selection")
+    first = f"New model {bundle.id} in {bundle.path}: selected as the model. "
+    if selection:
+        cases = len(selection["validation_cases"])
+        return first + (f"Its lesion threshold, {threshold}, was chosen on the {cases} "
+                        f"validation case{'s' * (cases != 1)} (lesion F1 "
+                        f"{selection['f1_by_threshold'][str(threshold)]}).")
+    return first + (f"It keeps its parent's lesion threshold ({threshold}), not chosen on these "
+                    "cases: check that its first results neither miss nor over-call lesions, "
+                    "or fine-tune again with validation cases.")
 
 
 def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
@@ -111,6 +124,13 @@ def annotated_cases(segmentation_nodes: Sequence[Any]) -> list[AnnotatedCase]:
         mp2rage = mrml.segmentation_reference_volume(node)
         cases.append(AnnotatedCase(node, mp2rage, _optional_contrasts_beside(mp2rage)))
     return cases
+
+
+def export_cases(cases: Sequence[AnnotatedCase], folder: Path) -> Path:
+    """``folder`` holding each case as ``case_01``, ``case_02``…"""
+    for number, case in enumerate(cases, start=1):
+        export_case(case, folder / f"case_{number:02d}")
+    return folder
 
 
 def export_case(case: AnnotatedCase, folder: Path) -> Path:
@@ -180,6 +200,17 @@ def _case_problem(node: Any) -> str | None:
         return (f"{node.GetName()} has no MP2RAGE: set its source volume (reference geometry) "
                 "in the Segment Editor")
     return None
+
+
+def _refuse_shared_cases(segmentation_nodes: Sequence[Any],
+                         validation_nodes: Sequence[Any]) -> None:
+    """A validation case must be one the model is not trained on, or it chooses a threshold
+    for the cases it has learnt."""
+    trained = {node.GetID() for node in segmentation_nodes}
+    shared = [node.GetName() for node in validation_nodes if node.GetID() in trained]
+    if shared:
+        raise InputError(f"fine-tuning: {', '.join(shared)} checked both to train on and to "
+                         "choose the threshold; a validation case must be one not trained on")
 
 
 def _optional_contrasts_beside(mp2rage: Any) -> dict[str, Any]:

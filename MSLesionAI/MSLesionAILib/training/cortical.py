@@ -303,8 +303,19 @@ def finetune(parent: ModelBundle, folders: list[Path], args: argparse.Namespace,
     metadata.update({"id": args.id or f"{base_id}-finetuned",
                      "version": bumped_version(parent.metadata["version"]),
                      "parent": parent_record(parent),
-                     "fine_tuning": record})
+                     "fine_tuning": record,
+                     "postprocessing": inherited_postprocessing(parent)})
     return write_bundle(args.out, metadata, network.state_dict())
+
+
+def inherited_postprocessing(parent: ModelBundle) -> dict[str, Any]:
+    """The parent's post-processing, its threshold marked as the parent's: the record of the
+    cases that chose it (``threshold_selection``) is dropped, as they were another model's,
+    often another site's; `calibrate` on the new site's cases replaces the mark."""
+    post = {key: value for key, value in parent.metadata["postprocessing"].items()
+            if key != "threshold_selection"}
+    post["threshold_source"] = f"parent {parent.id} v{parent.metadata['version']}"
+    return post
 
 
 def truth_case(folder: Path, pred_ids: np.ndarray, pred_classes: dict[int, str],
@@ -386,8 +397,9 @@ def calibrate(bundle: ModelBundle, folders: list[Path], device_name: str = "cpu"
     selection = choose_threshold(bundle, folders, device_name)
     print(f"operating point: score ≥ {selection['threshold']} "
           f"(validation F1 by threshold {selection['f1_by_threshold']})")
-    post = {**bundle.metadata["postprocessing"], "threshold": selection["threshold"],
-            "threshold_selection": selection}
+    post = {key: value for key, value in bundle.metadata["postprocessing"].items()
+            if key != "threshold_source"}
+    post.update(threshold=selection["threshold"], threshold_selection=selection)
     return update_metadata(bundle, postprocessing=post)
 
 
