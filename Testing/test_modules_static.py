@@ -112,6 +112,14 @@ def test_a_clicked_row_maps_back_to_the_table_row():
     assert "sortFilterProxyModel().mapToSource(index).row()" in handler
 
 
+def test_rows_reached_with_the_arrow_keys_centre_the_views_too():
+    """qMRMLTableView's selectionChanged() follows the keyboard; clicked() only the mouse."""
+    source = SHARED.read_text(encoding="utf-8")
+    assert ('tableView.connect("selectionChanged()", self.onTableSelectionChanged)'
+            in source)
+    handler = re.search(r"def onTableSelectionChanged.*?(?=\n    def )", source, re.S).group(0)
+    assert "self.onTableClicked(index)" in handler and "index.isValid()" in handler
+
 
 def test_the_rim_lesion_selector_says_what_none_does():
     selector = ui_widgets("MSLesionAIRim")["lesionMaskSelector"]

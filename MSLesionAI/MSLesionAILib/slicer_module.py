@@ -153,6 +153,7 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultTableSelector.connect("currentNodeChanged(vtkMRMLNode*)",
                                             self.onResultTableChanged)
         self.ui.tableView.connect("clicked(QModelIndex)", self.onTableClicked)
+        self.ui.tableView.connect("selectionChanged()", self.onTableSelectionChanged)
         self.ui.updateTableButton.connect("clicked(bool)", self.onUpdateTable)
         self.ui.applyClassesButton.connect("clicked(bool)", self.onApplyClasses)
         self.ui.applyClassesButton.visible = self.logic.task.class_column is not None
@@ -293,12 +294,18 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateSummary()
 
     def onTableClicked(self, index) -> None:
-        """Centre the views on the lesion of the clicked row: the table node's row, whatever
-        order the view shows the rows in."""
+        """Centre the views on the lesion of the clicked row (again when it was already
+        selected): the table node's row, whatever order the view shows the rows in."""
         from . import mrml
 
         row = self.ui.tableView.sortFilterProxyModel().mapToSource(index).row()
         mrml.jump_to_lesion(self.ui.resultTableSelector.currentNode(), row)
+
+    def onTableSelectionChanged(self) -> None:
+        """A row reached with the arrow keys centres the views too; none after a new table."""
+        index = self.ui.tableView.currentIndex()
+        if index.isValid():
+            self.onTableClicked(index)
 
     def onUpdateTable(self) -> None:
         self.editResult("update_table")
