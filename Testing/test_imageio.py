@@ -102,6 +102,35 @@ def test_non_finite_voxels_are_refused(tmp_path, bad_value):
         load_image(_save(tmp_path, voxels, "image.mha"), "--phase")
 
 
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+@pytest.mark.parametrize("voxel_type", [np.float32, np.float64])
+def test_non_finite_voxels_of_a_nifti_file_are_counted_in_the_file(tmp_path, suffix,
+                                                                    voxel_type):
+    """ITK reads them as 0, which would pass every check; a scaled integer file (stored as
+    integers, read as float) is not misread as floats."""
+    voxels = np.random.rand(8, 8, 8).astype(voxel_type)
+    voxels[3, 3, 3:5] = [np.nan, -np.inf]
+    path = _save(tmp_path, voxels, f"image{suffix}")
+    assert np.isfinite(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))).all()
+    with pytest.raises(InputError, match=f"--flair: 2 voxels of image{suffix} are NaN or "
+                                         "infinite; replace them"):
+        load_image(path, "--flair")
+    voxels[3, 3, 3:5] = 0.5
+    assert load_image(_save(tmp_path, voxels, f"clean{suffix}"), "--flair").GetSize() == (8, 8, 8)
+    integers = sitk.Cast(sitk.GetImageFromArray(np.arange(512).reshape(8, 8, 8)), sitk.sitkInt16)
+    sitk.WriteImage(integers, str(tmp_path / f"int{suffix}"))
+    assert load_image(tmp_path / f"int{suffix}", "--t1").GetSize() == (8, 8, 8)
+
+
+def test_a_sheared_direction_matrix_is_refused(tmp_path):
+    """NIfTI cannot store it (ITK's writer makes it orthogonal), so outputs would move."""
+    image = sitk.GetImageFromArray(np.random.rand(8, 8, 8).astype(np.float32))
+    image.SetDirection((1.0, 0.287, 0.0, 0.0, 0.958, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(image, str(tmp_path / "sheared.nrrd"))
+    with pytest.raises(InputError, match="--flair: its voxel axes are not perpendicular"):
+        load_image(tmp_path / "sheared.nrrd", "--flair")
+
+
 def test_vector_image_is_refused(tmp_path):
     voxels = np.random.rand(8, 8, 8, 3).astype(np.float32)
     path = tmp_path / "rgb.nrrd"

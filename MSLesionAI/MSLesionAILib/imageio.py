@@ -6,6 +6,7 @@ clear line (naming the input) before any long work starts.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,10 @@ from .errors import InputError
 # A brain-sized field of view: at least a cropped brain, at most a head with its neck.
 MIN_BRAIN_EXTENT_MM = 60.0
 MAX_BRAIN_EXTENT_MM = 400.0
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+NIFTI_HEADER_SIZES = (348, 540)   # NIfTI-1, NIfTI-2: the first field, read to learn byte order
+NIFTI_FLOAT_TYPES = {16: "float32", 64: "float64"}   # NIfTI datatype codes
+ORTHOGONALITY_TOLERANCE = 1e-3
 
 
 def read_image(path: str | Path, name: str) -> sitk.Image:
@@ -26,10 +31,37 @@ def read_image(path: str | Path, name: str) -> sitk.Image:
     try:
         if path.is_dir():
             return _read_dicom_series(path, name)
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
         raise InputError(f"{name}: cannot read {path}: {first_line}") from error
+    if path.name.endswith(NIFTI_SUFFIXES) and _nifti_float_type(image):
+        _refuse_non_finite_nifti(path, name, image)
+    return image
+
+
+def _nifti_float_type(image: sitk.Image) -> str | None:
+    """The numpy type of a NIfTI file's stored voxels when they are floating point (NaN and
+    infinity can only be stored so); None otherwise."""
+    if not image.HasMetaDataKey("datatype"):
+        return None
+    return NIFTI_FLOAT_TYPES.get(int(image.GetMetaData("datatype")))
+
+
+def _refuse_non_finite_nifti(path: Path, name: str, image: sitk.Image) -> None:
+    """ITK's NIfTI reader turns NaN and infinite voxels into 0, so they are counted in the
+    file itself; a run on the zeros would miss lesions there without a word."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as file:
+        data = file.read()
+    little_endian = int.from_bytes(data[:4], "little") in NIFTI_HEADER_SIZES
+    offset = int(float(image.GetMetaData("vox_offset")))
+    dtype = np.dtype(_nifti_float_type(image)).newbyteorder("<" if little_endian else ">")
+    voxels = np.frombuffer(data, dtype, count=image.GetNumberOfPixels(), offset=offset)
+    non_finite = int(np.count_nonzero(~np.isfinite(voxels)))
+    if non_finite:
+        raise InputError(f"{name}: {non_finite} voxels of {path.name} are NaN or infinite; "
+                         "replace them (e.g. by 0) first")
 
 
 def _read_dicom_series(folder: Path, name: str) -> sitk.Image:
@@ -46,11 +78,28 @@ def _read_dicom_series(folder: Path, name: str) -> sitk.Image:
 
 
 def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -> sitk.Image:
-    """Refuse images no pipeline can use: not 3D, empty, constant, or with NaN/Inf voxels.
+    """Refuse images no pipeline can use: not a 3D volume (`validate_volume`), empty,
+    constant, or with NaN/Inf voxels.
 
-    A 4D image whose fourth dimension is 1 is accepted as 3D. With ``brain_sized`` the field of
-    view must span at least `MIN_BRAIN_EXTENT_MM` in every direction.
+    With ``brain_sized`` the field of view must span at least `MIN_BRAIN_EXTENT_MM` in every
+    direction.
     """
+    image = validate_volume(image, name)
+    voxels = sitk.GetArrayViewFromImage(image)
+    if voxels.size == 0:
+        raise InputError(f"{name}: is empty")
+    if not np.isfinite(voxels).all():
+        raise InputError(f"{name}: contains NaN or infinite voxel values")
+    if voxels.min() == voxels.max():
+        raise InputError(f"{name}: is constant (every voxel is {voxels.min()}); nothing to analyse")
+    if brain_sized:
+        _refuse_non_brain_extent(image, name)
+    return image
+
+
+def validate_volume(image: sitk.Image, name: str) -> sitk.Image:
+    """Refuse an image that is not one 3D scalar volume on perpendicular axes; a 4D image
+    whose fourth dimension is 1 is accepted as that 3D volume."""
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{name}: has {image.GetNumberOfComponentsPerPixel()} components "
                          "per voxel; expected a scalar (grey-level) image")
@@ -61,23 +110,23 @@ def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -
     if min(image.GetSize()) < 2:
         raise InputError(
             f"{name}: is a single slice (size {image.GetSize()}); expected a 3D volume")
-    voxels = sitk.GetArrayViewFromImage(image)
-    if voxels.size == 0:
-        raise InputError(f"{name}: is empty")
-    if not np.isfinite(voxels).all():
-        raise InputError(f"{name}: contains NaN or infinite voxel values")
-    if voxels.min() == voxels.max():
-        raise InputError(f"{name}: is constant (every voxel is {voxels.min()}); nothing to analyse")
-    if brain_sized:
-        extent_mm = np.array(image.GetSize()) * np.array(image.GetSpacing())
-        if extent_mm.min() < MIN_BRAIN_EXTENT_MM:
-            raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
-                             f"smaller than a brain (< {MIN_BRAIN_EXTENT_MM:.0f} mm)")
-        if extent_mm.max() > MAX_BRAIN_EXTENT_MM:
-            raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
-                             f"larger than a head (> {MAX_BRAIN_EXTENT_MM:.0f} mm); crop it "
-                             "to the head first")
+    direction = np.reshape(image.GetDirection(), (3, 3))
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=ORTHOGONALITY_TOLERANCE):
+        raise InputError(f"{name}: its voxel axes are not perpendicular (a sheared direction "
+                         "matrix), which NIfTI outputs cannot keep; resample it onto an "
+                         "orthogonal grid first")
     return image
+
+
+def _refuse_non_brain_extent(image: sitk.Image, name: str) -> None:
+    extent_mm = np.array(image.GetSize()) * np.array(image.GetSpacing())
+    if extent_mm.min() < MIN_BRAIN_EXTENT_MM:
+        raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
+                         f"smaller than a brain (< {MIN_BRAIN_EXTENT_MM:.0f} mm)")
+    if extent_mm.max() > MAX_BRAIN_EXTENT_MM:
+        raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
+                         f"larger than a head (> {MAX_BRAIN_EXTENT_MM:.0f} mm); crop it "
+                         "to the head first")
 
 
 def single_volume(image: sitk.Image) -> sitk.Image:
