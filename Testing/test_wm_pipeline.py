@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +361,20 @@ def test_a_flair_that_is_not_brain_sized_is_refused(tiny_bundle, tmp_path, capsy
     assert run_cli("--flair", tmp_path / "flair.nii.gz", "--out", tmp_path / "out", "--model",
                    tiny_bundle.path)
     assert problem in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_flair_whose_brain_is_a_few_voxels_is_refused_before_the_network(
+        tiny_bundle, tmp_path, capsys) -> None:
+    """A brain-sized field of view holding one small bright cube: its crop would reach the
+    network as slices of a voxel or two."""
+    voxels = np.zeros((80, 80, 80), np.float32)
+    voxels[40:43, 40:43, 40:43] = 1.0
+    sitk.WriteImage(sitk.GetImageFromArray(voxels), str(tmp_path / "flair.nii.gz"))
+    code = run_cli("--flair", tmp_path / "flair.nii.gz", "--out", tmp_path / "out", "--model",
+                   tiny_bundle.path)
+    error = capsys.readouterr().err.strip()
+    assert code != 0 and len(error.splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert re.search(r"--flair: the brain found spans only [34] × [34] × [34] mm", error)
 
 
 def test_tampered_weights_are_refused(tiny_bundle, tmp_path) -> None:

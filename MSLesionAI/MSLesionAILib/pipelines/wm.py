@@ -32,7 +32,7 @@ import SimpleITK as sitk
 import torch
 
 from ..bundles import ModelBundle
-from ..errors import BundleError
+from ..errors import BundleError, InputError
 from ..geometry import axis_aligned_grid, resample_like, slice_anisotropy, slice_direction_lps
 from ..imageio import array_to_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, WM_LOCATIONS, Tissue
@@ -56,6 +56,7 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
+MIN_BRAIN_SPAN_MM = 15.0   # narrower than any brain, even a slab of one: a few bright voxels
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
@@ -91,6 +92,18 @@ def _crop_to(mask: np.ndarray, grid: sitk.Image) -> tuple[tuple[slice, ...], sit
     return box, grid[x, y, z]
 
 
+def _refuse_small_brain(mask: np.ndarray, grid: sitk.Image, name: str) -> None:
+    """One line for an image whose brain (or foreground) is a few voxels, which would reach
+    the network as slices too small for it."""
+    nonzero = np.nonzero(mask)
+    span_mm = [(int(i.max()) - int(i.min()) + 1) * spacing if i.size else 0.0
+               for i, spacing in zip(nonzero, grid.GetSpacing()[::-1], strict=True)]
+    if min(span_mm) < MIN_BRAIN_SPAN_MM:
+        spans = " × ".join(f"{span:.0f}" for span in span_mm[::-1])
+        raise InputError(f"{name}: the brain found spans only {spans} mm (x × y × z); expected "
+                         f"a brain image (at least {MIN_BRAIN_SPAN_MM:.0f} mm each way)")
+
+
 def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Image | None,
                    metadata: dict[str, Any]) -> ModelInput:
     """Resample, crop and normalise the contrasts (the bundle's input order) as trained.
@@ -106,6 +119,7 @@ def prepare_inputs(contrasts: dict[str, sitk.Image | None], brain_mask: sitk.Ima
         mask = sitk.GetArrayFromImage(resample_like(brain_mask != 0, grid, "nearest")) > 0
     else:
         mask = foreground_mask(arrays["flair"], air=sitk.GetArrayFromImage(images["flair"]))
+    _refuse_small_brain(mask, grid, "--brain-mask" if brain_mask is not None else "--flair")
     box, cropped_grid = _crop_to(mask, grid)
     mask = mask[box]
     clip_percentiles = zscore_clip_percentiles(metadata)
