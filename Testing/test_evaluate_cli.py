@@ -127,6 +127,34 @@ def test_wm_refuses_mismatched_grids_and_unpaired_cases(tmp_path, capsys):
                  tmp_path / "pred.nii.gz", "--truth", tmp_path / "truth.nii.gz")
 
 
+def test_images_that_are_not_3d_label_images_are_refused_in_one_line(tmp_path, capsys):
+    write_labelmap(tmp_path / "truth.nii.gz", cubes(1))
+    sitk.WriteImage(sitk.GetImageFromArray(cubes(1)[3].astype(np.uint16)),
+                    str(tmp_path / "slice.nii.gz"))
+    with pytest.raises(InputError, match="--pred: is 2D"):
+        evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "slice.nii.gz",
+                 "--truth", tmp_path / "truth.nii.gz")
+    for name, value in (("probability", 0.3), ("negative", -1.0)):
+        image = sitk.GetImageFromArray((cubes(1) != 0) * value)
+        image.SetOrigin((5.0, -3.0, 2.0))
+        sitk.WriteImage(image, str(tmp_path / f"{name}.nii.gz"))
+        with pytest.raises(InputError, match=f"--truth: .*{name}.nii.gz holds 27 voxels that "
+                                             f"are not whole numbers 0 or above .e.g. {value:g}"):
+            evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "truth.nii.gz",
+                     "--truth", tmp_path / f"{name}.nii.gz")
+
+
+@pytest.mark.parametrize("option, value", [("--min-volume", "nan"), ("--min-volume", "inf"),
+                                           ("--min-volume", "-1"), ("--threshold", "2"),
+                                           ("--threshold", "nan")])
+def test_volumes_and_thresholds_out_of_range_are_refused_by_the_parser(tmp_path, capsys, option,
+                                                                       value):
+    with pytest.raises(SystemExit):
+        evaluate(tmp_path, capsys, "--task", "cortical", "--pred", tmp_path,
+                 "--truth", tmp_path, option, value)
+    assert f"argument {option}: '{value}' is not a" in capsys.readouterr().err
+
+
 def test_a_prediction_stored_in_another_orientation_is_scored_on_the_truths_voxels(
         tmp_path, capsys):
     """The same voxels written LAS (as FSL does) against an LPS truth: reordered, not refused;
@@ -202,6 +230,17 @@ def test_rim_operating_point_threshold_and_curves(tmp_path, capsys):
     assert report["sensitivity"] == 1.0 and report["pred_prl_counts"] == [2]
     assert printed.splitlines()[-1].split() == ["calls", "rim_probability", ">=", "0.5"]
     assert "None" not in printed
+
+
+def test_rim_curves_that_cannot_be_drawn_are_reported_not_silently_skipped(tmp_path, capsys):
+    pred, case = rim_case(tmp_path, [0.9, 0.2, 0.6], [1, 0, 0])
+    write_csv(case / "truth" / "lesions.csv", [truth_row(k, "wm", rim=1) for k in (1, 2, 3, 4)])
+    code, report, printed = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
+                                     "--truth", case, "--curves", tmp_path / "curves.png")
+    assert code == 0 and not (tmp_path / "curves.png").exists()
+    assert report["curves"] == ("not drawn: the candidates are all rim+ in the truth, so "
+                                "there is no curve")
+    assert "not drawn" in printed
 
 
 def test_a_rim_result_at_a_point_is_not_scored_as_a_patients_candidates(tmp_path, capsys):

@@ -39,6 +39,14 @@ def non_negative(what: str) -> Callable[[str], float]:
 volume_ul = non_negative("a volume in µL")
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = non_negative("a probability")(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a probability (0 to 1)")
+    return value
+
+
 def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:
     """The absolute paths of the input images given on the command line, by contrast name."""
     return {name: str(Path(getattr(args, name)).resolve())

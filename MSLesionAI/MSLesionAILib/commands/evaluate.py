@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..atomic import make_folder, refuse_existing
 from ..errors import InputError
 from ..geometry import orientation_code, resample_like, same_grid, same_voxels
-from ..imageio import read_image
+from ..imageio import read_image, validate_volume
 from ..jsonfiles import read_json
 from ..labels import CORTICAL_FAMILY, WM_FAMILY
 from ..lesions import label_components
@@ -35,6 +35,7 @@ from ..metrics.overlap import finite_statistic, ratio
 from ..metrics.rim import candidate_truth, patient_accuracy, plot_curves, rim_metrics
 from ..progress import Progress
 from ..results import read_table_csv
+from ._pipeline import probability, volume_ul
 
 PRED_FILES = {"wm": "wm_lesions.nii.gz", "cortical": "cortical_lesions.nii.gz",
               "rim": "rim_lesions.nii.gz"}
@@ -52,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=CONNECTIVITY,
                         help="lesion connectivity for MSSEG (default 18, as DeepSCAN)")
-    parser.add_argument("--min-volume", type=float, nargs="+", default=list(MIN_VOLUMES_UL),
+    parser.add_argument("--min-volume", type=volume_ul, nargs="+", default=list(MIN_VOLUMES_UL),
                         metavar="UL", help="cortical: minimum lesion volumes in µL")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=probability,
                         help="rim: call rim+ at rim_probability ≥ this instead of rim_positive")
     parser.add_argument("--curves", type=Path, help="rim: write the ROC/PR curves to this PNG")
     parser.set_defaults(func=run)
@@ -182,6 +183,9 @@ def _summarise_rim(cases: list[dict[str, Any]], args: argparse.Namespace) -> dic
                         else "rim_positive (the model's operating point)")}
     if args.curves and 0 < sum(labels) < len(labels):
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
+    elif args.curves:
+        result["curves"] = (f"not drawn: the candidates are all rim{'+' if sum(labels) else '-'}"
+                            " in the truth, so there is no curve")
     _print_table(["metric", "value"], [[key, value] for key, value in result.items()])
     return result
 
@@ -198,8 +202,8 @@ def _pred_file(pred_path: Path, task: str) -> Path:
 
 
 def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Image]:
-    truth = read_image(truth_file, "--truth")
-    pred = read_image(pred_file, "--pred")
+    truth = _read_labels(truth_file, "--truth")
+    pred = _read_labels(pred_file, "--pred")
     if same_grid(truth, pred):
         return truth, pred
     if same_voxels(pred, truth):   # stored in another orientation: reordered, not resampled
@@ -211,6 +215,19 @@ def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Imag
                      f"{orientation_code(pred)} vs {orientation_code(truth)}, origin "
                      f"{np.round(pred.GetOrigin(), 2).tolist()} vs "
                      f"{np.round(truth.GetOrigin(), 2).tolist()}); resample it first")
+
+
+def _read_labels(path: Path, name: str) -> sitk.Image:
+    """A 3D label image: whole numbers, 0 for background (any other value is a lesion, or a
+    lesion's id); a probability map or a scan given in its place is refused."""
+    image = validate_volume(read_image(path, name), name)
+    voxels = sitk.GetArrayViewFromImage(image)
+    odd = voxels[(voxels < 0) | (voxels != np.round(voxels))]
+    if odd.size:
+        raise InputError(f"{name}: {path} holds {odd.size} voxels that are not whole numbers "
+                         f"0 or above (e.g. {odd.flat[0]:g}); give a label image: 0 for "
+                         "background, lesion ids or 1 for lesion")
+    return image
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

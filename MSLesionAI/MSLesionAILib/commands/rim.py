@@ -15,7 +15,7 @@ from ..labels import PARAMAGNETIC_PHASE
 from ..masks import load_mask
 from ..pipelines import rim
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, input_files, run_and_write
+from ._pipeline import add_pipeline_options, input_files, probability, run_and_write
 
 CONTRASTS = ("flair", "mp2rage", "t2star", *rim.WM_STEP_CONTRASTS)
 
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--point", type=parse_point, metavar="R,A,S",
                         help="classify only the lesion at this RAS point (mm), or a patch "
                              "centred on it when no lesion is there")
-    parser.add_argument("--operating-point", type=float, metavar="P",
+    parser.add_argument("--operating-point", type=probability, metavar="P",
                         help="probability threshold for rim+ (default: the model's, 95%% "
                              "specificity on its validation cases)")
     parser.add_argument("--register", action="store_true",
@@ -65,8 +65,6 @@ def parse_point(text: str) -> tuple[float, float, float]:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     if args.flair is None and args.mp2rage is None:
         raise InputError("--flair or --mp2rage: give at least one structural image")
-    if args.operating_point is not None and not 0.0 <= args.operating_point <= 1.0:
-        raise InputError(f"--operating-point: {args.operating_point} is not in [0, 1]")
     images = {name: load_image(getattr(args, name), f"--{name}")
               for name in CONTRASTS if getattr(args, name)}
     bundle = find_bundle(args.model, "rim", {"phase", *images})
