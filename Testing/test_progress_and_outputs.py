@@ -82,8 +82,38 @@ def test_an_existing_empty_folder_is_used(tmp_path):
     assert (out / "summary.json").exists()
 
 
+def test_an_out_link_to_a_folder_writes_there_and_a_dangling_one_is_refused_first(tmp_path):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with output_directory(tmp_path / "link") as partial:
+        (partial / "summary.json").write_text("{}", encoding="utf-8")
+    assert (tmp_path / "target" / "summary.json").is_file()
+    assert (tmp_path / "link").is_symlink()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="is a link to .*nowhere, which does not exist"), \
+            output_directory(tmp_path / "dangling"):
+        pytest.fail("the work started")
+
+
+def test_results_of_a_run_beaten_to_its_folder_are_kept_and_named(tmp_path):
+    out = tmp_path / "results"
+    with pytest.raises(InputError, match="filled by another run meanwhile; these results "
+                                         "are in .*partial") as error, \
+            output_directory(out) as partial:
+        (partial / "summary.json").write_text("mine", encoding="utf-8")
+        out.mkdir()
+        (out / "summary.json").write_text("theirs", encoding="utf-8")
+    assert (out / "summary.json").read_text(encoding="utf-8") == "theirs"
+    assert (partial / "summary.json").read_text(encoding="utf-8") == "mine"
+    assert str(partial) in str(error.value)
+
+
 def test_an_out_folder_under_a_file_is_refused_in_one_line(tmp_path):
     (tmp_path / "a_file").write_text("", encoding="utf-8")
-    with pytest.raises(InputError, match="--out: cannot create"), \
+    with pytest.raises(InputError, match="--out: cannot create .*a_file: ") as error, \
             output_directory(tmp_path / "a_file" / "out"):
+        pass
+    assert "partial" not in str(error.value)
+    with pytest.raises(InputError, match="a_file is a file; give a new folder"), \
+            output_directory(tmp_path / "a_file"):
         pass

@@ -18,10 +18,9 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     An existing non-empty ``out_dir`` is refused: results go to new folders. On any exception
     (cancel included) the temporary folder is removed, so no half-written output is left.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(f"--out: {out_dir} already exists and is not empty; "
-                         "choose a new folder (existing results are never overwritten)")
+    out_dir = _followed_link(Path(out_dir))
+    _refuse_non_empty(out_dir)
+    make_folder(out_dir.parent, "--out")
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     make_folder(partial, "--out")
@@ -30,9 +29,32 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if out_dir.exists():
-        out_dir.rmdir()
-    partial.rename(out_dir)
+    try:
+        if out_dir.exists():
+            out_dir.rmdir()
+        partial.rename(out_dir)
+    except OSError as error:   # another run wrote there meanwhile
+        raise InputError(f"--out: {out_dir} was filled by another run meanwhile; these "
+                         f"results are in {partial}") from error
+
+
+def _followed_link(out_dir: Path) -> Path:
+    """A link to a folder stands for that folder (the results go there); a link to nothing
+    is refused before any work."""
+    if not out_dir.is_symlink():
+        return out_dir
+    if not out_dir.exists():
+        raise InputError(f"--out: {out_dir} is a link to {os.readlink(out_dir)}, which does "
+                         "not exist; give a folder")
+    return out_dir.resolve()
+
+
+def _refuse_non_empty(out_dir: Path) -> None:
+    if out_dir.is_file():
+        raise InputError(f"--out: {out_dir} is a file; give a new folder")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"--out: {out_dir} already exists and is not empty; "
+                         "choose a new folder (existing results are never overwritten)")
 
 
 def make_folder(folder: Path, option: str) -> None:
