@@ -255,6 +255,22 @@ def test_command_writes_one_folder_per_seed_and_a_dataset_manifest(tmp_path: Pat
     assert time.perf_counter() - started < 5.0  # refused before generating a whole brain
 
 
+@pytest.mark.parametrize("argv", [["--seed", "-1"], ["--seed", "1.5"],
+                                  ["--seed", "1", "--spacing-mm", "nan"],
+                                  ["--seed", "1", "--spacing-mm", "0.01"],
+                                  ["--seed", "1", "--spacing-mm", "1", "1"]])
+def test_seeds_and_voxel_sizes_no_phantom_can_have_are_refused_in_one_line(tmp_path, capsys,
+                                                                          argv) -> None:
+    try:
+        code = main(["--progress", "none", "phantom", *argv, "--", str(tmp_path / "case")])
+    except SystemExit as refused:   # by the parser
+        code = refused.code
+    assert code != 0
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not a seed" in error or "is not one or three voxel sizes of 0.3–5.0 mm" in error
+    assert not (tmp_path / "case").exists()
+
+
 def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:
     case = generate_case(21, "all", mode="randomised", spacing_mm=(1.2, 1.2, 2.4), crop_mm=50.0)
     assert set(case.images) == {"flair", "t1", "t2", "mp2rage", "t2star", "t2star_epi", "phase"}

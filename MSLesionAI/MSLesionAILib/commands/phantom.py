@@ -14,20 +14,23 @@ from ..phantom.dataset import write_dataset
 from ..progress import Progress
 from ._pipeline import non_negative
 
+# Voxel sizes a phantom is made at: finer would not fit in memory for a whole brain.
+SPACING_RANGE_MM = (0.3, 5.0)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     case = subparsers.add_parser(
         "phantom", help="generate synthetic MS cases with exact truth (docs/phantom.md)",
         description="One seed writes OUT_DIR itself; several seeds write OUT_DIR/case_NNNN/.")
     case.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    case.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds")
+    case.add_argument("--seed", type=seed, nargs="+", required=True, help="one or more seeds")
     _case_options(case)
     case.set_defaults(func=run_phantom)
     dataset = subparsers.add_parser(
         "phantom-dataset", help="generate a training set of phantom cases with a manifest")
     dataset.add_argument("out_dir", type=Path, metavar="OUT")
     dataset.add_argument("--n", type=int, required=True, help="number of cases")
-    dataset.add_argument("--seed", type=int, default=0,
+    dataset.add_argument("--seed", type=seed, default=0,
                          help="first seed; case i gets seed + i (default 0)")
     _case_options(dataset)
     dataset.set_defaults(func=run_dataset)
@@ -35,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "phantom-calibrate", help="score naive FLAIR / phase-rim / MP2RAGE baselines on the "
                                   "phantom (and on a real case) to show how hard it is")
     calibration.add_argument("--n", type=int, default=3, help="cases per task (default 3)")
-    calibration.add_argument("--seed", type=int, default=1000, help="first seed (default 1000)")
+    calibration.add_argument("--seed", type=seed, default=1000,
+                             help="first seed (default 1000)")
     calibration.add_argument("--mode", choices=MODES, default="realistic")
     calibration.add_argument("--real-flair", type=Path, help="a real FLAIR (skull-stripped)")
     calibration.add_argument("--real-truth", type=Path, help="its white-matter lesion mask")
@@ -58,11 +62,20 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
                              "0 keeps the whole brain)")
 
 
+def seed(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (numpy's generators take no others)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed (a whole number, 0 or more)")
+    return int(text)
+
+
 def _spacing(values: list[float] | None) -> float | tuple[float, ...] | None:
     if values is None:
         return None
-    if len(values) not in (1, 3) or min(values) <= 0:
-        raise InputError(f"--spacing-mm: {values} is not one or three positive sizes in mm")
+    low, high = SPACING_RANGE_MM
+    if len(values) not in (1, 3) or not all(low <= value <= high for value in values):
+        raise InputError(f"--spacing-mm: {values} is not one or three voxel sizes of "
+                         f"{low}–{high} mm")
     return values[0] if len(values) == 1 else tuple(values)
 
 
