@@ -250,15 +250,33 @@ def test_point_inside_a_lesion_classifies_that_lesion(case: Path, tmp_path: Path
     assert summary["chronic_active"] is None   # one lesion says nothing of the patient
 
 
-def test_point_without_lesion_inside_brain_is_flagged(case: Path, tmp_path: Path) -> None:
+def test_point_without_a_candidate_inside_brain_is_flagged_with_the_reason(
+        case: Path, tmp_path: Path) -> None:
+    """A patch at the point, and why there is no candidate: no mask was given, a lesion too
+    small to be one (2 voxels of 0.8 mm) is there, or no lesion is there."""
     reference = sitk.ReadImage(str(case / "phase.nii.gz"))
-    point = index_zyx_to_ras(reference, np.array([34.0, 16.0, 24.0]))[0]
-    out = tmp_path / "out"
-    assert _rim(case, out, _point(point),
-                "--brain-mask", str(case / "brainmask.nii.gz")) == 0
-    rows = _table(out)
-    assert len(rows) == 1 and rows[0]["note"] == "no lesion at point"
-    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["point"]["lesion_id"] == 0
+    index = (34, 16, 24)
+    point = index_zyx_to_ras(reference, np.array(index, float))[0]
+    lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz")))
+    assert not lesions[index]
+    with_small = lesions.copy()
+    with_small[index[0], index[1], index[2]:index[2] + 2] = lesions.max() + 1
+    _image(with_small, tmp_path / "with_small.nii.gz")
+    notes = {}
+    for name, mask in (("none", []), ("truth", ["--lesion-mask", str(case / "truth" /
+                                                                    "wm_lesions.nii.gz")]),
+                       ("small", ["--lesion-mask", str(tmp_path / "with_small.nii.gz")])):
+        out = tmp_path / name
+        assert _rim(case, out, _point(point), "--brain-mask",
+                    str(case / "brainmask.nii.gz"), *mask) == 0
+        [row] = _table(out)
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert row["lesion_id"] == "0" and summary["point"]["lesion_id"] == 0
+        notes[name] = row["note"]
+    assert notes == {"none": "no lesion mask given: a patch centred at the point",
+                     "truth": "no lesion at point",
+                     "small": "a lesion under 12.3 µL, too small to be a candidate: a patch "
+                              "centred at the point"}
 
 
 def test_point_outside_lesions_and_brain_is_an_error(case: Path, tmp_path: Path,
@@ -362,6 +380,24 @@ def test_the_brain_mask_also_bounds_the_white_matter_step(case: Path, tmp_path: 
     centroids = _centroids_ras(_table(out))
     assert len(centroids) == 2
     assert np.linalg.norm(centroids[:, None] - kept, axis=2).min(axis=1).max() < 1.5
+
+
+def test_lesions_beyond_a_phase_slab_are_said_to_be_left_out(case: Path,
+                                                            tmp_path: Path) -> None:
+    phase = sitk.ReadImage(str(case / "phase.nii.gz"))
+    slab = tmp_path / "slab"
+    shutil.copytree(case, slab)
+    sitk.WriteImage(phase[20:, :, :], str(slab / "phase.nii.gz"))   # lesion 1 (x = 14) beyond
+    out = tmp_path / "out"
+    assert _rim(slab, out, "--lesion-mask", str(case / "truth" / "wm_lesions.nii.gz")) == 0
+    warnings = json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+    lost = [w for w in warnings if "outside the phase image's field of view" in w]
+    assert len(lost) == 1 and lost[0].startswith("--lesion-mask: ")
+    assert len(_table(out)) == 2
+    assert _rim(case, tmp_path / "whole", "--lesion-mask",
+                str(case / "truth" / "wm_lesions.nii.gz")) == 0
+    summary = json.loads((tmp_path / "whole" / "summary.json").read_text(encoding="utf-8"))
+    assert not any("field of view" in w for w in summary["warnings"])
 
 
 def test_a_brain_mask_warning_is_given_once_not_again_by_the_white_matter_step(

@@ -26,7 +26,7 @@ import torch
 
 from ..bundles import ModelBundle
 from ..errors import InputError
-from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like
+from ..geometry import check_overlap, ras_to_index_zyx, ras_to_lps, resample_like, voxel_volume_ul
 from ..imageio import array_to_image
 from ..labels import CHRONIC_ACTIVE_MIN_PRL, PARAMAGNETIC_PHASE, RIM_SEGMENTS
 from ..lesions import lesion_measures
@@ -45,7 +45,11 @@ from ..uni_background import noise_background
 COLUMNS = ["lesion_id", "volume_ul", "voxels", "centroid_r", "centroid_a", "centroid_s",
            "rim_probability", "rim_positive", "split_from", "note"]
 RIM_POSITIVE_VALUE, RIM_NEGATIVE_VALUE = 1, 2
+LOST_LESION_FRACTION = 0.1   # far more lesion volume than nearest-neighbour resampling loses
 NO_LESION_AT_POINT = "no lesion at point"
+NO_MASK_AT_POINT = "no lesion mask given: a patch centred at the point"
+SMALL_LESION_AT_POINT = (f"a lesion under {MIN_VOLUME_UL} µL, too small to be a candidate: a "
+                         "patch centred at the point")
 WRAP_JUMP_FRACTION = 0.002
 WRAP_END_FRACTION = 0.2  # "an end of the range": its lowest or highest fifth
 BATCH_SIZE = 64
@@ -99,7 +103,8 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
         warnings += sign_warning(sitk.GetArrayViewFromImage(phase), candidates.lesion_ids,
                                  brain, inputs.paramagnetic_phase)
         if inputs.point_ras is not None:
-            candidates, rows = _at_point(inputs.point_ras, candidates, rows, phase, brain)
+            candidates, rows = _at_point(inputs.point_ras, candidates, rows, phase, brain,
+                                         mask)
     progress.update(0.7, f"classifying {len(rows)} candidates")
     threshold = (operating_point if operating_point is not None
                  else bundle.metadata["operating_point"]["threshold"])
@@ -240,14 +245,29 @@ def _lesion_mask(inputs: RimInputs, phase: sitk.Image, device: torch.device, pro
                  wm_bundle: ModelBundle | None, warnings: list[str]) -> np.ndarray | None:
     """The lesion labelmap on the phase grid: the user's, or the white-matter pipeline's.
     None in click-to-classify mode without a mask."""
-    mask = inputs.lesion_mask
+    mask, name = inputs.lesion_mask, "--lesion-mask"
     if inputs.segments_wm_lesions:
         mask = _segment_wm_lesions(inputs, device, progress, wm_bundle, warnings)
+        name = "the white-matter step's lesions"
     elif mask is None:
         return None
     else:
-        mask = checked_mask(mask, "--lesion-mask", phase, "--phase", warnings)
-    return sitk.GetArrayFromImage(resample_like(mask, phase, "nearest"))
+        mask = checked_mask(mask, name, phase, "--phase", warnings)
+    return _on_phase_grid(mask, name, phase, warnings)
+
+
+def _on_phase_grid(mask: sitk.Image, name: str, phase: sitk.Image,
+                   warnings: list[str]) -> np.ndarray:
+    """The lesion labelmap on the phase grid; a warning when lesions beyond the phase
+    image's field of view are lost, which the overlap check alone lets through."""
+    on_phase = sitk.GetArrayFromImage(resample_like(mask, phase, "nearest"))
+    given_ul = np.count_nonzero(sitk.GetArrayViewFromImage(mask)) * voxel_volume_ul(mask)
+    kept_ul = np.count_nonzero(on_phase) * voxel_volume_ul(phase)
+    if given_ul and kept_ul < (1 - LOST_LESION_FRACTION) * given_ul:
+        warnings.append(f"{name}: {100 * (1 - kept_ul / given_ul):.0f}% of the lesion volume "
+                        "lies outside the phase image's field of view; lesions there are not "
+                        "classified")
+    return on_phase
 
 
 def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progress,
@@ -285,10 +305,11 @@ def _candidate_rows(candidates: Candidates, phase: sitk.Image) -> list[dict[str,
 
 
 def _at_point(point_ras: tuple[float, float, float], candidates: Candidates,
-              rows: list[dict[str, Any]], phase: sitk.Image,
-              brain: np.ndarray) -> tuple[Candidates, list[dict[str, Any]]]:
+              rows: list[dict[str, Any]], phase: sitk.Image, brain: np.ndarray,
+              mask: np.ndarray | None) -> tuple[Candidates, list[dict[str, Any]]]:
     """Keep only the candidate under the point; else a lesion-free row at the point if it is
-    inside the brain; else refuse."""
+    inside the brain, its note saying why (no mask, a lesion too small, or none there); else
+    refuse."""
     index = np.round(ras_to_index_zyx(phase, np.array(point_ras))).astype(int)
     inside_image = bool(np.all(index >= 0) and np.all(index < brain.shape))
     lesion_id = int(candidates.lesion_ids[tuple(index)]) if inside_image else 0
@@ -300,9 +321,11 @@ def _at_point(point_ras: tuple[float, float, float], candidates: Candidates,
     if not (inside_image and brain[tuple(index)]):
         raise InputError(f"--point: {', '.join(f'{v:g}' for v in point_ras)} (RAS) is outside "
                          "every candidate lesion and outside the brain")
+    note = (NO_MASK_AT_POINT if mask is None else
+            SMALL_LESION_AT_POINT if mask[tuple(index)] else NO_LESION_AT_POINT)
     row = {"lesion_id": 0, "volume_ul": 0.0, "voxels": 0, "centroid_r": point_ras[0],
            "centroid_a": point_ras[1], "centroid_s": point_ras[2], "split_from": "",
-           "note": NO_LESION_AT_POINT}
+           "note": note}
     return Candidates(np.zeros_like(candidates.lesion_ids), {}, candidates.too_small, []), [row]
 
 
