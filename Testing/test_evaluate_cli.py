@@ -119,8 +119,17 @@ def test_wm_several_cases_and_json_has_no_nan(tmp_path, capsys):
 def test_wm_refuses_mismatched_grids_and_unpaired_cases(tmp_path, capsys):
     write_labelmap(tmp_path / "truth.nii.gz", cubes(1))
     write_labelmap(tmp_path / "pred.nii.gz", cubes(1), spacing=(1.0, 1.0, 2.0))
-    with pytest.raises(InputError, match="not on the grid"):
+    with pytest.raises(InputError, match=r"not on the grid of the truth .*truth.nii.gz "
+                                         r"\(spacing \[1.0, 1.0, 2.0\] vs \[1.0, 1.0, 1.0\]\)"):
         evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "pred.nii.gz",
+                 "--truth", tmp_path / "truth.nii.gz")
+    rotated = sitk.ReadImage(str(tmp_path / "truth.nii.gz"))
+    c, r = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    rotated.SetDirection((c, -r, 0.0, r, c, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(rotated, str(tmp_path / "rotated.nii.gz"))
+    with pytest.raises(InputError, match=r"truth.nii.gz \(direction \[0.866, -0.5, 0.0, 0.5, "
+                                         r"0.866, 0.0, 0.0, 0.0, 1.0\] vs \[1.0, 0.0"):
+        evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "rotated.nii.gz",
                  "--truth", tmp_path / "truth.nii.gz")
     with pytest.raises(InputError, match="one prediction per truth"):
         evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "pred.nii.gz",

@@ -65,7 +65,12 @@ def _refuse_non_finite_nifti(path: Path, name: str, image: sitk.Image) -> None:
 
 
 def _read_dicom_series(folder: Path, name: str) -> sitk.Image:
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)   # "no series found" is said below, once
+    try:
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not series_ids:
         raise InputError(f"{name}: no DICOM series in folder {folder}")
     if len(series_ids) > 1:

@@ -44,7 +44,7 @@ def checked_mask(mask: sitk.Image, name: str, reference: sitk.Image, reference_n
     if not values.any():
         if brain:
             raise InputError(f"{name}: is empty (no voxel {kept})")
-        warnings.append(f"{name}: has no lesion voxels (no voxel {kept}): no candidates")
+        warnings.append(f"{name}: has no lesion voxels (no voxel {kept}); read as no lesions")
     elif _touches_edge(values) and (fraction := overlap_fraction(mask, reference)) < MIN_COVERAGE:
         left_out = "nothing beyond it counts as brain" if brain else "lesions beyond it are missed"
         warnings.append(f"{name}: covers {fraction:.0%} of {reference_name}'s field of view and "

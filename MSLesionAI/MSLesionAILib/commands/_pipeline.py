@@ -70,5 +70,6 @@ def run_and_write(out_dir: Path, progress: Progress, run: Callable[[Progress], L
     progress.update(1.0, "done")
     for warning in result.summary.get("warnings", []):
         print(f"mslesionai: warning: {warning}", file=sys.stderr)
-    print(f"{result.name}: {result.lesion_count} lesions; results in {out_dir}")
+    count = result.lesion_count
+    print(f"{result.name}: {count} lesion{'s' * (count != 1)}; results in {out_dir}")
     return result

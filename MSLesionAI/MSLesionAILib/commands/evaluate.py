@@ -209,12 +209,18 @@ def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Imag
     if same_voxels(pred, truth):   # stored in another orientation: reordered, not resampled
         return truth, resample_like(pred, truth, "nearest")
     raise InputError(f"--pred: {pred_file} is not on the grid of the truth {truth_file} "
-                     f"(size {pred.GetSize()} vs {truth.GetSize()}, spacing "
-                     f"{np.round(pred.GetSpacing(), 3).tolist()} vs "
-                     f"{np.round(truth.GetSpacing(), 3).tolist()}, orientation "
-                     f"{orientation_code(pred)} vs {orientation_code(truth)}, origin "
-                     f"{np.round(pred.GetOrigin(), 2).tolist()} vs "
-                     f"{np.round(truth.GetOrigin(), 2).tolist()}); resample it first")
+                     f"({', '.join(_grid_differences(pred, truth))}); resample it first")
+
+
+def _grid_differences(pred: sitk.Image, truth: sitk.Image) -> list[str]:
+    """What differs between the two grids, each as "property pred vs truth"."""
+    shown = {"size": lambda image: list(image.GetSize()),
+             "spacing": lambda image: np.round(image.GetSpacing(), 3).tolist(),
+             "orientation": orientation_code,
+             "direction": lambda image: np.round(image.GetDirection(), 3).tolist(),
+             "origin": lambda image: np.round(image.GetOrigin(), 2).tolist()}
+    return [f"{name} {pred_value} vs {truth_value}" for name, value in shown.items()
+            if (pred_value := value(pred)) != (truth_value := value(truth))]
 
 
 def _read_labels(path: Path, name: str) -> sitk.Image:
