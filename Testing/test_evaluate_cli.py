@@ -131,6 +131,13 @@ def test_wm_refuses_mismatched_grids_and_unpaired_cases(tmp_path, capsys):
                                          r"0.866, 0.0, 0.0, 0.0, 1.0\] vs \[1.0, 0.0"):
         evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "rotated.nii.gz",
                  "--truth", tmp_path / "truth.nii.gz")
+    nudged = sitk.ReadImage(str(tmp_path / "truth.nii.gz"))   # 3 µm: below the rounding shown
+    nudged.SetOrigin(tuple(np.add(nudged.GetOrigin(), 0.003)))
+    sitk.WriteImage(nudged, str(tmp_path / "nudged.nii.gz"))
+    with pytest.raises(InputError, match=r"truth.nii.gz \(size \[30, 12, 10\] vs \[30, 12, 10\], "
+                                         r"spacing .*, origin"):
+        evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "nudged.nii.gz",
+                 "--truth", tmp_path / "truth.nii.gz")
     with pytest.raises(InputError, match="one prediction per truth"):
         evaluate(tmp_path, capsys, "--task", "wm", "--pred", tmp_path / "pred.nii.gz",
                  tmp_path / "pred.nii.gz", "--truth", tmp_path / "truth.nii.gz")
@@ -161,7 +168,9 @@ def test_volumes_and_thresholds_out_of_range_are_refused_by_the_parser(tmp_path,
     with pytest.raises(SystemExit):
         evaluate(tmp_path, capsys, "--task", "cortical", "--pred", tmp_path,
                  "--truth", tmp_path, option, value)
-    assert f"argument {option}: '{value}' is not a" in capsys.readouterr().err
+    expected = {"--min-volume": "a volume in µL (0 or more)",
+                "--threshold": "a probability (0 to 1)"}[option]
+    assert f"argument {option}: '{value}' is not {expected}" in capsys.readouterr().err
 
 
 def test_a_prediction_stored_in_another_orientation_is_scored_on_the_truths_voxels(
@@ -247,8 +256,7 @@ def test_rim_curves_that_cannot_be_drawn_are_reported_not_silently_skipped(tmp_p
     code, report, printed = evaluate(tmp_path, capsys, "--task", "rim", "--pred", pred,
                                      "--truth", case, "--curves", tmp_path / "curves.png")
     assert code == 0 and not (tmp_path / "curves.png").exists()
-    assert report["curves"] == ("not drawn: the candidates are all rim+ in the truth, so "
-                                "there is no curve")
+    assert report["curves"] == "not drawn: the candidates are all rim+ in the truth, so no curve"
     assert "not drawn" in printed
 
 

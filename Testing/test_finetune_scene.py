@@ -61,10 +61,14 @@ def corrected_case(scene, t2star: bool = True):
     if t2star:
         volume(scene, "T2star GRE", 2, patient)
         volume(scene, "T2star EPI", 3, patient)
+    return segmentation_on(scene, mp2rage, "MP2RAGE cortical lesions")
+
+
+def segmentation_on(scene, mp2rage, node_name: str):
+    """A cortical segmentation of the test lesions drawn on ``mp2rage``."""
     segments = [Segment(CLASS_VALUES[name], *CORTICAL_SEGMENTS[name]) for name in CORTICAL_CLASSES]
     labels = array_to_image(class_labels(), mrml.image_from_volume(mp2rage))
-    return mrml.segmentation_from_labelmap(scene, labels, segments, "MP2RAGE cortical lesions",
-                                           mp2rage)
+    return mrml.segmentation_from_labelmap(scene, labels, segments, node_name, mp2rage)
 
 
 def test_an_exported_case_loads_with_voxel_exact_labels(scene, tmp_path):
@@ -120,15 +124,21 @@ def test_no_cases_or_segmentations_without_cortical_segments_are_refused_in_one_
     assert finetune_scene.annotated_cases([good])[0].optional_contrasts == {}
 
 
-def test_a_case_checked_both_to_train_on_and_for_validation_is_refused(scene, tmp_path,
-                                                                       monkeypatch):
+def test_a_validation_case_of_a_training_mp2rage_is_refused(scene, tmp_path, monkeypatch):
+    """The same segmentation in both lists, or a copy of it: both are drawn on the MP2RAGE of
+    a case to train on."""
     monkeypatch.setenv("MSLESIONAI_MODEL_DIRS", str(tmp_path))
     trained, other = corrected_case(scene, t2star=False), corrected_case(scene, t2star=False)
     other.SetName("other corrected case")
+    copy = segmentation_on(scene, mrml.segmentation_reference_volume(trained), "edited copy")
     started = []
-    with pytest.raises(InputError, match="MP2RAGE cortical lesions checked both to train on"):
-        finetune_scene.start([trained], validation_nodes=[other, trained],
-                             runner=started.append)
+    for validation, named in (([other, trained], "MP2RAGE cortical lesions"),
+                              ([copy], "edited copy")):
+        with pytest.raises(InputError, match=f"fine-tuning: {named} drawn on the MP2RAGE of a "
+                                             "case to train on"):
+            finetune_scene.start([trained], validation_nodes=validation,
+                                 runner=started.append)
+    assert finetune_scene.annotated_cases([other])   # a case of its own is a validation case
     assert not started and not list(tmp_path.iterdir())
 
 

@@ -102,24 +102,42 @@ def test_non_finite_voxels_are_refused(tmp_path, bad_value):
         load_image(_save(tmp_path, voxels, "image.mha"), "--phase")
 
 
-@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+@pytest.mark.parametrize("name", ["image.nii.gz", "image.nii", "IMAGE.NII.GZ", "pair.hdr"])
 @pytest.mark.parametrize("voxel_type", [np.float32, np.float64])
-def test_non_finite_voxels_of_a_nifti_file_are_counted_in_the_file(tmp_path, suffix,
-                                                                    voxel_type):
-    """ITK reads them as 0, which would pass every check; a scaled integer file (stored as
-    integers, read as float) is not misread as floats."""
+def test_non_finite_voxels_of_a_nifti_file_are_counted_in_the_file(tmp_path, name, voxel_type):
+    """ITK reads them as 0, which would pass every check: whatever the file's name says of it,
+    and in a header/image pair too."""
     voxels = np.random.rand(8, 8, 8).astype(voxel_type)
     voxels[3, 3, 3:5] = [np.nan, -np.inf]
-    path = _save(tmp_path, voxels, f"image{suffix}")
+    path = _save(tmp_path, voxels, name.lower())
+    path = path.rename(tmp_path / name) if name.isupper() else path
     assert np.isfinite(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))).all()
-    with pytest.raises(InputError, match=f"--flair: 2 voxels of image{suffix} are NaN or "
-                                         "infinite; replace them"):
+    with pytest.raises(InputError, match=f"--flair: 2 voxels of {name} are NaN or infinite; "
+                                         "replace them"):
         load_image(path, "--flair")
     voxels[3, 3, 3:5] = 0.5
-    assert load_image(_save(tmp_path, voxels, f"clean{suffix}"), "--flair").GetSize() == (8, 8, 8)
-    integers = sitk.Cast(sitk.GetImageFromArray(np.arange(512).reshape(8, 8, 8)), sitk.sitkInt16)
-    sitk.WriteImage(integers, str(tmp_path / f"int{suffix}"))
-    assert load_image(tmp_path / f"int{suffix}", "--t1").GetSize() == (8, 8, 8)
+    assert load_image(_save(tmp_path, voxels, f"clean_{name.lower()}"), "--flair").GetSize() == (
+        8, 8, 8)
+
+
+def test_a_gzip_named_file_that_is_not_compressed_is_read(tmp_path):
+    voxels = np.random.rand(8, 8, 8).astype(np.float32)
+    (tmp_path / "plain.nii.gz").write_bytes(_save(tmp_path, voxels, "plain.nii").read_bytes())
+    assert load_image(tmp_path / "plain.nii.gz", "--flair").GetSize() == (8, 8, 8)
+
+
+def test_a_scaled_integer_nifti_file_is_not_read_as_floats(tmp_path):
+    """Stored as int16 with a slope of 2 (ITK then gives floats): its voxels are whole numbers,
+    which the NaN count must not read as float32."""
+    path = tmp_path / "scaled.nii"
+    sitk.WriteImage(sitk.Cast(sitk.GetImageFromArray(np.arange(512).reshape(8, 8, 8)),
+                              sitk.sitkInt16), str(path))
+    data = bytearray(path.read_bytes())
+    data[112:116] = np.float32(2.0).tobytes()   # scl_slope
+    path.write_bytes(bytes(data))
+    image = load_image(path, "--t1")
+    assert image.GetPixelID() == sitk.sitkFloat32
+    assert sitk.GetArrayViewFromImage(image)[7, 7, 7] == 2 * 511
 
 
 def test_a_sheared_direction_matrix_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,22 @@ def test_results_of_a_run_beaten_to_its_folder_are_kept_and_named(tmp_path):
     assert (out / "summary.json").read_text(encoding="utf-8") == "theirs"
     assert (partial / "summary.json").read_text(encoding="utf-8") == "mine"
     assert str(partial) in str(error.value)
+
+
+def test_results_that_cannot_take_their_folder_for_another_reason_say_why(tmp_path,
+                                                                           monkeypatch):
+    """E.g. an empty --out that is a mount point cannot be removed: not another run's doing."""
+    out = tmp_path / "results"
+    out.mkdir()
+
+    def busy(self):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(Path, "rmdir", busy)
+    with pytest.raises(InputError, match="could not take the results .Device or resource "
+                                         "busy.; these results are in .*partial"), \
+            output_directory(out) as partial:
+        (partial / "summary.json").write_text("{}", encoding="utf-8")
 
 
 def test_an_out_folder_under_a_file_is_refused_in_one_line(tmp_path):

@@ -33,9 +33,10 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
         if out_dir.exists():
             out_dir.rmdir()
         partial.rename(out_dir)
-    except OSError as error:   # another run wrote there meanwhile
-        raise InputError(f"--out: {out_dir} was filled by another run meanwhile; these "
-                         f"results are in {partial}") from error
+    except OSError as error:
+        why = ("was filled by another run meanwhile" if out_dir.is_dir() and any(out_dir.iterdir())
+               else f"could not take the results ({error.strerror or error})")
+        raise InputError(f"--out: {out_dir} {why}; these results are in {partial}") from error
 
 
 def _followed_link(out_dir: Path) -> Path:

@@ -78,7 +78,7 @@ def start(segmentation_nodes: Sequence[Any], base: str | None = None, name: str 
     not trained on: they choose the new model's lesion threshold."""
     cases = annotated_cases(segmentation_nodes)
     validation = annotated_cases(validation_nodes) if validation_nodes else []
-    _refuse_shared_cases(segmentation_nodes, validation_nodes)
+    _refuse_shared_cases(cases, validation)
     parent = find_bundle(base or None, CORTICAL.name)
     out = new_bundle_folder(use_user_model_dir(), name or f"{parent.id}-finetuned")
     folder = Path(tempfile.mkdtemp(prefix="mslesionai-finetune-"))
@@ -202,15 +202,17 @@ def _case_problem(node: Any) -> str | None:
     return None
 
 
-def _refuse_shared_cases(segmentation_nodes: Sequence[Any],
-                         validation_nodes: Sequence[Any]) -> None:
+def _refuse_shared_cases(cases: Sequence[AnnotatedCase],
+                         validation: Sequence[AnnotatedCase]) -> None:
     """A validation case must be one the model is not trained on, or it chooses a threshold
-    for the cases it has learnt."""
-    trained = {node.GetID() for node in segmentation_nodes}
-    shared = [node.GetName() for node in validation_nodes if node.GetID() in trained]
+    for the cases it has learnt: not the same segmentation, nor another (a copy) drawn on the
+    MP2RAGE of a training case."""
+    trained = {case.mp2rage.GetID() for case in cases}
+    shared = [case.segmentation.GetName() for case in validation
+              if case.mp2rage.GetID() in trained]
     if shared:
-        raise InputError(f"fine-tuning: {', '.join(shared)} checked both to train on and to "
-                         "choose the threshold; a validation case must be one not trained on")
+        raise InputError(f"fine-tuning: {', '.join(shared)} drawn on the MP2RAGE of a case to "
+                         "train on; a validation case must be one not trained on")
 
 
 def _optional_contrasts_beside(mp2rage: Any) -> dict[str, Any]:

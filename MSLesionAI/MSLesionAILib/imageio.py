@@ -17,7 +17,7 @@ from .errors import InputError
 # A brain-sized field of view: at least a cropped brain, at most a head with its neck.
 MIN_BRAIN_EXTENT_MM = 60.0
 MAX_BRAIN_EXTENT_MM = 400.0
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
+GZIP_MAGIC = b"\x1f\x8b"
 NIFTI_HEADER_SIZES = (348, 540)   # NIfTI-1, NIfTI-2: the first field, read to learn byte order
 NIFTI_FLOAT_TYPES = {16: "float32", 64: "float64"}   # NIfTI datatype codes
 ORTHOGONALITY_TOLERANCE = 1e-3
@@ -35,15 +35,15 @@ def read_image(path: str | Path, name: str) -> sitk.Image:
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
         raise InputError(f"{name}: cannot read {path}: {first_line}") from error
-    if path.name.endswith(NIFTI_SUFFIXES) and _nifti_float_type(image):
+    if _nifti_float_type(image):
         _refuse_non_finite_nifti(path, name, image)
     return image
 
 
 def _nifti_float_type(image: sitk.Image) -> str | None:
-    """The numpy type of a NIfTI file's stored voxels when they are floating point (NaN and
-    infinity can only be stored so); None otherwise."""
-    if not image.HasMetaDataKey("datatype"):
+    """The numpy type of a NIfTI (or Analyze) file's stored voxels when they are floating
+    point (NaN and infinity can only be stored so); None otherwise, or for other formats."""
+    if not (image.HasMetaDataKey("datatype") and image.HasMetaDataKey("vox_offset")):
         return None
     return NIFTI_FLOAT_TYPES.get(int(image.GetMetaData("datatype")))
 
@@ -51,17 +51,27 @@ def _nifti_float_type(image: sitk.Image) -> str | None:
 def _refuse_non_finite_nifti(path: Path, name: str, image: sitk.Image) -> None:
     """ITK's NIfTI reader turns NaN and infinite voxels into 0, so they are counted in the
     file itself; a run on the zeros would miss lesions there without a word."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as file:
-        data = file.read()
-    little_endian = int.from_bytes(data[:4], "little") in NIFTI_HEADER_SIZES
-    offset = int(float(image.GetMetaData("vox_offset")))
+    header = _file_bytes(path)
+    little_endian = int.from_bytes(header[:4], "little") in NIFTI_HEADER_SIZES
+    data, offset = header, int(float(image.GetMetaData("vox_offset")))
+    if path.suffix.lower() == ".hdr":   # a header/image pair: the voxels are in the .img
+        images = [path.with_suffix(suffix) for suffix in (".img", ".img.gz", ".IMG")]
+        data, offset = _file_bytes(next(p for p in images if p.is_file())), 0
     dtype = np.dtype(_nifti_float_type(image)).newbyteorder("<" if little_endian else ">")
-    voxels = np.frombuffer(data, dtype, count=image.GetNumberOfPixels(), offset=offset)
+    try:
+        voxels = np.frombuffer(data, dtype, count=image.GetNumberOfPixels(), offset=offset)
+    except ValueError as error:
+        raise InputError(f"{name}: {path.name} holds fewer voxels than its header says") from error
     non_finite = int(np.count_nonzero(~np.isfinite(voxels)))
     if non_finite:
         raise InputError(f"{name}: {non_finite} voxels of {path.name} are NaN or infinite; "
                          "replace them (e.g. by 0) first")
+
+
+def _file_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it is gzip-compressed (whatever its name says)."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
 
 
 def _read_dicom_series(folder: Path, name: str) -> sitk.Image:

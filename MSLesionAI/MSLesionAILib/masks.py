@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .geometry import check_overlap, overlap_fraction
-from .imageio import read_image, single_volume
+from .imageio import read_image, validate_volume
 
 # A mask covering less of the reference's field of view than this, with voxels on its own
 # edge, is taken to be cropped.
@@ -26,11 +26,7 @@ PROBABILITY_THRESHOLD = 0.5
 def load_mask(path: str | Path, name: str) -> sitk.Image:
     """A 3D label image; unlike intensity images it may be empty (no lesions) or constant (a
     brain mask filling its field of view). A 4D image of one volume is read as 3D."""
-    mask = single_volume(read_image(path, name))
-    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{name}: expected a 3D label image, got {mask.GetDimension()}D "
-                         f"with {mask.GetNumberOfComponentsPerPixel()} component(s) per voxel")
-    return mask
+    return validate_volume(read_image(path, name), name)
 
 
 def checked_mask(mask: sitk.Image, name: str, reference: sitk.Image, reference_name: str,

@@ -41,8 +41,11 @@ volume_ul = non_negative("a volume in µL")
 
 def probability(text: str) -> float:
     """An argparse type: a number from 0 to 1."""
-    value = non_negative("a probability")(text)
-    if value > 1:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"'{text}' is not a probability (0 to 1)")
     return value
 

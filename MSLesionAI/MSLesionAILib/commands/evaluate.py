@@ -184,8 +184,8 @@ def _summarise_rim(cases: list[dict[str, Any]], args: argparse.Namespace) -> dic
     if args.curves and 0 < sum(labels) < len(labels):
         result["curves"] = str(plot_curves(labels, scores, args.curves, args.threshold))
     elif args.curves:
-        result["curves"] = (f"not drawn: the candidates are all rim{'+' if sum(labels) else '-'}"
-                            " in the truth, so there is no curve")
+        one_class = f"the candidates are all rim{'+' if sum(labels) else '-'} in the truth"
+        result["curves"] = f"not drawn: {one_class if labels else 'no candidates'}, so no curve"
     _print_table(["metric", "value"], [[key, value] for key, value in result.items()])
     return result
 
@@ -213,14 +213,16 @@ def _read_pair(truth_file: Path, pred_file: Path) -> tuple[sitk.Image, sitk.Imag
 
 
 def _grid_differences(pred: sitk.Image, truth: sitk.Image) -> list[str]:
-    """What differs between the two grids, each as "property pred vs truth"."""
+    """What differs between the two grids, each as "property pred vs truth"; every property
+    when the difference is below the rounding shown."""
     shown = {"size": lambda image: list(image.GetSize()),
              "spacing": lambda image: np.round(image.GetSpacing(), 3).tolist(),
              "orientation": orientation_code,
              "direction": lambda image: np.round(image.GetDirection(), 3).tolist(),
              "origin": lambda image: np.round(image.GetOrigin(), 2).tolist()}
-    return [f"{name} {pred_value} vs {truth_value}" for name, value in shown.items()
-            if (pred_value := value(pred)) != (truth_value := value(truth))]
+    pairs = [(name, value(pred), value(truth)) for name, value in shown.items()]
+    differing = [pair for pair in pairs if pair[1] != pair[2]] or pairs
+    return [f"{name} {pred_value} vs {truth_value}" for name, pred_value, truth_value in differing]
 
 
 def _read_labels(path: Path, name: str) -> sitk.Image:
