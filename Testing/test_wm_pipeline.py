@@ -377,6 +377,25 @@ def test_a_flair_whose_brain_is_a_few_voxels_is_refused_before_the_network(
     assert re.search(r"--flair: the brain found spans only [34] × [34] × [34] mm", error)
 
 
+@pytest.mark.parametrize(("cut", "expected"), [
+    (None, []), (np.s_[:, :, :30], ["left"]), (np.s_[10:, :, :], []),   # inferior: not warned
+    (np.s_[:, 8:, 8:], ["anterior", "right"]), ("air", [])])
+def test_a_field_of_view_that_cuts_the_brain_is_warned_about_naming_the_side(cut,
+                                                                          expected) -> None:
+    """LPS grid (x towards the left, y posterior, z superior), 1 mm; a 30 mm ball of brain.
+    Network "brain" on a face where the image is air is not a cut."""
+    z, y, x = np.mgrid[:40, :40, :40]
+    brain = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 15**2
+    flair = brain.astype(np.float32)
+    if cut == "air":
+        brain = np.ones_like(brain)
+    elif cut is not None:
+        brain, flair = brain[cut], flair[cut]
+    warnings = wm.cut_brain_warnings(brain, sitk.GetImageFromArray(flair))
+    sides = re.findall(r"cuts the brain at its (.*) edge", " ".join(warnings))
+    assert sides == ([" and ".join(expected)] if expected else [])
+
+
 def test_tampered_weights_are_refused(tiny_bundle, tmp_path) -> None:
     copy = write_bundle(tmp_path / "copy", tiny_bundle.metadata, tiny_bundle.load_state_dict())
     weights = copy.path / "weights.safetensors"

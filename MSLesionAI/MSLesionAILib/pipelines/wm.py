@@ -56,6 +56,9 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
+MIN_CUT_AREA_MM2 = 100.0   # brain on a face of the field of view: a cut, not stray voxels
+LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
+RAS_SIDES = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))
 MIN_BRAIN_SPAN_MM = 15.0   # narrower than any brain, even a slab of one: a few bright voxels
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
@@ -235,11 +238,36 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
             tissue[~brain] = Tissue.BACKGROUND
         else:
             brain = tissue != Tissue.BACKGROUND
+        warnings += cut_brain_warnings(brain, flair)
         return LesionMaps(
             _to_reference(prediction.lesion_probability.numpy(), grid, flair, "linear"),
             _to_reference(prediction.lesion_uncertainty.numpy(), grid, flair, "linear"),
             tissue, brain, warnings,
             {name: round(weight, 3) for name, weight in zip(PASS_NAMES, weights, strict=True)})
+
+
+def cut_brain_warnings(brain: np.ndarray, flair: sitk.Image) -> list[str]:
+    """A warning when FLAIR's field of view cuts the brain: more than `MIN_CUT_AREA_MM2` of
+    brain that is also image foreground (not air the network took for brain) on a face of the
+    grid, its inferior face aside (where the brainstem leaves most scans)."""
+    brain = brain & foreground_mask(sitk.GetArrayFromImage(background_at_zero(flair)))
+    spacing_zyx = np.array(flair.GetSpacing()[::-1])
+    direction = np.reshape(flair.GetDirection(), (3, 3))
+    sides = []
+    for axis in range(3):
+        face_mm2 = float(np.prod(np.delete(spacing_zyx, axis)))
+        for index, sign in ((0, -1.0), (-1, 1.0)):
+            outward_ras = sign * direction[:, 2 - axis] * LPS_TO_RAS
+            side = RAS_SIDES[int(np.argmax(np.abs(outward_ras)))][
+                int(outward_ras[np.argmax(np.abs(outward_ras))] > 0)]
+            cut_mm2 = np.count_nonzero(np.take(brain, index, axis)) * face_mm2
+            if side != "inferior" and cut_mm2 > MIN_CUT_AREA_MM2:
+                sides.append(side)
+    if not sides:
+        return []
+    return [f"--flair: its field of view cuts the brain at its {' and '.join(sides)} edge: "
+            "lesions there may be cut or missed, and located (juxtacortical, periventricular, "
+            "infratentorial) from tissue the image does not show"]
 
 
 def lesion_components(maps: LesionMaps, threshold: float, connectivity: int,
