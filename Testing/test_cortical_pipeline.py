@@ -16,11 +16,13 @@ import torch
 
 from MSLesionAILib.bundles import find_bundle, list_bundles, load_bundle, write_bundle
 from MSLesionAILib.cli import EXIT_ERROR, main
+from MSLesionAILib.errors import Cancelled
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.labels import CLAIMS_MIN_VOLUMES_UL, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
 from MSLesionAILib.mrml import read_seg_nrrd
 from MSLesionAILib.networks import build_network, load_network
 from MSLesionAILib.pipelines import cortical
+from MSLesionAILib.progress import Progress
 from MSLesionAILib.training import cortical as trainer
 from MSLesionAILib.training.cortical_data import TrainingCase, load_case
 
@@ -339,6 +341,22 @@ def dark_voxels_and_a_faint_false_lesion(images, network, bundle, device, warnin
     leukocortical = np.where(sitk.GetArrayFromImage(images["mp2rage"]) < 80, 0.92, 0.0)
     leukocortical[8:12, 0:4, 10:14] = 0.45
     return leukocortical.astype(np.float32), np.zeros(leukocortical.shape, np.float32)
+
+
+def test_choosing_the_threshold_follows_each_validation_case_on_the_progress_bar(
+        case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minutes per whole-brain case on a CPU: the bar moves per case, and cancel stops it."""
+    monkeypatch.setattr(cortical, "lesion_probabilities", dark_voxels_and_a_faint_false_lesion)
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
+    seen = []
+    trainer.choose_threshold(bundle, [case, case],
+                             progress=Progress(lambda f, m: seen.append((f, m))))
+    assert seen == [(0.0, "choosing the threshold: validation case 1 of 2"),
+                    (0.5, "choosing the threshold: validation case 2 of 2")]
+    cancelled = Progress()
+    cancelled.cancel.set()
+    with pytest.raises(Cancelled):
+        trainer.choose_threshold(bundle, [case], progress=cancelled)
 
 
 def test_the_threshold_chosen_on_validation_cases_is_written_into_the_bundle(

@@ -36,9 +36,13 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
         trainer.record_metrics(parent, "held_out_new_site, before fine-tuning (not stored)",
                                trainer.evaluate_bundle(parent, held_out, device=args.device),
                                store=False)
-    bundle = trainer.finetune(parent, folders, args, progress)
+    # Training and choosing the threshold (the model run over each validation case) each take
+    # minutes on a CPU: half the bar each.
+    training_share = 0.5 if validation else 1.0
+    bundle = trainer.finetune(parent, folders, args, progress.sub(0.0, training_share))
     if validation:
-        bundle = trainer.calibrate(bundle, validation, args.device)
+        bundle = trainer.calibrate(bundle, validation, args.device,
+                                   progress.sub(training_share, 1.0))
     else:
         threshold = bundle.metadata["postprocessing"]["threshold"]
         print(f"operating point: the parent's, score ≥ {threshold}; a threshold "

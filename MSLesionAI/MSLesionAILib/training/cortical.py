@@ -268,7 +268,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if validation:
-        bundle = calibrate(bundle, validation, args.device)
+        bundle = calibrate(bundle, validation, args.device, progress.sub(0.9, 1.0))
     if held_out:
         record_metrics(bundle, "held_out", evaluate_bundle(bundle, held_out, device=args.device))
     return 0
@@ -362,22 +362,27 @@ def lesion_f1(metrics: dict[str, Any]) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def choose_threshold(bundle: ModelBundle, folders: list[Path],
-                     device_name: str = "cpu") -> dict[str, Any]:
+def choose_threshold(bundle: ModelBundle, folders: list[Path], device_name: str = "cpu",
+                     progress: Progress | None = None) -> dict[str, Any]:
     """The operating point, chosen on validation cases (never the test cases): the score
     threshold with the best lesion-wise F1 at 1 µL. Focal loss leaves probabilities less
     confident than cross-entropy and the added Dice more, so CLAIMS's 0.5 is one candidate
-    among lower and higher ones."""
+    among lower and higher ones. A whole-brain case takes minutes on a CPU: ``progress``
+    follows them (and lets them be cancelled)."""
     device = choose_device(device_name)
     network = load_network(bundle, device)
+    progress = progress or Progress()
     maps = []
-    for folder in folders:
+    for number, folder in enumerate(folders):
+        progress.update(number / len(folders),
+                        f"choosing the threshold: validation case {number + 1} of {len(folders)}")
         images, _ = pipeline.load_contrasts(case_inputs(folder, bundle.input_names),
                                               warnings=[])
+        case_progress = progress.sub(number / len(folders), (number + 1) / len(folders))
         maps.append((folder, images["mp2rage"].GetSpacing()[::-1],
                      pipeline.uni_noise(images["mp2rage"], []),
                      *pipeline.lesion_probabilities(images, network, bundle, device, [],
-                                                    Progress(), StageTimer())))
+                                                    case_progress, StageTimer())))
     f1_by_threshold = {}
     for threshold in THRESHOLD_CANDIDATES:
         cases = []
@@ -392,9 +397,10 @@ def choose_threshold(bundle: ModelBundle, folders: list[Path],
             "f1_by_threshold": {str(t): f1 for t, f1 in f1_by_threshold.items()}}
 
 
-def calibrate(bundle: ModelBundle, folders: list[Path], device_name: str = "cpu") -> ModelBundle:
+def calibrate(bundle: ModelBundle, folders: list[Path], device_name: str = "cpu",
+              progress: Progress | None = None) -> ModelBundle:
     """Set the bundle's score threshold from validation cases; the bundle reloaded."""
-    selection = choose_threshold(bundle, folders, device_name)
+    selection = choose_threshold(bundle, folders, device_name, progress)
     print(f"operating point: score ≥ {selection['threshold']} "
           f"(validation F1 by threshold {selection['f1_by_threshold']})")
     post = {key: value for key, value in bundle.metadata["postprocessing"].items()
