@@ -257,9 +257,9 @@ def cut_brain_warnings(brain: np.ndarray, flair: sitk.Image) -> list[str]:
     for axis in range(3):
         face_mm2 = float(np.prod(np.delete(spacing_zyx, axis)))
         for index, sign in ((0, -1.0), (-1, 1.0)):
-            outward_ras = sign * direction[:, 2 - axis] * LPS_TO_RAS
-            side = RAS_SIDES[int(np.argmax(np.abs(outward_ras)))][
-                int(outward_ras[np.argmax(np.abs(outward_ras))] > 0)]
+            outward_ras = sign * direction[:, 2 - axis] * LPS_TO_RAS   # numpy z, y, x: ITK 2, 1, 0
+            dominant = int(np.argmax(np.abs(outward_ras)))
+            side = RAS_SIDES[dominant][int(outward_ras[dominant] > 0)]
             cut_mm2 = np.count_nonzero(np.take(brain, index, axis)) * face_mm2
             if side != "inferior" and cut_mm2 > MIN_CUT_AREA_MM2:
                 sides.append(side)
