@@ -21,6 +21,9 @@ from .imageio import read_image, validate_volume
 # edge, is taken to be cropped.
 MIN_COVERAGE = 0.98
 PROBABILITY_THRESHOLD = 0.5
+# Neighbouring non-zero voxels that differ in value, above which a whole-number mask reads as
+# a probability map (0-255, 0-100, ...): a labelmap has them only where two lesions touch.
+PROBABILITY_MAP_NEIGHBOUR_FRACTION = 0.5
 
 
 def load_mask(path: str | Path, name: str) -> sitk.Image:
@@ -64,9 +67,28 @@ def _as_labels(mask: sitk.Image, name: str, warnings: list[str]) -> tuple[sitk.I
         kept = f"of {PROBABILITY_THRESHOLD} or more"
     else:
         kept = "above 0"
+        if _varies_like_a_probability_map(values):
+            warnings.append(f"{name}: its whole-number values change from voxel to voxel inside "
+                            f"the mask, as in a probability map stored as integers (0 to "
+                            f"{values.max():g}?); read as a labelmap, every voxel above 0 is "
+                            "lesion: threshold it first if it is a probability map")
     labels = sitk.GetImageFromArray(values)
     labels.CopyInformation(mask)
     return labels, kept
+
+
+def _varies_like_a_probability_map(values: np.ndarray) -> bool:
+    """Most neighbouring non-zero voxels differ: a smooth map of many values. In a labelmap
+    (instance ids or classes) neighbours inside a lesion share its value; they differ only
+    where two lesions touch."""
+    differing = pairs = 0
+    for axis in range(values.ndim):
+        first = np.take(values, range(values.shape[axis] - 1), axis)
+        second = np.take(values, range(1, values.shape[axis]), axis)
+        both = (first > 0) & (second > 0)
+        differing += np.count_nonzero(first[both] != second[both])
+        pairs += np.count_nonzero(both)
+    return pairs > 0 and differing > PROBABILITY_MAP_NEIGHBOUR_FRACTION * pairs
 
 
 def _touches_edge(values: np.ndarray) -> bool:
