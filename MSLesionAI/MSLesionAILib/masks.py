@@ -70,8 +70,8 @@ def _as_labels(mask: sitk.Image, name: str, warnings: list[str]) -> tuple[sitk.I
         if _varies_like_a_probability_map(values):
             warnings.append(f"{name}: its whole-number values change from voxel to voxel inside "
                             f"the mask, as in a probability map stored as integers (0 to "
-                            f"{values.max():g}?); read as a labelmap, every voxel above 0 is "
-                            "lesion: threshold it first if it is a probability map")
+                            f"{values.max():g}?); read as a labelmap, every voxel above 0 is in "
+                            "the mask: threshold it first if it is a probability map")
     labels = sitk.GetImageFromArray(values)
     labels.CopyInformation(mask)
     return labels, kept
@@ -80,7 +80,8 @@ def _as_labels(mask: sitk.Image, name: str, warnings: list[str]) -> tuple[sitk.I
 def _varies_like_a_probability_map(values: np.ndarray) -> bool:
     """Most neighbouring non-zero voxels differ: a smooth map of many values. In a labelmap
     (instance ids or classes) neighbours inside a lesion share its value; they differ only
-    where two lesions touch."""
+    where two lesions (or tissue classes) touch. A map whose floor is a constant 1 all over
+    the brain is not caught: there most neighbours are equal, as in a labelmap."""
     differing = pairs = 0
     for axis in range(values.ndim):
         first = np.take(values, range(values.shape[axis] - 1), axis)
