@@ -338,6 +338,7 @@ def dark_voxels_and_a_faint_false_lesion(images, network, bundle, device, warnin
     """Stands in for `cortical.lesion_probabilities`: on the MP2RAGE's grid, dark voxels (the
     two truth lesions and the white-matter lesion) are leukocortical with p 0.92, and a block
     in front of them is a false lesion with p 0.45."""
+    progress.update(0.5, "halfway through a case")
     leukocortical = np.where(sitk.GetArrayFromImage(images["mp2rage"]) < 80, 0.92, 0.0)
     leukocortical[8:12, 0:4, 10:14] = 0.45
     return leukocortical.astype(np.float32), np.zeros(leukocortical.shape, np.float32)
@@ -352,7 +353,9 @@ def test_choosing_the_threshold_follows_each_validation_case_on_the_progress_bar
     trainer.choose_threshold(bundle, [case, case],
                              progress=Progress(lambda f, m: seen.append((f, m))))
     assert seen == [(0.0, "choosing the threshold: validation case 1 of 2"),
-                    (0.5, "choosing the threshold: validation case 2 of 2")]
+                    (0.25, "halfway through a case"),
+                    (0.5, "choosing the threshold: validation case 2 of 2"),
+                    (0.75, "halfway through a case")]
     cancelled = Progress()
     cancelled.cancel.set()
     with pytest.raises(Cancelled):

@@ -377,22 +377,30 @@ def test_a_flair_whose_brain_is_a_few_voxels_is_refused_before_the_network(
     assert re.search(r"--flair: the brain found spans only [34] × [34] × [34] mm", error)
 
 
+@pytest.mark.parametrize("orientation", ["LPS", "RAS", "PIL", "ASL"])
 @pytest.mark.parametrize(("cut", "expected"), [
-    (None, []), (np.s_[:, :, :30], ["left"]), (np.s_[10:, :, :], []),   # inferior: not warned
-    (np.s_[:, 8:, 8:], ["anterior", "right"]), ("air", [])])
-def test_a_field_of_view_that_cuts_the_brain_is_warned_about_naming_the_side(cut,
-                                                                          expected) -> None:
-    """LPS grid (x towards the left, y posterior, z superior), 1 mm; a 30 mm ball of brain.
-    Network "brain" on a face where the image is air is not a cut."""
-    z, y, x = np.mgrid[:40, :40, :40]
-    brain = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 15**2
+    (None, []), ((2, "high", 30), ["left"]), ((0, "low", 10), []),   # a 9 cm² inferior cap
+    ((0, "low", 14), ["inferior"]), ((1, "low", 15), ["anterior"]), ("air", [])])
+def test_a_field_of_view_that_cuts_the_brain_is_warned_about_naming_the_side(
+        orientation, cut, expected) -> None:
+    """A 60 mm ball of brain on a 1 mm LPS grid (numpy z, y, x: superior, posterior, left),
+    cut through one face (numpy axis, which end is removed, where), then stored in another
+    orientation: the side is named in the patient's terms. A 9 cm² cap is no cut; network
+    "brain" on a face where the image is air is none either."""
+    z, y, x = np.mgrid[:70, :70, :70]
+    brain = (z - 35) ** 2 + (y - 35) ** 2 + (x - 35) ** 2 < 30**2
     flair = brain.astype(np.float32)
     if cut == "air":
         brain = np.ones_like(brain)
     elif cut is not None:
-        brain, flair = brain[cut], flair[cut]
-    warnings = wm.cut_brain_warnings(brain, sitk.GetImageFromArray(flair))
-    sides = re.findall(r"cuts the brain at its (.*) edge", " ".join(warnings))
+        axis, end, where = cut
+        keep = [slice(None)] * 3
+        keep[axis] = slice(where, None) if end == "low" else slice(None, where)
+        brain, flair = brain[tuple(keep)], flair[tuple(keep)]
+    image = sitk.DICOMOrient(sitk.GetImageFromArray(flair), orientation)
+    stored = sitk.DICOMOrient(sitk.GetImageFromArray(brain.astype(np.uint8)), orientation)
+    warnings = wm.cut_brain_warnings(sitk.GetArrayFromImage(stored) > 0, image)
+    sides = re.findall(r"cuts the brain on the (.*) sides?:", " ".join(warnings))
     assert sides == ([" and ".join(expected)] if expected else [])
 
 

@@ -56,7 +56,9 @@ from ..timing import StageTimer
 NAME = "wm"
 LESION_VALUE = max(Tissue) + 1  # the lesion's value in wm.seg.nrrd, above the tissue values
 CROP_MARGIN_VOXELS = 4
-MIN_CUT_AREA_MM2 = 100.0   # brain on a face of the field of view: a cut, not stray voxels
+# Brain on a face of the field of view: a cut, not a graze (a 2 mm cap of a 70 mm brain is
+# 9 cm²; the brainstem leaving an axial scan 1-4 cm²).
+MIN_CUT_AREA_MM2 = 1000.0
 LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 RAS_SIDES = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))
 MIN_BRAIN_SPAN_MM = 15.0   # narrower than any brain, even a slab of one: a few bright voxels
@@ -249,7 +251,7 @@ def predict_maps(flair: sitk.Image, t1: sitk.Image | None = None, t2: sitk.Image
 def cut_brain_warnings(brain: np.ndarray, flair: sitk.Image) -> list[str]:
     """A warning when FLAIR's field of view cuts the brain: more than `MIN_CUT_AREA_MM2` of
     brain that is also image foreground (not air the network took for brain) on a face of the
-    grid, its inferior face aside (where the brainstem leaves most scans)."""
+    grid."""
     brain = brain & foreground_mask(sitk.GetArrayFromImage(background_at_zero(flair)))
     spacing_zyx = np.array(flair.GetSpacing()[::-1])
     direction = np.reshape(flair.GetDirection(), (3, 3))
@@ -261,13 +263,14 @@ def cut_brain_warnings(brain: np.ndarray, flair: sitk.Image) -> list[str]:
             dominant = int(np.argmax(np.abs(outward_ras)))
             side = RAS_SIDES[dominant][int(outward_ras[dominant] > 0)]
             cut_mm2 = np.count_nonzero(np.take(brain, index, axis)) * face_mm2
-            if side != "inferior" and cut_mm2 > MIN_CUT_AREA_MM2:
+            if cut_mm2 > MIN_CUT_AREA_MM2 and side not in sides:
                 sides.append(side)
     if not sides:
         return []
-    return [f"--flair: its field of view cuts the brain at its {' and '.join(sides)} edge: "
-            "lesions there may be cut or missed, and located (juxtacortical, periventricular, "
-            "infratentorial) from tissue the image does not show"]
+    return [f"--flair: its field of view cuts the brain on the {' and '.join(sides)} "
+            f"side{'s' * (len(sides) > 1)}: lesions there may be cut or missed, and located "
+            "(juxtacortical, periventricular, infratentorial) from tissue the image does not "
+            "show"]
 
 
 def lesion_components(maps: LesionMaps, threshold: float, connectivity: int,
