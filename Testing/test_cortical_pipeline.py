@@ -15,7 +15,7 @@ import SimpleITK as sitk
 import torch
 
 from MSLesionAILib.bundles import find_bundle, list_bundles, load_bundle, write_bundle
-from MSLesionAILib.cli import EXIT_ERROR, main
+from MSLesionAILib.cli import EXIT_ERROR, build_parser, main
 from MSLesionAILib.errors import Cancelled
 from MSLesionAILib.geometry import index_zyx_to_ras
 from MSLesionAILib.labels import CLAIMS_MIN_VOLUMES_UL, INTRACORTICAL_SUBPIAL, LEUKOCORTICAL
@@ -316,6 +316,23 @@ def test_fine_tuning_writes_a_new_loadable_bundle(case, tmp_path, capsys):
     post = bundle.metadata["postprocessing"]  # the parent's threshold, marked as such
     assert post["threshold"] == threshold and "threshold_selection" not in post
     assert post["threshold_source"] == "parent cortical-tiny v1.0.0"
+
+
+def test_fine_tuning_with_held_out_and_validation_cases_moves_the_bar_through_each_stage(
+        case, tmp_path):
+    """Held-out cases before, training, the threshold choice, held-out cases after: a quarter
+    of the bar each, in that order (each of them takes minutes on a CPU)."""
+    parent = tiny_bundle(tmp_path / "parent")
+    args = build_parser().parse_args([
+        "finetune", "cortical", "--cases", str(case.parent), "--from", str(parent),
+        "--out", str(tmp_path / "out"), "--steps", "2", "--patch-size", "16",
+        "--batch-size", "1", "--threads", "1", "--validation", str(case), "--eval", str(case)])
+    seen = []
+    progress = Progress(lambda fraction, message: seen.append((fraction, message)))
+    assert args.func(args, progress) == 0
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert ((0.5, "choosing the threshold: validation case 1 of 1") in seen)
 
 
 def test_fine_tuning_keeps_the_parents_lesion_class_weight_unless_given(case, tmp_path):

@@ -21,6 +21,16 @@ def test_sub_progress_maps_onto_its_slice():
     assert seen == [(0.625, "half of the third quarter"), (0.75, "clipped")]
 
 
+def test_stages_share_a_range_equally_in_order():
+    seen = []
+    stages = Progress(lambda fraction, message: seen.append(round(fraction, 3))).sub(
+        0.5, 1.0).stages(["a", "b"])
+    stages["b"].update(0.0)
+    stages["a"].update(1.0)
+    stages["b"].update(1.0)
+    assert list(stages) == ["a", "b"] and seen == [0.75, 0.75, 1.0]
+
+
 def test_cancel_raises_at_the_next_update():
     progress = Progress()
     stage = progress.sub(0.2, 0.4)

@@ -39,6 +39,11 @@ class Progress:
         span = self.end - self.start
         return Progress(self.sink, self.cancel, self.start + start * span, self.start + end * span)
 
+    def stages(self, names: list[str]) -> dict[str, Progress]:
+        """Equal slices of this progress's range, one per named stage, in order."""
+        return {name: self.sub(number / len(names), (number + 1) / len(names))
+                for number, name in enumerate(names)}
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise Cancelled("cancelled by the user")

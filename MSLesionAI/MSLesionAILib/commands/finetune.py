@@ -32,17 +32,19 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
     parent = find_bundle(args.parent, "cortical", option="--from")
     folders, validation, held_out = trainer.found_case_folders(
         {"--cases": args.cases, "--validation": args.validation, "--eval": args.eval})
+    # Each stage takes minutes on a CPU (a model run per case, or 300 steps): an equal share
+    # of the bar each.
+    stage = progress.stages([name for name, present in (
+        ("before", held_out), ("training", True), ("threshold", validation),
+        ("after", held_out)) if present])
     if held_out:
         trainer.record_metrics(parent, "held_out_new_site, before fine-tuning (not stored)",
-                               trainer.evaluate_bundle(parent, held_out, device=args.device),
+                               trainer.evaluate_bundle(parent, held_out, stage["before"],
+                                                       args.device),
                                store=False)
-    # Training and choosing the threshold (the model run over each validation case) each take
-    # minutes on a CPU: half the bar each.
-    training_share = 0.5 if validation else 1.0
-    bundle = trainer.finetune(parent, folders, args, progress.sub(0.0, training_share))
+    bundle = trainer.finetune(parent, folders, args, stage["training"])
     if validation:
-        bundle = trainer.calibrate(bundle, validation, args.device,
-                                   progress.sub(training_share, 1.0))
+        bundle = trainer.calibrate(bundle, validation, args.device, stage["threshold"])
     else:
         threshold = bundle.metadata["postprocessing"]["threshold"]
         print(f"operating point: the parent's, score ≥ {threshold}; a threshold "
@@ -52,5 +54,6 @@ def run_cortical(args: argparse.Namespace, progress: Progress) -> int:
           f"{bundle.id} v{bundle.metadata['version']} written to {args.out}")
     if held_out:
         trainer.record_metrics(bundle, "held_out_new_site",
-                               trainer.evaluate_bundle(bundle, held_out, device=args.device))
+                               trainer.evaluate_bundle(bundle, held_out, stage["after"],
+                                                       args.device))
     return 0

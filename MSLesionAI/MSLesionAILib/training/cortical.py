@@ -267,10 +267,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     record = train_network(network, metadata, folders, args, progress.sub(0.0, 0.9), parent)
     bundle = write_bundle(args.out, {**metadata, "training": record}, network.state_dict())
     print(f"cortical model {bundle.id} v{bundle.metadata['version']} written to {args.out}")
+    stage = progress.sub(0.9, 1.0).stages(["threshold", "held_out"])
     if validation:
-        bundle = calibrate(bundle, validation, args.device, progress.sub(0.9, 1.0))
+        bundle = calibrate(bundle, validation, args.device, stage["threshold"])
     if held_out:
-        record_metrics(bundle, "held_out", evaluate_bundle(bundle, held_out, device=args.device))
+        record_metrics(bundle, "held_out",
+                       evaluate_bundle(bundle, held_out, stage["held_out"], args.device))
     return 0
 
 
