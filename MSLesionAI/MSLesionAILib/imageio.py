@@ -35,8 +35,8 @@ def read_image(path: str | Path, name: str) -> sitk.Image:
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
         raise InputError(f"{name}: cannot read {path}: {first_line}") from error
-    if _nifti_float_type(image):
-        _refuse_non_finite_nifti(path, name, image)
+    if float_type := _nifti_float_type(image):
+        _refuse_non_finite_nifti(path, name, image, float_type)
     return image
 
 
@@ -48,16 +48,17 @@ def _nifti_float_type(image: sitk.Image) -> str | None:
     return NIFTI_FLOAT_TYPES.get(int(image.GetMetaData("datatype")))
 
 
-def _refuse_non_finite_nifti(path: Path, name: str, image: sitk.Image) -> None:
+def _refuse_non_finite_nifti(path: Path, name: str, image: sitk.Image,
+                             float_type: str) -> None:
     """ITK's NIfTI reader turns NaN and infinite voxels into 0, so they are counted in the
     file itself; a run on the zeros would miss lesions there without a word."""
-    header = _file_bytes(path)
-    little_endian = int.from_bytes(header[:4], "little") in NIFTI_HEADER_SIZES
-    data, offset = header, int(float(image.GetMetaData("vox_offset")))
+    data = _file_bytes(path)
+    little_endian = int.from_bytes(data[:4], "little") in NIFTI_HEADER_SIZES
+    offset = int(float(image.GetMetaData("vox_offset")))
     if path.suffix.lower() == ".hdr":   # a header/image pair: the voxels are in the .img
         images = [path.with_suffix(suffix) for suffix in (".img", ".img.gz", ".IMG")]
         data, offset = _file_bytes(next(p for p in images if p.is_file())), 0
-    dtype = np.dtype(_nifti_float_type(image)).newbyteorder("<" if little_endian else ">")
+    dtype = np.dtype(float_type).newbyteorder("<" if little_endian else ">")
     try:
         voxels = np.frombuffer(data, dtype, count=image.GetNumberOfPixels(), offset=offset)
     except ValueError as error:

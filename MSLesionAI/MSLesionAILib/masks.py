@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from .errors import InputError
 from .geometry import check_overlap, overlap_fraction
 from .imageio import read_image, validate_volume
+from .preprocessing import neighbours
 
 # A mask covering less of the reference's field of view than this, with voxels on its own
 # edge, is taken to be cropped.
@@ -84,8 +85,7 @@ def _varies_like_a_probability_map(values: np.ndarray) -> bool:
     the brain is not caught: there most neighbours are equal, as in a labelmap."""
     differing = pairs = 0
     for axis in range(values.ndim):
-        first = np.take(values, range(values.shape[axis] - 1), axis)
-        second = np.take(values, range(1, values.shape[axis]), axis)
+        first, second = neighbours(values, axis)
         both = (first > 0) & (second > 0)
         differing += np.count_nonzero(first[both] != second[both])
         pairs += np.count_nonzero(both)

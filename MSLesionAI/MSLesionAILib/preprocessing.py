@@ -76,6 +76,12 @@ def foreground_mask(voxels: np.ndarray, air: np.ndarray | None = None) -> np.nda
     return ndimage.binary_fill_holes(mask)
 
 
+def neighbours(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every voxel and its next neighbour along ``axis``, as two equally shaped arrays."""
+    size = array.shape[axis]
+    return np.take(array, range(size - 1), axis), np.take(array, range(1, size), axis)
+
+
 def face_voxels(voxels: np.ndarray) -> np.ndarray:
     """The voxels on the array's six faces (the edge of the field of view), flattened."""
     return np.concatenate([np.moveaxis(voxels, axis, 0)[end].ravel()

@@ -34,7 +34,7 @@ from ..masks import checked_mask
 from ..networks import load_network
 from ..networks.rimnet import rim_probability
 from ..phase_sign import sign_warning
-from ..preprocessing import bring_to_reference, foreground_mask, spacing_warning
+from ..preprocessing import bring_to_reference, foreground_mask, neighbours, spacing_warning
 from ..progress import Progress
 from ..results import LesionResult, Segment
 from ..rim_candidates import MIN_VOLUME_UL, Candidates, find_candidates
@@ -158,8 +158,8 @@ def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
     phase = phase_zyx.astype(np.float32)
     jumps = pairs = 0
     for axis in range(3):
-        both = np.logical_and(*_neighbours(brain, axis))
-        first, second = (values[both] for values in _neighbours(phase, axis))
+        both = np.logical_and(*neighbours(brain, axis))
+        first, second = (values[both] for values in neighbours(phase, axis))
         ends = (np.minimum(first, second) < low + margin) & (
             np.maximum(first, second) > high - margin)
         jumps += np.count_nonzero(ends)
@@ -169,12 +169,6 @@ def phase_warnings(phase_zyx: np.ndarray, brain: np.ndarray) -> list[str]:
                 f"the phase range to the other ({high - low:.2f}); the phase looks wrapped, and "
                 "the model expects unwrapped phase: rim probabilities may be unreliable"]
     return []
-
-
-def _neighbours(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every voxel and its next neighbour along ``axis``, as two equally shaped arrays."""
-    size = array.shape[axis]
-    return np.take(array, range(size - 1), axis), np.take(array, range(1, size), axis)
 
 
 def _unused_input_warnings(inputs: RimInputs, bundle: ModelBundle) -> list[str]:
