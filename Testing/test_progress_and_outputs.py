@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import stat
 from pathlib import Path
 
 import pytest
@@ -85,12 +86,15 @@ def test_existing_results_are_never_overwritten(tmp_path):
     assert (out / "lesions.csv").read_text(encoding="utf-8") == "mine"
 
 
-def test_an_existing_empty_folder_is_used(tmp_path):
+def test_an_existing_empty_folder_is_used_and_keeps_its_permissions(tmp_path):
+    """A folder the user made for the results (say, shared with a group) keeps its mode."""
     out = tmp_path / "results"
     out.mkdir()
+    out.chmod(0o2770)
     with output_directory(out) as partial:
         (partial / "summary.json").write_text("{}", encoding="utf-8")
     assert (out / "summary.json").exists()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2770
 
 
 def test_an_out_link_to_a_folder_writes_there_and_a_dangling_one_is_refused_first(tmp_path):

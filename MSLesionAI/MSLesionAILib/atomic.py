@@ -15,7 +15,8 @@ from .errors import InputError
 def output_directory(out_dir: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary folder beside ``out_dir``; rename it to ``out_dir`` on success.
 
-    An existing non-empty ``out_dir`` is refused: results go to new folders. On any exception
+    An existing non-empty ``out_dir`` is refused: results go to new folders; an empty one is
+    replaced by the results, which take its permissions. On any exception
     (cancel included) the temporary folder is removed, so no half-written output is left.
     """
     out_dir = _followed_link(Path(out_dir))
@@ -31,6 +32,7 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
         raise
     try:
         if out_dir.exists():
+            shutil.copymode(out_dir, partial)
             out_dir.rmdir()
         partial.rename(out_dir)
     except OSError as error:
