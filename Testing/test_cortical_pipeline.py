@@ -224,6 +224,19 @@ def test_t2star_that_does_not_overlap_is_refused_in_one_line(case, tmp_path, cap
     assert len(error.splitlines()) == 1 and "--t2star-gre: does not overlap" in error
 
 
+def test_an_mp2rage_a_few_millimetres_across_is_refused_in_one_line(case, tmp_path, capsys):
+    """A 7 mm crop: the network would see padding, and call lesions in it, without a word."""
+    sitk.WriteImage(sitk.ReadImage(str(case / "mp2rage.nii.gz"))[:, :, 5:15],
+                    str(tmp_path / "slab.nii.gz"))
+    code = main(["cortical", "--mp2rage", str(tmp_path / "slab.nii.gz"), "--out",
+                 str(tmp_path / "out"), "--model", str(tiny_bundle(tmp_path / "bundle"))])
+    error = capsys.readouterr().err.strip()
+    assert code == EXIT_ERROR and not (tmp_path / "out").exists()
+    assert len(error.splitlines()) == 1
+    assert ("--mp2rage: field of view [14.4, 16.8, 7.0] mm is smaller than a cortical region"
+            in error)
+
+
 def test_coarse_mp2rage_is_processed_with_a_warning(case, tmp_path):
     coarse = sitk.ReadImage(str(case / "mp2rage.nii.gz"))
     coarse.SetSpacing((1.0, 1.0, 1.5))

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from conftest import make_image
 from MSLesionAILib.errors import InputError
-from MSLesionAILib.imageio import array_to_image, load_image, read_image, write_image
+from MSLesionAILib.imageio import BRAIN, array_to_image, load_image, read_image, write_image
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
@@ -161,7 +161,7 @@ def test_small_field_of_view_is_refused_when_a_brain_is_expected(tmp_path):
     path = _save(tmp_path, np.random.rand(10, 10, 10).astype(np.float32))
     assert load_image(path, "--flair").GetSize() == (10, 10, 10)
     with pytest.raises(InputError, match="smaller than a brain"):
-        load_image(path, "--flair", brain_sized=True)
+        load_image(path, "--flair", field_of_view=BRAIN)
 
 
 def test_array_to_image_copies_geometry(oblique_image):

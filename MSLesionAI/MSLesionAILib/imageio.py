@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
 
-# A brain-sized field of view: at least a cropped brain, at most a head with its neck.
-MIN_BRAIN_EXTENT_MM = 60.0
-MAX_BRAIN_EXTENT_MM = 400.0
+
+class FieldOfView(NamedTuple):
+    """The extent an input must have in every direction, and what that extent is of."""
+
+    min_mm: float
+    max_mm: float
+    what: str
+
+
+# At least a cropped brain, at most a head with its neck.
+BRAIN = FieldOfView(60.0, 400.0, "a brain")
+# A 7 T slab or crop may cover part of the brain; under 10 mm across, most of what the
+# cortical network sees (patches of 24 mm or more) would be padding.
+CORTICAL_REGION = FieldOfView(10.0, 400.0, "a cortical region")
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI_HEADER_SIZES = (348, 540)   # NIfTI-1, NIfTI-2: the first field, read to learn byte order
 NIFTI_FLOAT_TYPES = {16: "float32", 64: "float64"}   # NIfTI datatype codes
@@ -93,12 +105,12 @@ def _read_dicom_series(folder: Path, name: str) -> sitk.Image:
     return reader.Execute()
 
 
-def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -> sitk.Image:
+def validate_image(image: sitk.Image, name: str, *,
+                   field_of_view: FieldOfView | None = None) -> sitk.Image:
     """Refuse images no pipeline can use: not a 3D volume (`validate_volume`), empty,
     constant, or with NaN/Inf voxels.
 
-    With ``brain_sized`` the field of view must span at least `MIN_BRAIN_EXTENT_MM` in every
-    direction.
+    With ``field_of_view`` (e.g. `BRAIN`) the image must span that range in every direction.
     """
     image = validate_volume(image, name)
     voxels = sitk.GetArrayViewFromImage(image)
@@ -108,8 +120,8 @@ def validate_image(image: sitk.Image, name: str, *, brain_sized: bool = False) -
         raise InputError(f"{name}: contains NaN or infinite voxel values")
     if voxels.min() == voxels.max():
         raise InputError(f"{name}: is constant (every voxel is {voxels.min()}); nothing to analyse")
-    if brain_sized:
-        _refuse_non_brain_extent(image, name)
+    if field_of_view is not None:
+        _refuse_extent_outside(field_of_view, image, name)
     return image
 
 
@@ -134,14 +146,14 @@ def validate_volume(image: sitk.Image, name: str) -> sitk.Image:
     return image
 
 
-def _refuse_non_brain_extent(image: sitk.Image, name: str) -> None:
+def _refuse_extent_outside(field_of_view: FieldOfView, image: sitk.Image, name: str) -> None:
     extent_mm = np.array(image.GetSize()) * np.array(image.GetSpacing())
-    if extent_mm.min() < MIN_BRAIN_EXTENT_MM:
+    if extent_mm.min() < field_of_view.min_mm:
         raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
-                         f"smaller than a brain (< {MIN_BRAIN_EXTENT_MM:.0f} mm)")
-    if extent_mm.max() > MAX_BRAIN_EXTENT_MM:
+                         f"smaller than {field_of_view.what} (< {field_of_view.min_mm:.0f} mm)")
+    if extent_mm.max() > field_of_view.max_mm:
         raise InputError(f"{name}: field of view {np.round(extent_mm, 1).tolist()} mm is "
-                         f"larger than a head (> {MAX_BRAIN_EXTENT_MM:.0f} mm); crop it "
+                         f"larger than a head (> {field_of_view.max_mm:.0f} mm); crop it "
                          "to the head first")
 
 
@@ -153,9 +165,10 @@ def single_volume(image: sitk.Image) -> sitk.Image:
     return image
 
 
-def load_image(path: str | Path, name: str, *, brain_sized: bool = False) -> sitk.Image:
+def load_image(path: str | Path, name: str, *,
+               field_of_view: FieldOfView | None = None) -> sitk.Image:
     """Read and validate one input image (see `validate_image`)."""
-    return validate_image(read_image(path, name), name, brain_sized=brain_sized)
+    return validate_image(read_image(path, name), name, field_of_view=field_of_view)
 
 
 def write_image(image: sitk.Image, path: str | Path) -> Path:

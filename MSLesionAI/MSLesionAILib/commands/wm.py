@@ -7,7 +7,7 @@ import argparse
 from ..bundles import find_bundle
 from ..devices import choose_device
 from ..geometry import check_overlap
-from ..imageio import load_image
+from ..imageio import BRAIN, load_image
 from ..masks import load_mask
 from ..pipelines import wm
 from ..progress import Progress
@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     """Check every input (readable, 3D, brain-sized, overlapping FLAIR) before any work."""
-    flair = load_image(args.flair, "--flair", brain_sized=True)
-    others = {name: load_image(getattr(args, name), f"--{name}", brain_sized=True)
+    flair = load_image(args.flair, "--flair", field_of_view=BRAIN)
+    others = {name: load_image(getattr(args, name), f"--{name}", field_of_view=BRAIN)
               for name in ("t1", "t2") if getattr(args, name)}
     brain_mask = load_mask(args.brain_mask, "--brain-mask") if args.brain_mask else None
     named = {f"--{name}": image for name, image in others.items()}

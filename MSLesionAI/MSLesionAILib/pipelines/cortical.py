@@ -27,7 +27,7 @@ from scipy import ndimage
 from ..bundles import ModelBundle
 from ..devices import choose_device
 from ..geometry import axis_aligned_grid, resample_like
-from ..imageio import array_to_image, load_image
+from ..imageio import CORTICAL_REGION, array_to_image, load_image
 from ..inference import predict_sliding_window
 from ..labels import (
     CLAIMS_MIN_VOLUMES_UL,
@@ -100,7 +100,7 @@ def load_contrasts(inputs: CorticalInputs, warnings: list[str],
     """Every given image read, checked and brought onto the MP2RAGE's grid (T2* rigidly
     registered; the WM-lesion mask only resampled, nearest neighbour). Images that do not
     overlap the MP2RAGE are refused before any long work."""
-    mp2rage = load_image(inputs.mp2rage, "--mp2rage")
+    mp2rage = load_image(inputs.mp2rage, "--mp2rage", field_of_view=CORTICAL_REGION)
     images = {"mp2rage": mp2rage}
     for name, path in inputs.contrasts().items():
         if name != "mp2rage":
