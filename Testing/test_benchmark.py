@@ -56,11 +56,13 @@ def _case(folder: Path, seed: int) -> Path:
     return folder
 
 
-def tiny_wm_bundle(folder: Path, trained_on: Path) -> Path:
+def tiny_wm_bundle(folder: Path, trained_on: Path, bundle_id: str = "wm-tiny",
+                   chosen_for_inputs: list[str] | None = None) -> Path:
     """An untrained, very small white-matter bundle whose record names one training folder."""
-    metadata = wm_training.plan(argparse.Namespace(id="wm-tiny", version="0.0.1", slices=3,
+    metadata = wm_training.plan(argparse.Namespace(id=bundle_id, version="0.0.1", slices=3,
                                                    features="4,4,4,4,4,4",
-                                                   bias_correction=False))
+                                                   bias_correction=False,
+                                                   chosen_for_inputs=chosen_for_inputs))
     metadata["training"] = {"data": {"datasets": [str(trained_on)]},
                             "settings": {"steps": 1}}
     network = build_network("deepscan", **metadata["network"])
@@ -74,9 +76,10 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The model "trained" on the first seed the quick WM cohort would take.
     trained_on = root / "data" / f"case_{FIRST_WM_SEED:04d}"
     bundle = tiny_wm_bundle(root / "wm-tiny", trained_on)
+    flair_only = tiny_wm_bundle(root / "wm-tiny-flair", trained_on, "wm-tiny-flair", ["flair"])
     out = root / "out"
     code = main(["--progress", "none", "benchmark", "--quick", "--out", str(out),
-                 "--models", str(bundle), "--repeats", "1", "--threads", "1"])
+                 "--models", str(bundle), str(flair_only), "--repeats", "1", "--threads", "1"])
     assert code == 0
     return out
 
@@ -92,6 +95,19 @@ def test_quick_run_writes_results_and_plots(quick_run: Path) -> None:
     for png in ("per_patient_rates.png", "wm_volume_bland_altman.png", "lesion_counts.png"):
         assert (quick_run / png).stat().st_size > 1000
         assert f"({png})" in text
+
+
+def test_a_model_chosen_for_flair_alone_is_run_and_named_with_flair_alone(
+        quick_run: Path) -> None:
+    assert "wm-tiny-flair v0.0.1 (FLAIR only)" in (quick_run / "RESULTS.md").read_text(
+        encoding="utf-8")
+    summaries = list((quick_run / "work" / "wm").glob("wm-tiny-flair-*/case_*/summary.json"))
+    assert summaries and all(set(json.loads(s.read_text(encoding="utf-8"))["inputs"]) ==
+                             {"flair"} for s in summaries)
+    general = [s for s in (quick_run / "work" / "wm").glob("wm-tiny-*/case_*/summary.json")
+               if not s.parent.parent.name.startswith("wm-tiny-flair")]
+    assert general and all("t1" in json.loads(s.read_text(encoding="utf-8"))["inputs"]
+                           for s in general)
 
 
 def test_quick_cohort_skips_the_seeds_a_model_trained_on(quick_run: Path) -> None:

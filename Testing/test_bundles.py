@@ -84,6 +84,23 @@ def test_default_skips_bundles_whose_inputs_are_missing(tmp_path):
         find_bundle(None, "rim", {"phase"}, dirs=[tmp_path])
 
 
+def test_a_bundle_chosen_for_flair_alone_is_the_default_only_then(tmp_path):
+    """Listed after the general bundle, it is still chosen for FLAIR alone; T1 or T2 given
+    sends the choice to the general bundle; contrasts another task reads (a rim case's
+    phase) do not count."""
+    flair_only = {**_metadata("wm-flair"), "chosen_for_inputs": ["flair"],
+                  "inputs": [{"name": "flair", "required": True},
+                             {"name": "t1", "required": False}]}
+    write_bundle(tmp_path / "flair", flair_only, {"w": torch.zeros(1)})
+    _write(tmp_path / "all", bundle_id="wm-all")
+    (tmp_path / "models.json").write_text(json.dumps({"bundles": ["all", "flair"]}),
+                                          encoding="utf-8")
+    assert find_bundle(None, "wm", {"flair"}, dirs=[tmp_path]).id == "wm-flair"
+    assert find_bundle(None, "wm", {"flair", "phase", "mp2rage"}, dirs=[tmp_path]).id == "wm-flair"
+    assert find_bundle(None, "wm", {"flair", "t1"}, dirs=[tmp_path]).id == "wm-all"
+    assert find_bundle("wm-flair", "wm", dirs=[tmp_path]).id == "wm-flair"
+
+
 def test_unknown_model_and_wrong_task_are_clear_errors(tmp_path):
     bundle = _write(tmp_path / "wm-test")
     with pytest.raises(BundleError, match="no model 'nope' found"):

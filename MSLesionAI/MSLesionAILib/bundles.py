@@ -3,7 +3,9 @@
 The metadata says everything inference must know (inputs in order, spacing, normalisation,
 patch size, classes, thresholds, network arguments); nothing of it is hard-coded elsewhere.
 Weights load without executing code. The shipped bundles live in ``Resources/Models`` with a
-manifest, ``models.json``, that orders them by preference; users add folders of their own with
+manifest, ``models.json``, that orders them by preference (a bundle whose metadata lists
+``chosen_for_inputs``, e.g. a FLAIR-only model, is chosen only when exactly those of its
+inputs are given, and then before any other); users add folders of their own with
 the ``MSLESIONAI_MODEL_DIRS`` environment variable (``os.pathsep``-separated) or ``--model PATH``.
 """
 
@@ -70,6 +72,20 @@ class ModelBundle:
         return [spec["name"] for spec in self.metadata["inputs"] if spec.get("required", True)]
 
     @property
+    def measured_inputs(self) -> list[str]:
+        """The inputs it is measured and tuned with: those it is chosen for, else all."""
+        return self.metadata.get("chosen_for_inputs") or self.input_names
+
+    def suits(self, available_inputs: set[str]) -> bool:
+        """Whether the automatic choice may take this bundle for these inputs: all its
+        required inputs given, and, where it lists ``chosen_for_inputs``, exactly those of
+        its inputs."""
+        chosen_for = self.metadata.get("chosen_for_inputs")
+        return (set(self.required_inputs) <= available_inputs
+                and (chosen_for is None
+                     or set(self.input_names) & available_inputs == set(chosen_for)))
+
+    @property
     def weights_sha256(self) -> str:
         return self.metadata["files"][WEIGHTS_NAME]
 
@@ -134,14 +150,16 @@ def find_bundle(model: str | None, task: str, available_inputs: set[str] | None 
                 dirs: list[Path] | None = None, option: str = "--model") -> ModelBundle:
     """The bundle named by ``model`` (a folder, or an installed bundle's id or folder name,
     e.g. ``cortical-claims`` or ``cortical-claims-v12``), or the preferred one for ``task``
-    whose required inputs are all available. ``option`` names the argument in errors."""
+    that suits the available inputs (`ModelBundle.suits`; one chosen for exactly these inputs
+    first). ``option`` names the argument in errors."""
     if model and Path(model).is_dir():
         bundle = load_bundle(model)
     else:
         candidates = [b for b in list_bundles(dirs)
                       if b.task == task and model in (None, b.id, b.path.name)]
         if available_inputs is not None and model is None:
-            candidates = [b for b in candidates if set(b.required_inputs) <= available_inputs]
+            candidates = sorted((b for b in candidates if b.suits(available_inputs)),
+                                key=lambda b: "chosen_for_inputs" not in b.metadata)
         if not candidates:
             known = ", ".join(_bundle_names(b) for b in list_bundles(dirs)
                               if b.task == task) or "none"

@@ -190,7 +190,8 @@ def wm_plan() -> dict[str, Any]:
     """The white-matter trainer's plan (inputs, spacing, normalisation) at its defaults."""
     return wm_training.plan(argparse.Namespace(id=UNET3D_ID, version="1.0.0", slices=5,
                                                features="16,24,32,48,64,16",
-                                               bias_correction=False))
+                                               bias_correction=False,
+                                               chosen_for_inputs=None))
 
 
 def cortical_plan(patch_size: int) -> dict[str, Any]:

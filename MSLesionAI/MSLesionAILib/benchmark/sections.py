@@ -8,6 +8,7 @@ folders named after the weights' checksum, and are reused by a later run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,8 @@ def _evaluate(task: str, preds: list[Path], truths: list[Path], json_path: Path,
     return read_json(json_path)
 
 
-def _wm_inputs(folder: Path) -> list[str]:
-    return [arg for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()
+def _wm_inputs(folder: Path, names: Iterable[str] = ("flair", "t1", "t2")) -> list[str]:
+    return [arg for name in names if (folder / f"{name}.nii.gz").is_file()
             for arg in (f"--{name}", str(folder / f"{name}.nii.gz"))]
 
 
@@ -125,7 +126,11 @@ def _write_lesions(lesion_ids: np.ndarray, reference: sitk.Image, out: Path, nam
 
 
 def _name(bundle: ModelBundle) -> str:
-    return f"{bundle.id} v{bundle.metadata['version']}"
+    """A method's name in the tables; a bundle chosen for some inputs only is run with them,
+    and says so."""
+    chosen_for = bundle.metadata.get("chosen_for_inputs")
+    only = f" ({' and '.join(name.upper() for name in chosen_for)} only)" if chosen_for else ""
+    return f"{bundle.id} v{bundle.metadata['version']}{only}"
 
 
 def work_key(bundle: ModelBundle) -> str:
@@ -147,8 +152,8 @@ def _wm_methods(bundles: list[ModelBundle], options: Options, work: Path, report
     log = work / "log.txt"
     methods: dict[str, tuple[str, Any]] = {
         _name(b): (work_key(b), lambda folder, out, b=b: _cli(
-            ["wm", *_wm_inputs(folder), "--model", str(b.path), "--device", "cpu",
-             "--out", str(out)], log)) for b in bundles}
+            ["wm", *_wm_inputs(folder, b.measured_inputs), "--model", str(b.path),
+             "--device", "cpu", "--out", str(out)], log)) for b in bundles}
     training_cases = _baseline_cases("wm", bundles, options, work, report)
     calibration = _realistic_first(training_cases)[:CALIBRATION_CASES]
     percentile = baselines.calibrate_flair_threshold(calibration)

@@ -23,8 +23,8 @@ import torch
 from monai.losses import DiceLoss
 
 from ..bundles import ModelBundle, find_bundle, load_bundle, update_metadata, write_bundle
+from ..commands._pipeline import probability
 from ..devices import DEVICE_CHOICES, choose_device
-from ..errors import InputError
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
 from ..metrics.msseg import wm_metrics
@@ -76,9 +76,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", default="8,16,24,32,48,8",
                         help="BasicUNet features per level (six numbers)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--contrast-dropout", type=float, default=CONTRAST_DROPOUT,
+    parser.add_argument("--contrast-dropout", type=probability, default=CONTRAST_DROPOUT,
                         metavar="P", help="chance of dropping each of T1 and T2 from a training "
                         "sample (default %(default)s; FLAIR alone in P² of the samples)")
+    parser.add_argument("--chosen-for-inputs", nargs="+", choices=tuple(NAME_PATTERNS),
+                        metavar="NAME", help="the automatic model choice takes this bundle only "
+                        "when exactly these contrasts are given (e.g. flair: a FLAIR-only model "
+                        "listed before the general one in models.json); it is measured with "
+                        "them too")
     parser.add_argument("--bias-correction", action="store_true",
                         help="N4 bias-field correction of every contrast before normalisation "
                              "(recorded in the bundle, so inference does the same)")
@@ -117,6 +122,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                     "tissue": [{"value": int(t), "name": TISSUE_NAMES[t],
                                 "color": list(TISSUE_COLORS[t])} for t in TISSUE_NAMES]},
         "thresholds": {"lesion_probability": 0.5},
+        **({"chosen_for_inputs": args.chosen_for_inputs} if args.chosen_for_inputs else {}),
     }
 
 
@@ -136,8 +142,6 @@ def loss_function() -> Any:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    if not 0.0 <= args.contrast_dropout <= 1.0:
-        raise InputError(f"--contrast-dropout {args.contrast_dropout}: a chance, from 0 to 1")
     torch.set_num_threads(args.threads)
     rng = seed_everything(args.seed)
     metadata = plan(args)
@@ -183,17 +187,19 @@ def truth_file(folder: Path) -> Path:
     return phantom if phantom.is_file() else folder / "wm_lesions_gt.nii.gz"
 
 
-def read_case(folder: Path) -> tuple[dict[str, sitk.Image], np.ndarray]:
-    """A measured case's contrasts (FLAIR, and T1/T2 where present) and its truth lesion mask."""
+def read_case(folder: Path, bundle: ModelBundle) -> tuple[dict[str, sitk.Image], np.ndarray]:
+    """A measured case's contrasts (FLAIR, and those of the bundle's measured inputs that are
+    present) and its truth lesion mask."""
     images = {name: read_image(folder / f"{name}.nii.gz", name)
-              for name in ("flair", "t1", "t2") if (folder / f"{name}.nii.gz").is_file()}
+              for name in ("flair", "t1", "t2")
+              if name in bundle.measured_inputs and (folder / f"{name}.nii.gz").is_file()}
     return images, sitk.GetArrayFromImage(read_image(truth_file(folder), "truth")) > 0
 
 
 def evaluate_case(bundle: ModelBundle, folder: Path, device: torch.device) -> dict[str, float]:
     """The whole pipeline on one case without a brain mask (the default path): lesion Dice,
     MSSEG-2016 F1, and the estimated brain mask's Dice where the truth has one."""
-    images, truth = read_case(folder)
+    images, truth = read_case(folder, bundle)
     start = time.perf_counter()
     result = wm_pipeline.run(images["flair"], images.get("t1"), images.get("t2"),
                              bundle=bundle, device=device)
@@ -269,6 +275,16 @@ def threshold_lines(metadata: dict[str, Any]) -> list[str]:
             "(`mslesionai train wm-threshold`)."]
 
 
+def chosen_for_lines(metadata: dict[str, Any]) -> list[str]:
+    """The model card's line on the inputs a bundle is chosen for, if it names them."""
+    chosen_for = metadata.get("chosen_for_inputs")
+    if not chosen_for:
+        return []
+    names = " and ".join(name.upper() for name in chosen_for)
+    return [f"- Chosen automatically only when {names} alone is given (`chosen_for_inputs`); "
+            "measured and tuned with only those contrasts."]
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
     augmentation = training["settings"].get("augmentation")
@@ -300,6 +316,8 @@ def model_card(metadata: dict[str, Any]) -> str:
         "gamma, bias field, blur (also across slices), noise; T1 and T2 each dropped with chance "
         f"{dropout}; half of the cases "
         "normalised without their brain mask.",
+        *chosen_for_lines(metadata),
+        *([f"- {metadata['note']}"] if "note" in metadata else []),
         "- No real scan was used for training or tuning.",
         *threshold_lines(metadata), "",
         "## Measured (whole pipeline, no brain mask given; means over cases)",

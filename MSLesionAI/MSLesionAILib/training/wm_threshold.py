@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     folders = case_folders(args.validation)
     per_case = []
     for number, folder in enumerate(folders):
-        images, truth = read_case(folder)
+        images, truth = read_case(folder, bundle)
         maps = wm_pipeline.predict_maps(images["flair"], images.get("t1"), images.get("t2"),
                                         bundle=bundle, device=device)
         per_case.append(case_scores(maps, truth, images["flair"].GetSpacing()[::-1]))
