@@ -513,3 +513,12 @@ def test_summary_line_counts_by_location():
     table = mrml.table_from_rows(scene, list(rows[0]), rows, "t")
     assert workflow.summary_line(tasks.WM, table) == (
         "3 lesions, 13.5 µL; deep: 2, periventricular: 1")
+
+
+def test_the_finished_message_names_the_model_chosen_then_each_warning():
+    """With FLAIR alone the automatic choice is another model: the panel says which."""
+    summary = {"model": {"id": "wm-deepscan-flair", "version": "1.8.0"},
+               "warnings": ["FLAIR only: …", "--flair: spacing …"]}
+    assert workflow.finished_message(summary) == (
+        "Done with wm-deepscan-flair v1.8.0.\nFLAIR only: …\n--flair: spacing …")
+    assert workflow.finished_message({"warnings": []}) == "Done."

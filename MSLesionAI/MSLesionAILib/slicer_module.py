@@ -268,10 +268,12 @@ class LesionModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             finished(job)
 
     def showResult(self, job) -> None:
+        from . import workflow
+
         nodes = job.finish()
         slicer.util.setSliceViewerLayers(background=job.reference, fit=True)
         self.ui.resultTableSelector.setCurrentNode(nodes.table)
-        self.ui.statusLabel.text = "\n".join(["Done.", *nodes.summary.get("warnings", [])])
+        self.ui.statusLabel.text = workflow.finished_message(nodes.summary)
 
     def cancelJob(self) -> None:
         if self.job:

@@ -324,6 +324,14 @@ def _segment_id_by_name(segmentation_node: Any, name: str) -> str:
 
 # --- what the panel shows -------------------------------------------------------------------
 
+def finished_message(summary: dict[str, Any]) -> str:
+    """The status after a run: the model that made the result (the automatic choice depends on
+    the contrasts given), then each warning on its own line."""
+    model = summary.get("model")
+    done = f"Done with {model['id']} v{model['version']}." if model else "Done."
+    return "\n".join([done, *summary.get("warnings", [])])
+
+
 def summary_line(task: Task, table_node: Any) -> str:
     """Lesion count, total volume, counts by the task's count column (from the table, so it
     stays right after edits); for rim lesions, the PRL count and the chronic-active flag."""
