@@ -72,15 +72,21 @@ class ModelBundle:
         return [spec["name"] for spec in self.metadata["inputs"] if spec.get("required", True)]
 
     @property
+    def chosen_for_inputs(self) -> list[str] | None:
+        """The inputs that alone make the automatic choice take this bundle (e.g. FLAIR for a
+        FLAIR-only model); None for a general bundle."""
+        return self.metadata.get("chosen_for_inputs")
+
+    @property
     def measured_inputs(self) -> list[str]:
         """The inputs it is measured and tuned with: those it is chosen for, else all."""
-        return self.metadata.get("chosen_for_inputs") or self.input_names
+        return self.chosen_for_inputs or self.input_names
 
     def suits(self, available_inputs: set[str]) -> bool:
         """Whether the automatic choice may take this bundle for these inputs: all its
-        required inputs given, and, where it lists ``chosen_for_inputs``, exactly those of
-        its inputs."""
-        chosen_for = self.metadata.get("chosen_for_inputs")
+        required inputs given, and, where it is chosen for some inputs, exactly those of its
+        inputs."""
+        chosen_for = self.chosen_for_inputs
         return (set(self.required_inputs) <= available_inputs
                 and (chosen_for is None
                      or set(self.input_names) & available_inputs == set(chosen_for)))
@@ -159,7 +165,7 @@ def find_bundle(model: str | None, task: str, available_inputs: set[str] | None 
                       if b.task == task and model in (None, b.id, b.path.name)]
         if available_inputs is not None and model is None:
             candidates = sorted((b for b in candidates if b.suits(available_inputs)),
-                                key=lambda b: "chosen_for_inputs" not in b.metadata)
+                                key=lambda b: b.chosen_for_inputs is None)
         if not candidates:
             known = ", ".join(_bundle_names(b) for b in list_bundles(dirs)
                               if b.task == task) or "none"
@@ -170,6 +176,11 @@ def find_bundle(model: str | None, task: str, available_inputs: set[str] | None 
     if bundle.task != task:
         raise BundleError(f"{option}: {bundle.id} is a {bundle.task} model, not a {task} model")
     return bundle
+
+
+def inputs_text(names: list[str]) -> str:
+    """Input names as tables and model cards write them: "FLAIR", "FLAIR and T1"."""
+    return " and ".join(name.upper() for name in names)
 
 
 def _bundle_names(bundle: ModelBundle) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..bundles import ModelBundle
+from ..bundles import ModelBundle, inputs_text
 from ..cli import main as cli_main
 from ..errors import MSLesionAIError
 from ..imageio import array_to_image, read_image, write_image
@@ -128,8 +128,8 @@ def _write_lesions(lesion_ids: np.ndarray, reference: sitk.Image, out: Path, nam
 def _name(bundle: ModelBundle) -> str:
     """A method's name in the tables; a bundle chosen for some inputs only is run with them,
     and says so."""
-    chosen_for = bundle.metadata.get("chosen_for_inputs")
-    only = f" ({' and '.join(name.upper() for name in chosen_for)} only)" if chosen_for else ""
+    chosen_for = bundle.chosen_for_inputs
+    only = f" ({inputs_text(chosen_for)} only)" if chosen_for else ""
     return f"{bundle.id} v{bundle.metadata['version']}{only}"
 
 

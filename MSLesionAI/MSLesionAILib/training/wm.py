@@ -22,7 +22,14 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceLoss
 
-from ..bundles import ModelBundle, find_bundle, load_bundle, update_metadata, write_bundle
+from ..bundles import (
+    ModelBundle,
+    find_bundle,
+    inputs_text,
+    load_bundle,
+    update_metadata,
+    write_bundle,
+)
 from ..commands._pipeline import probability
 from ..devices import DEVICE_CHOICES, choose_device
 from ..imageio import read_image
@@ -81,9 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "sample (default %(default)s; FLAIR alone in P² of the samples)")
     parser.add_argument("--chosen-for-inputs", nargs="+", choices=tuple(NAME_PATTERNS),
                         metavar="NAME", help="the automatic model choice takes this bundle only "
-                        "when exactly these contrasts are given (e.g. flair: a FLAIR-only model "
-                        "listed before the general one in models.json); it is measured with "
-                        "them too")
+                        "when exactly these contrasts are given, and then before a general one "
+                        "(e.g. flair: a FLAIR-only model); it is measured with them too")
     parser.add_argument("--bias-correction", action="store_true",
                         help="N4 bias-field correction of every contrast before normalisation "
                              "(recorded in the bundle, so inference does the same)")
@@ -188,8 +194,8 @@ def truth_file(folder: Path) -> Path:
 
 
 def read_case(folder: Path, bundle: ModelBundle) -> tuple[dict[str, sitk.Image], np.ndarray]:
-    """A measured case's contrasts (FLAIR, and those of the bundle's measured inputs that are
-    present) and its truth lesion mask."""
+    """A measured case's contrasts (those of the bundle's measured inputs the folder has) and
+    its truth lesion mask."""
     images = {name: read_image(folder / f"{name}.nii.gz", name)
               for name in ("flair", "t1", "t2")
               if name in bundle.measured_inputs and (folder / f"{name}.nii.gz").is_file()}
@@ -280,9 +286,8 @@ def chosen_for_lines(metadata: dict[str, Any]) -> list[str]:
     chosen_for = metadata.get("chosen_for_inputs")
     if not chosen_for:
         return []
-    names = " and ".join(name.upper() for name in chosen_for)
-    return [f"- Chosen automatically only when {names} alone is given (`chosen_for_inputs`); "
-            "measured and tuned with only those contrasts."]
+    return [f"- Chosen automatically only when {inputs_text(chosen_for)} alone is given "
+            "(`chosen_for_inputs`); measured and tuned with only those contrasts."]
 
 
 def model_card(metadata: dict[str, Any]) -> str:
