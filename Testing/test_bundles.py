@@ -101,6 +101,14 @@ def test_a_bundle_chosen_for_flair_alone_is_the_default_only_then(tmp_path):
     assert find_bundle("wm-flair", "wm", dirs=[tmp_path]).id == "wm-flair"
 
 
+@pytest.mark.parametrize("chosen_for", [[], ["t1"], ["flair", "t2"], ["FLAIR"]])
+def test_inputs_a_bundle_could_never_be_chosen_for_are_refused_at_load(tmp_path, chosen_for):
+    metadata = {**_metadata(), "chosen_for_inputs": chosen_for,
+                "inputs": [{"name": "flair", "required": True}, {"name": "t1", "required": False}]}
+    with pytest.raises(BundleError, match="chosen_for_inputs .* must name some of its inputs"):
+        write_bundle(tmp_path / "bad", metadata, {"w": torch.zeros(1)})
+
+
 def test_unknown_model_and_wrong_task_are_clear_errors(tmp_path):
     bundle = _write(tmp_path / "wm-test")
     with pytest.raises(BundleError, match="no model 'nope' found"):

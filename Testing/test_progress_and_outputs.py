@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 from pathlib import Path
 
@@ -86,15 +87,21 @@ def test_existing_results_are_never_overwritten(tmp_path):
     assert (out / "lesions.csv").read_text(encoding="utf-8") == "mine"
 
 
-def test_an_existing_empty_folder_is_used_and_keeps_its_permissions(tmp_path):
-    """A folder the user made for the results (say, shared with a group) keeps its mode."""
+def test_an_existing_empty_folder_is_used_and_keeps_its_group_and_permissions(tmp_path):
+    """A folder the user made for the results, shared with a group (setgid, group-writable):
+    the folder and the files written into it keep that group."""
     out = tmp_path / "results"
     out.mkdir()
+    group = os.getgid() + 1
+    try:
+        os.chown(out, -1, group)
+    except PermissionError:
+        pytest.skip("needs a second group to hand the folder to")
     out.chmod(0o2770)
     with output_directory(out) as partial:
         (partial / "summary.json").write_text("{}", encoding="utf-8")
-    assert (out / "summary.json").exists()
-    assert stat.S_IMODE(out.stat().st_mode) == 0o2770
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2770 and out.stat().st_gid == group
+    assert (out / "summary.json").stat().st_gid == group
 
 
 def test_an_out_link_to_a_folder_writes_there_and_a_dangling_one_is_refused_first(tmp_path):

@@ -464,6 +464,9 @@ def test_a_bundle_trained_for_flair_alone_is_measured_with_flair_alone(case, tmp
     assert bundle.metadata["chosen_for_inputs"] == ["flair"] and given == [(False, False)]
     assert "Chosen automatically only when FLAIR alone is given" in (
         bundle.path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert main(["--progress", "none", "train", "wm", "--data", str(case.parent),
+                 "--chosen-for-inputs", "t1", "--out", str(tmp_path / "t1")]) == 2
+    assert not (tmp_path / "t1").exists()
 
 
 def test_training_smoke_writes_a_loadable_reproducible_bundle(case, tmp_path) -> None:

@@ -68,13 +68,17 @@ def shaded(strength: float) -> Callable[[Images, int], Images]:
     return shift
 
 
-def flair_only(images: Images, seed: int) -> Images:
-    return {name: image for name, image in images.items() if name not in ("t1", "t2")}
+def without(*names: str) -> Callable[[Images, int], Images]:
+    """The case with these contrasts not given."""
+    def shift(images: Images, seed: int) -> Images:
+        return {name: image for name, image in images.items() if name not in names}
+    return shift
 
 
 CONDITIONS: dict[str, Callable[[Images, int], Images]] = {
     "as acquired": lambda images, seed: images,
-    "FLAIR only": flair_only,
+    "FLAIR only": without("t1", "t2"),
+    "FLAIR and T1": without("t2"),
     "FLAIR 3 mm slices": thick_flair(3.0),
     "FLAIR 5 mm slices": thick_flair(5.0),
     "contrast bent, power 1.6": bent(1.6),

@@ -16,7 +16,7 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary folder beside ``out_dir``; rename it to ``out_dir`` on success.
 
     An existing non-empty ``out_dir`` is refused: results go to new folders; an empty one is
-    replaced by the results, which take its permissions. On any exception
+    replaced by the results, which take its group and permissions (`_like`). On any exception
     (cancel included) the temporary folder is removed, so no half-written output is left.
     """
     out_dir = _followed_link(Path(out_dir))
@@ -25,6 +25,8 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     make_folder(partial, "--out")
+    if out_dir.is_dir():
+        _like(out_dir, partial)
     try:
         yield partial
     except BaseException:
@@ -32,13 +34,23 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
         raise
     try:
         if out_dir.exists():
-            shutil.copymode(out_dir, partial)
             out_dir.rmdir()
         partial.rename(out_dir)
     except OSError as error:
         why = ("was filled by another run meanwhile" if out_dir.is_dir() and any(out_dir.iterdir())
                else f"could not take the results ({error.strerror or error})")
         raise InputError(f"--out: {out_dir} {why}; these results are in {partial}") from error
+
+
+def _like(folder: Path, partial: Path) -> None:
+    """Give ``partial`` the group and mode of the empty folder it will replace, before anything
+    is written into it, so that a folder made for a group (setgid, group-writable) keeps the
+    results shared: files then take the folder's group. A group the user is not in is left."""
+    try:
+        os.chown(partial, -1, folder.stat().st_gid)
+    except PermissionError:
+        pass
+    shutil.copymode(folder, partial)
 
 
 def _followed_link(out_dir: Path) -> Path:

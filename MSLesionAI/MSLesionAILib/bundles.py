@@ -129,7 +129,22 @@ def load_bundle(path: str | Path) -> ModelBundle:
     missing = [key for key in REQUIRED_KEYS if key not in metadata]
     if missing:
         raise BundleError(f"model bundle {path}: {METADATA_NAME} lacks {', '.join(missing)}")
-    return ModelBundle(path, metadata)
+    bundle = ModelBundle(path, metadata)
+    check_chosen_for(bundle)
+    return bundle
+
+
+def check_chosen_for(bundle: ModelBundle) -> None:
+    """``chosen_for_inputs`` must name some of the bundle's inputs, its required ones among
+    them: any other list would never be chosen, or be measured on inputs it cannot read."""
+    chosen_for = bundle.chosen_for_inputs
+    if chosen_for is None:
+        return
+    if not chosen_for or not (set(bundle.required_inputs) <= set(chosen_for)
+                              <= set(bundle.input_names)):
+        raise BundleError(f"model bundle {bundle.path}: chosen_for_inputs {chosen_for} must name "
+                          f"some of its inputs ({', '.join(bundle.input_names)}), every required "
+                          f"one ({', '.join(bundle.required_inputs)}) among them")
 
 
 def model_dirs() -> list[Path]:

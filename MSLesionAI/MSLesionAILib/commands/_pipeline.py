@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,33 +20,6 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="where the network runs (auto: CUDA GPU if present, else CPU)")
     parser.add_argument("--model", default=None,
                         help="model bundle id or folder (default: the preferred shipped model)")
-
-
-def non_negative(what: str) -> Callable[[str], float]:
-    """An argparse type: a finite number, 0 or more; ``what`` names it in the error."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"'{text}' is not {what} (0 or more)")
-        return value
-    return parse
-
-
-volume_ul = non_negative("a volume in µL")
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a probability (0 to 1)")
-    return value
 
 
 def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ..argtypes import probability, volume_ul
 from ..atomic import make_folder, refuse_existing
 from ..errors import InputError
 from ..geometry import orientation_code, resample_like, same_grid, same_voxels
@@ -35,7 +36,6 @@ from ..metrics.overlap import finite_statistic, ratio
 from ..metrics.rim import candidate_truth, patient_accuracy, plot_curves, rim_metrics
 from ..progress import Progress
 from ..results import read_table_csv
-from ._pipeline import probability, volume_ul
 
 PRED_FILES = {"wm": "wm_lesions.nii.gz", "cortical": "cortical_lesions.nii.gz",
               "rim": "rim_lesions.nii.gz"}

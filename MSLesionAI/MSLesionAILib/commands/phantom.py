@@ -6,13 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from ..argtypes import non_negative
 from ..errors import InputError
 from ..imageio import load_image
 from ..phantom import KINDS, MODES, generate_case, write_case
 from ..phantom.calibration import TASKS, calibrate
 from ..phantom.dataset import write_dataset
 from ..progress import Progress
-from ._pipeline import non_negative
 
 # Voxel sizes a phantom is made at: finer would not fit in memory for a whole brain.
 SPACING_RANGE_MM = (0.3, 5.0)

@@ -7,6 +7,7 @@ import math
 
 import SimpleITK as sitk
 
+from ..argtypes import probability
 from ..bundles import ModelBundle, find_bundle
 from ..devices import choose_device
 from ..errors import BundleError, InputError
@@ -15,7 +16,7 @@ from ..labels import PARAMAGNETIC_PHASE
 from ..masks import load_mask
 from ..pipelines import rim
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, input_files, probability, run_and_write
+from ._pipeline import add_pipeline_options, input_files, run_and_write
 
 CONTRASTS = ("flair", "mp2rage", "t2star", *rim.WM_STEP_CONTRASTS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import volume_ul
 from ..bundles import find_bundle
 from ..devices import choose_device
 from ..geometry import check_overlap
@@ -11,7 +12,7 @@ from ..imageio import BRAIN, load_image
 from ..masks import load_mask
 from ..pipelines import wm
 from ..progress import Progress
-from ._pipeline import add_pipeline_options, input_files, run_and_write, volume_ul
+from ._pipeline import add_pipeline_options, input_files, run_and_write
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

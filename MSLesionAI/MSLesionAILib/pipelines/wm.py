@@ -65,12 +65,12 @@ MIN_BRAIN_SPAN_MM = 15.0   # narrower than any brain, even a slab of one: a few 
 MIN_VOLUME_UL = 3.0     # default smallest lesion and connectivity, as MSSEG-2016
 CONNECTIVITY = 18
 PASS_NAMES = ("axial", "coronal", "sagittal")   # the canonical grid's numpy axes (z, y, x)
-# Measured on the benchmark's held-out phantom cohort and the real sample case with the models
-# chosen for those inputs: wm-deepscan-flair v1.8 for FLAIR alone, wm-deepscan v1.3 with all
-# three (docs/wm.md).
+# The figures name their models, so the warning stays true whichever model --model picks
+# (benchmark/RESULTS.md; docs/wm.md).
 FLAIR_ONLY_WARNING = ("FLAIR only: without T1 and T2 fewer lesions are found and more false ones "
-                      "(lesion F1 0.58 against 0.73 with all three on phantoms, 0.25 against "
-                      "0.48 on the real sample case); give --t1 and --t2 when you have them")
+                      "(on the real sample case lesion F1 0.25 with the FLAIR-only model "
+                      "wm-deepscan-flair, 0.48 with wm-deepscan and all three contrasts); give "
+                      "--t1 and --t2 when you have them")
 COLUMNS = ["lesion_id", "class", "volume_ul", "voxels", "centroid_r", "centroid_a",
            "centroid_s", "location", "probability", "uncertainty"]
 

@@ -22,15 +22,16 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceLoss
 
+from ..argtypes import probability
 from ..bundles import (
     ModelBundle,
+    check_chosen_for,
     find_bundle,
     inputs_text,
     load_bundle,
     update_metadata,
     write_bundle,
 )
-from ..commands._pipeline import probability
 from ..devices import DEVICE_CHOICES, choose_device
 from ..imageio import read_image
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, WM_LESION_SEGMENT, Tissue
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     torch.set_num_threads(args.threads)
     rng = seed_everything(args.seed)
     metadata = plan(args)
+    check_chosen_for(ModelBundle(args.out, metadata))   # before hours of training, not after
     folders = found_cases("--data", args.data, case_folders(args.data), "flair.nii.gz")
     eval_folders = found_cases("--eval", args.eval, case_folders(args.eval or []),
                                "flair.nii.gz")
@@ -286,7 +288,8 @@ def chosen_for_lines(metadata: dict[str, Any]) -> list[str]:
     chosen_for = metadata.get("chosen_for_inputs")
     if not chosen_for:
         return []
-    return [f"- Chosen automatically only when {inputs_text(chosen_for)} alone is given "
+    verb = "is" if len(chosen_for) == 1 else "are"
+    return [f"- Chosen automatically only when {inputs_text(chosen_for)} alone {verb} given "
             "(`chosen_for_inputs`); measured and tuned with only those contrasts."]
 
 
@@ -325,7 +328,9 @@ def model_card(metadata: dict[str, Any]) -> str:
         *([f"- {metadata['note']}"] if "note" in metadata else []),
         "- No real scan was used for training or tuning.",
         *threshold_lines(metadata), "",
-        "## Measured (whole pipeline, no brain mask given; means over cases)",
+        "## Measured (whole pipeline, no brain mask given"
+        + (f", {inputs_text(metadata['chosen_for_inputs'])} only" if "chosen_for_inputs" in metadata
+           else "") + "; means over cases)",
     ]
     groups = metadata.get("metrics", {})
     lines += [f"- {group}: " + ", ".join(f"{k} {v}" for k, v in figures["mean"].items())
