@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,9 +36,13 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "usage: mslesionai" in capsys.readouterr().out
 
 
-def test_models_lists_installed_bundles(capsys):
+def test_models_lists_installed_bundles_and_what_each_is_chosen_for(capsys):
     assert main(["models", "--json"]) == 0
-    assert capsys.readouterr().out.strip().startswith("[")
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["wm-deepscan"]["chosen_for"] is None
+    assert rows["wm-deepscan-flair"]["chosen_for"] == ["flair"]
+    assert main(["models"]) == 0
+    assert "chosen automatically only for flair alone" in capsys.readouterr().out
 
 
 def test_library_errors_are_one_line_and_exit_2(capsys, monkeypatch):

@@ -119,7 +119,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--cases", type=Path, nargs="+", required=True)
-    parser.add_argument("--model", help="bundle folder or id (default: the shipped wm model)")
+    parser.add_argument("--model", help="bundle folder or id (default: the automatic choice for "
+                                        "the contrasts each condition gives)")
     parser.add_argument("--conditions", nargs="+", choices=tuple(CONDITIONS),
                         default=tuple(CONDITIONS), metavar="CONDITION",
                         help="a subset of the conditions (default: all)")

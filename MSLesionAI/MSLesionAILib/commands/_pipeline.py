@@ -19,7 +19,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="where the network runs (auto: CUDA GPU if present, else CPU)")
     parser.add_argument("--model", default=None,
-                        help="model bundle id or folder (default: the preferred shipped model)")
+                        help="model bundle id or folder (default: the installed model preferred "
+                             "for the contrasts given; `mslesionai models` lists them)")
 
 
 def input_files(args: argparse.Namespace, names: Iterable[str]) -> dict[str, str]:
