@@ -267,8 +267,17 @@ def test_seeds_and_voxel_sizes_no_phantom_can_have_are_refused_in_one_line(tmp_p
         code = refused.code
     assert code != 0
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "is not a seed" in error or "is not one or three voxel sizes of 0.3–5.0 mm" in error
+    assert any(refusal in error for refusal in (
+        "is not a seed", "is not a voxel size of 0.3–5.0 mm", "is not one or three voxel sizes"))
     assert not (tmp_path / "case").exists()
+
+
+@pytest.mark.parametrize("option", [["--seed", "1", "2"], ["--seed", "1", "--spacing-mm", "1"]])
+def test_an_out_dir_given_after_an_option_of_several_values_is_named_as_the_cause(
+        tmp_path, capsys, option) -> None:
+    with pytest.raises(SystemExit):
+        main(["--progress", "none", "phantom", *option, str(tmp_path / "case")])
+    assert "give OUT_DIR first" in capsys.readouterr().err
 
 
 def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:

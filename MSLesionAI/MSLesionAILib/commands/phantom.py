@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from ..argtypes import non_negative
@@ -54,7 +55,7 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
                         help="which contrasts and lesions (default all)")
     parser.add_argument("--mode", choices=MODES, default="realistic",
                         help="realistic tissue values, or domain-randomised ones for training")
-    parser.add_argument("--spacing-mm", type=float, nargs="+", metavar="MM",
+    parser.add_argument("--spacing-mm", type=voxel_size_mm, nargs="+", metavar="MM",
                         help="voxel size: one value (isotropic) or three (x y z); "
                              "drawn per case when omitted")
     parser.add_argument("--crop-mm", type=non_negative("a size in mm"), default=None,
@@ -65,17 +66,39 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
 def seed(text: str) -> int:
     """An argparse type: a whole number, 0 or more (numpy's generators take no others)."""
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not a seed (a whole number, 0 or more)")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed (a whole number, 0 or more)"
+                                         + _order_hint(text))
     return int(text)
+
+
+def voxel_size_mm(text: str) -> float:
+    """An argparse type: a voxel size a phantom can be made at (`SPACING_RANGE_MM`)."""
+    low, high = SPACING_RANGE_MM
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a voxel size of {low}–{high} mm"
+                                         + _order_hint(text))
+    return value
+
+
+def _order_hint(text: str) -> str:
+    """For a word where a number belongs, most likely OUT_DIR given after an option that takes
+    every value after it."""
+    try:
+        float(text)
+    except ValueError:
+        return "; give OUT_DIR first (--seed and --spacing-mm take every value after them)"
+    return ""
 
 
 def _spacing(values: list[float] | None) -> float | tuple[float, ...] | None:
     if values is None:
         return None
-    low, high = SPACING_RANGE_MM
-    if len(values) not in (1, 3) or not all(low <= value <= high for value in values):
-        raise InputError(f"--spacing-mm: {values} is not one or three voxel sizes of "
-                         f"{low}–{high} mm")
+    if len(values) not in (1, 3):
+        raise InputError(f"--spacing-mm: {values} is not one or three voxel sizes")
     return values[0] if len(values) == 1 else tuple(values)
 
 
