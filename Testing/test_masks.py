@@ -45,23 +45,28 @@ def test_a_probability_map_is_read_at_one_half_with_a_warning() -> None:
 
 def test_a_probability_map_stored_as_whole_numbers_is_warned_about_and_labelmaps_are_not(
         ) -> None:
-    """A smooth 0-100 blob against instance ids packed as 3-voxel cubes all touching (a third
-    of their neighbour pairs differ), three separate ones, and a binary mask."""
+    """A smooth 0-100 blob, the same on a floor of 1 filling the field of view, against
+    instance ids packed as 3-voxel cubes all touching (a third of their neighbour pairs
+    differ), three separate ones, tissue classes in slabs, and a binary mask."""
     z, y, x = np.mgrid[:20, :20, :20]
     blob = np.exp(-((z - 10) ** 2 + (y - 10) ** 2 + (x - 10) ** 2) / 18.0)
     percent = np.round(100 * blob).astype(np.uint8)
     touching = np.zeros((20, 20, 20), np.uint16)
     touching[2:6, 2:6, 2:6], touching[2:6, 2:6, 6:10], touching[12:16, 12:16, 12:16] = 1, 2, 3
     packed = (1 + (z // 3) * 49 + (y // 3) * 7 + x // 3).astype(np.uint16)[:18, :18, :18]
+    classes = (1 + z // 4).astype(np.uint8)
     warned = {}
-    for name, voxels in (("percent", percent), ("instances", touching), ("packed", packed),
+    for name, voxels in (("percent", percent), ("floor", np.maximum(percent, 1)),
+                         ("instances", touching), ("packed", packed), ("classes", classes),
                          ("binary 0/255", _lesion_mask(np.uint8, 255))):
         warnings: list[str] = []
         checked = checked_mask(_image(voxels), "--lesion-mask", REFERENCE, "--phase", warnings)
         warned[name] = [w for w in warnings if "as in a probability map" in w]
         np.testing.assert_array_equal(sitk.GetArrayFromImage(checked), voxels)  # read as given
     assert len(warned["percent"]) == 1 and "(0 to 100?)" in warned["percent"][0]
-    assert warned["instances"] == warned["packed"] == warned["binary 0/255"] == []
+    assert len(warned["floor"]) == 1
+    assert warned["instances"] == warned["packed"] == warned["classes"] == []
+    assert warned["binary 0/255"] == []
 
 
 def test_a_probability_map_below_one_half_everywhere_is_said_to_be_empty() -> None:

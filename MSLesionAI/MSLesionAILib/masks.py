@@ -81,8 +81,19 @@ def _as_labels(mask: sitk.Image, name: str, warnings: list[str]) -> tuple[sitk.I
 def _varies_like_a_probability_map(values: np.ndarray) -> bool:
     """Most neighbouring non-zero voxels differ: a smooth map of many values. In a labelmap
     (instance ids or classes) neighbours inside a lesion share its value; they differ only
-    where two lesions (or tissue classes) touch. A map whose floor is a constant 1 all over
-    the brain is not caught: there most neighbours are equal, as in a labelmap."""
+    where two lesions (or tissue classes) touch. Checked again without the commonest non-zero
+    value, so that a map whose floor is a constant (say 1 all over the brain) is caught too: a
+    labelmap without its largest lesion or class is still a labelmap."""
+    non_zero = values[values > 0]
+    if non_zero.size == 0:
+        return False
+    labels, counts = np.unique(non_zero, return_counts=True)
+    floor = labels[np.argmax(counts)]
+    return any(_most_neighbours_differ(voxels)
+               for voxels in (values, np.where(values == floor, 0, values)))
+
+
+def _most_neighbours_differ(values: np.ndarray) -> bool:
     differing = pairs = 0
     for axis in range(values.ndim):
         first, second = neighbours(values, axis)
