@@ -101,7 +101,7 @@ def test_a_bundle_chosen_for_flair_alone_is_the_default_only_then(tmp_path):
     assert find_bundle("wm-flair", "wm", dirs=[tmp_path]).id == "wm-flair"
 
 
-@pytest.mark.parametrize("chosen_for", [[], ["t1"], ["flair", "t2"], ["FLAIR"]])
+@pytest.mark.parametrize("chosen_for", [[], ["t1"], ["flair", "t2"], ["FLAIR"], "flair", 3])
 def test_inputs_a_bundle_could_never_be_chosen_for_are_refused_at_load(tmp_path, chosen_for):
     metadata = {**_metadata(), "chosen_for_inputs": chosen_for,
                 "inputs": [{"name": "flair", "required": True}, {"name": "t1", "required": False}]}

@@ -42,7 +42,7 @@ def test_models_lists_installed_bundles_and_what_each_is_chosen_for(capsys):
     assert rows["wm-deepscan"]["chosen_for"] is None
     assert rows["wm-deepscan-flair"]["chosen_for"] == ["flair"]
     assert main(["models"]) == 0
-    assert "chosen automatically only for flair alone" in capsys.readouterr().out
+    assert "chosen automatically only for FLAIR alone" in capsys.readouterr().out
 
 
 def test_library_errors_are_one_line_and_exit_2(capsys, monkeypatch):

@@ -54,10 +54,13 @@ def test_a_probability_map_stored_as_whole_numbers_is_warned_about_and_labelmaps
     touching = np.zeros((20, 20, 20), np.uint16)
     touching[2:6, 2:6, 2:6], touching[2:6, 2:6, 6:10], touching[12:16, 12:16, 12:16] = 1, 2, 3
     packed = (1 + (z // 3) * 49 + (y // 3) * 7 + x // 3).astype(np.uint16)[:18, :18, :18]
-    classes = (1 + z // 4).astype(np.uint8)
+    classes = np.where(z < 14, 5, 1 + y // 5).astype(np.uint8)   # one class dominant
+    big_and_specks = _lesion_mask(np.uint16, 1)
+    big_and_specks[0, 0, :2] = 2, 3         # two touching one-voxel lesions besides it
     warned = {}
     for name, voxels in (("percent", percent), ("floor", np.maximum(percent, 1)),
                          ("instances", touching), ("packed", packed), ("classes", classes),
+                         ("big and specks", big_and_specks),
                          ("binary 0/255", _lesion_mask(np.uint8, 255))):
         warnings: list[str] = []
         checked = checked_mask(_image(voxels), "--lesion-mask", REFERENCE, "--phase", warnings)
@@ -66,7 +69,7 @@ def test_a_probability_map_stored_as_whole_numbers_is_warned_about_and_labelmaps
     assert len(warned["percent"]) == 1 and "(0 to 100?)" in warned["percent"][0]
     assert len(warned["floor"]) == 1
     assert warned["instances"] == warned["packed"] == warned["classes"] == []
-    assert warned["binary 0/255"] == []
+    assert warned["big and specks"] == warned["binary 0/255"] == []
 
 
 def test_a_probability_map_below_one_half_everywhere_is_said_to_be_empty() -> None:

@@ -272,12 +272,19 @@ def test_seeds_and_voxel_sizes_no_phantom_can_have_are_refused_in_one_line(tmp_p
     assert not (tmp_path / "case").exists()
 
 
-@pytest.mark.parametrize("option", [["--seed", "1", "2"], ["--seed", "1", "--spacing-mm", "1"]])
-def test_an_out_dir_given_after_an_option_of_several_values_is_named_as_the_cause(
-        tmp_path, capsys, option) -> None:
+@pytest.mark.parametrize("command", [["phantom", "--seed", "1", "2", "OUT"],
+                                     ["phantom", "--seed", "1", "--spacing-mm", "1", "OUT"],
+                                     ["phantom-dataset", "--n", "1", "--spacing-mm", "1", "OUT"],
+                                     ["phantom", "OUT", "--seed", "1", "--spacing-mm", "1mm"],
+                                     ["phantom-dataset", "OUT", "--n", "1", "--seed", "abc"],
+                                     ["phantom-calibrate", "--seed", "abc"]])
+def test_out_dir_after_an_option_of_several_values_is_named_as_the_cause_and_only_then(
+        tmp_path, monkeypatch, capsys, command) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
-        main(["--progress", "none", "phantom", *option, str(tmp_path / "case")])
-    assert "give OUT_DIR first" in capsys.readouterr().err
+        main(["--progress", "none", *command])
+    hinted = "give OUT_DIR first" in capsys.readouterr().err
+    assert hinted == (command[-1] == "OUT")
 
 
 def test_randomised_all_kind_has_every_contrast_on_one_anisotropic_grid() -> None:

@@ -104,6 +104,17 @@ def test_an_existing_empty_folder_is_used_and_keeps_its_group_and_permissions(tm
     assert (out / "summary.json").stat().st_gid == group
 
 
+def test_an_empty_folder_the_owner_cannot_write_to_still_takes_the_results(tmp_path):
+    """Its mode is given to the results at the end, not before they are written."""
+    out = tmp_path / "results"
+    out.mkdir()
+    out.chmod(0o555)
+    with output_directory(out) as partial:
+        assert partial.stat().st_mode & stat.S_IWUSR   # writable while the results are written
+        (partial / "summary.json").write_text("{}", encoding="utf-8")
+    assert (out / "summary.json").exists() and stat.S_IMODE(out.stat().st_mode) == 0o555
+
+
 def test_an_out_link_to_a_folder_writes_there_and_a_dangling_one_is_refused_first(tmp_path):
     (tmp_path / "target").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "target")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     """Yield a hidden temporary folder beside ``out_dir``; rename it to ``out_dir`` on success.
 
     An existing non-empty ``out_dir`` is refused: results go to new folders; an empty one is
-    replaced by the results, which take its group and permissions (`_like`). On any exception
+    replaced by the results, which take its group and permissions (`_shared_like`). On any exception
     (cancel included) the temporary folder is removed, so no half-written output is left.
     """
     out_dir = _followed_link(Path(out_dir))
@@ -25,9 +26,10 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     make_folder(partial, "--out")
-    if out_dir.is_dir():
-        _like(out_dir, partial)
+    mode = stat.S_IMODE(out_dir.stat().st_mode) if out_dir.is_dir() else None
     try:
+        if mode is not None:
+            _shared_like(out_dir, partial, mode)
         yield partial
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -35,6 +37,8 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
     try:
         if out_dir.exists():
             out_dir.rmdir()
+        if mode is not None:
+            _set_mode(partial, mode)
         partial.rename(out_dir)
     except OSError as error:
         why = ("was filled by another run meanwhile" if out_dir.is_dir() and any(out_dir.iterdir())
@@ -42,15 +46,25 @@ def output_directory(out_dir: str | Path) -> Iterator[Path]:
         raise InputError(f"--out: {out_dir} {why}; these results are in {partial}") from error
 
 
-def _like(folder: Path, partial: Path) -> None:
+def _shared_like(folder: Path, partial: Path, mode: int) -> None:
     """Give ``partial`` the group and mode of the empty folder it will replace, before anything
     is written into it, so that a folder made for a group (setgid, group-writable) keeps the
-    results shared: files then take the folder's group. A group the user is not in is left."""
+    results shared: files then take the folder's group. The owner may write meanwhile (the
+    exact mode is set at the end); a group the user is not in, or a file system without
+    groups or modes, leaves the default."""
+    if hasattr(os, "chown"):   # not on Windows
+        try:
+            os.chown(partial, -1, folder.stat().st_gid)
+        except OSError:
+            pass
+    _set_mode(partial, mode | stat.S_IRWXU)
+
+
+def _set_mode(path: Path, mode: int) -> None:
     try:
-        os.chown(partial, -1, folder.stat().st_gid)
-    except PermissionError:
+        path.chmod(mode)
+    except OSError:
         pass
-    shutil.copymode(folder, partial)
 
 
 def _followed_link(out_dir: Path) -> Path:

@@ -140,8 +140,9 @@ def check_chosen_for(bundle: ModelBundle) -> None:
     chosen_for = bundle.chosen_for_inputs
     if chosen_for is None:
         return
-    if not chosen_for or not (set(bundle.required_inputs) <= set(chosen_for)
-                              <= set(bundle.input_names)):
+    names = chosen_for if isinstance(chosen_for, list) else []
+    if not names or not all(isinstance(name, str) for name in names) or not (
+            set(bundle.required_inputs) <= set(names) <= set(bundle.input_names)):
         raise BundleError(f"model bundle {bundle.path}: chosen_for_inputs {chosen_for} must name "
                           f"some of its inputs ({', '.join(bundle.input_names)}), every required "
                           f"one ({', '.join(bundle.required_inputs)}) among them")

@@ -25,6 +25,9 @@ PROBABILITY_THRESHOLD = 0.5
 # Neighbouring non-zero voxels that differ in value, above which a whole-number mask reads as
 # a probability map (0-255, 0-100, ...): a labelmap has them only where two lesions touch.
 PROBABILITY_MAP_NEIGHBOUR_FRACTION = 0.5
+# Without its commonest value, a mask is judged again only if this share of its neighbour
+# pairs is left: a few voxels besides one big lesion say nothing.
+MIN_REMAINING_PAIR_FRACTION = 0.1
 
 
 def load_mask(path: str | Path, name: str) -> sitk.Image:
@@ -83,24 +86,34 @@ def _varies_like_a_probability_map(values: np.ndarray) -> bool:
     (instance ids or classes) neighbours inside a lesion share its value; they differ only
     where two lesions (or tissue classes) touch. Checked again without the commonest non-zero
     value, so that a map whose floor is a constant (say 1 all over the brain) is caught too: a
-    labelmap without its largest lesion or class is still a labelmap."""
-    non_zero = values[values > 0]
-    if non_zero.size == 0:
-        return False
-    labels, counts = np.unique(non_zero, return_counts=True)
-    floor = labels[np.argmax(counts)]
-    return any(_most_neighbours_differ(voxels)
-               for voxels in (values, np.where(values == floor, 0, values)))
+    labelmap without its largest lesion or class is still a labelmap. (A map on two floors is
+    not caught.)"""
+    differing, pairs = _neighbour_pairs(values)
+    if differing > PROBABILITY_MAP_NEIGHBOUR_FRACTION * pairs:
+        return True
+    rest_differing, rest_pairs = _neighbour_pairs(np.where(values == _commonest(values), 0, values))
+    return (rest_pairs >= MIN_REMAINING_PAIR_FRACTION * pairs > 0
+            and rest_differing > PROBABILITY_MAP_NEIGHBOUR_FRACTION * rest_pairs)
 
 
-def _most_neighbours_differ(values: np.ndarray) -> bool:
+def _neighbour_pairs(values: np.ndarray) -> tuple[int, int]:
+    """Neighbouring pairs of non-zero voxels that differ in value, and all such pairs."""
     differing = pairs = 0
     for axis in range(values.ndim):
         first, second = neighbours(values, axis)
         both = (first > 0) & (second > 0)
         differing += np.count_nonzero(first[both] != second[both])
         pairs += np.count_nonzero(both)
-    return pairs > 0 and differing > PROBABILITY_MAP_NEIGHBOUR_FRACTION * pairs
+    return differing, pairs
+
+
+def _commonest(values: np.ndarray) -> float:
+    """The commonest non-zero value of a whole-number mask (counted, not sorted, when small)."""
+    non_zero = values[values > 0]
+    if non_zero.size and non_zero.max() < 1 << 16:
+        return float(np.argmax(np.bincount(non_zero.astype(np.int64))))
+    labels, counts = np.unique(non_zero, return_counts=True)
+    return float(labels[np.argmax(counts)]) if labels.size else 0.0
 
 
 def _touches_edge(values: np.ndarray) -> bool:

@@ -52,8 +52,8 @@ def run_benchmark(options: Options, progress: Progress | None = None) -> Path:
 
 def _by_task(bundles: list[ModelBundle]) -> dict[str, list[ModelBundle]]:
     """Bundles by task, general ones first (in the given order): a task's first bundle is the
-    one timed and the one whose training the baselines are measured against, never a model
-    chosen only for some inputs (a FLAIR-only one)."""
+    one timed and the one whose training the baselines are measured against, so it is a model
+    chosen only for some inputs (a FLAIR-only one) only when no general one is given."""
     grouped: dict[str, list[ModelBundle]] = {}
     for bundle in sorted(bundles, key=lambda b: b.chosen_for_inputs is not None):
         grouped.setdefault(bundle.task, []).append(bundle)

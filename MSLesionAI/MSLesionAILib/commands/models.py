@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..bundles import list_bundles
+from ..bundles import inputs_text, list_bundles
 from ..progress import Progress
 
 
@@ -24,8 +24,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            chosen_for = (f"; chosen automatically only for {', '.join(row['chosen_for'])} alone"
-                          if row["chosen_for"] else "")
+            chosen_for = (f"; chosen automatically only for {inputs_text(row['chosen_for'])} "
+                          "alone" if row["chosen_for"] else "")
             print(f"{row['id']:<28} {row['task']:<9} v{row['version']:<8} "
                   f"inputs: {', '.join(row['inputs'])} (required: {', '.join(row['required'])}"
                   f"{chosen_for})")

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "phantom", help="generate synthetic MS cases with exact truth (docs/phantom.md)",
         description="One seed writes OUT_DIR itself; several seeds write OUT_DIR/case_NNNN/.")
     case.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    case.add_argument("--seed", type=seed, nargs="+", required=True, help="one or more seeds")
+    case.add_argument("--seed", type=seed_of_several, nargs="+", required=True,
+                      help="one or more seeds")
     _case_options(case)
     case.set_defaults(func=run_phantom)
     dataset = subparsers.add_parser(
@@ -66,13 +67,21 @@ def _case_options(parser: argparse.ArgumentParser) -> None:
 def seed(text: str) -> int:
     """An argparse type: a whole number, 0 or more (numpy's generators take no others)."""
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not a seed (a whole number, 0 or more)"
-                                         + _order_hint(text))
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed (a whole number, 0 or more)")
     return int(text)
 
 
+def seed_of_several(text: str) -> int:
+    """`seed`, for an option that takes every value after it."""
+    try:
+        return seed(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error}{_order_hint(text)}") from None
+
+
 def voxel_size_mm(text: str) -> float:
-    """An argparse type: a voxel size a phantom can be made at (`SPACING_RANGE_MM`)."""
+    """An argparse type: a voxel size a phantom can be made at (`SPACING_RANGE_MM`), for an
+    option that takes every value after it."""
     low, high = SPACING_RANGE_MM
     try:
         value = float(text)
@@ -85,13 +94,11 @@ def voxel_size_mm(text: str) -> float:
 
 
 def _order_hint(text: str) -> str:
-    """For a word where a number belongs, most likely OUT_DIR given after an option that takes
-    every value after it."""
-    try:
-        float(text)
-    except ValueError:
-        return "; give OUT_DIR first (--seed and --spacing-mm take every value after them)"
-    return ""
+    """For a word that cannot be a mistyped number (a name, a path), most likely OUT_DIR given
+    after an option that takes every value after it."""
+    if text[:1] in "0123456789.+-":
+        return ""
+    return "; give OUT_DIR first (options of several values take every value after them)"
 
 
 def _spacing(values: list[float] | None) -> float | tuple[float, ...] | None:
