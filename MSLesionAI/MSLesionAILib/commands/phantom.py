@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-from ..argtypes import non_negative
+from ..argtypes import non_negative, number
 from ..errors import InputError
 from ..imageio import load_image
 from ..phantom import KINDS, MODES, generate_case, write_case
@@ -83,10 +82,7 @@ def voxel_size_mm(text: str) -> float:
     """An argparse type: a voxel size a phantom can be made at (`SPACING_RANGE_MM`), for an
     option that takes every value after it."""
     low, high = SPACING_RANGE_MM
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = number(text)
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"'{text}' is not a voxel size of {low}–{high} mm"
                                          + _order_hint(text))

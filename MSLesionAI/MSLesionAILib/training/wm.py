@@ -283,9 +283,8 @@ def threshold_lines(metadata: dict[str, Any]) -> list[str]:
             "(`mslesionai train wm-threshold`)."]
 
 
-def chosen_for_lines(metadata: dict[str, Any]) -> list[str]:
+def chosen_for_lines(chosen_for: list[str] | None) -> list[str]:
     """The model card's line on the inputs a bundle is chosen for, if it names them."""
-    chosen_for = metadata.get("chosen_for_inputs")
     if not chosen_for:
         return []
     verb = "is" if len(chosen_for) == 1 else "are"
@@ -295,6 +294,8 @@ def chosen_for_lines(metadata: dict[str, Any]) -> list[str]:
 
 def model_card(metadata: dict[str, Any]) -> str:
     training = metadata["training"]
+    chosen_for = metadata.get("chosen_for_inputs")
+    measured_on = f", {inputs_text(chosen_for)} only" if chosen_for else ""
     augmentation = training["settings"].get("augmentation")
     dropout = (augmentation["contrast_dropout"] if augmentation  # v1.3 predates the record
                else f"{CONTRAST_DROPOUT} (the default then; not recorded)")
@@ -324,13 +325,11 @@ def model_card(metadata: dict[str, Any]) -> str:
         "gamma, bias field, blur (also across slices), noise; T1 and T2 each dropped with chance "
         f"{dropout}; half of the cases "
         "normalised without their brain mask.",
-        *chosen_for_lines(metadata),
+        *chosen_for_lines(chosen_for),
         *([f"- {metadata['note']}"] if "note" in metadata else []),
         "- No real scan was used for training or tuning.",
         *threshold_lines(metadata), "",
-        "## Measured (whole pipeline, no brain mask given"
-        + (f", {inputs_text(metadata['chosen_for_inputs'])} only" if "chosen_for_inputs" in metadata
-           else "") + "; means over cases)",
+        f"## Measured (whole pipeline, no brain mask given{measured_on}; means over cases)",
     ]
     groups = metadata.get("metrics", {})
     lines += [f"- {group}: " + ", ".join(f"{k} {v}" for k, v in figures["mean"].items())
