@@ -107,6 +107,42 @@ def test_continued_training_records_each_stage_it_stands_on(trained_bundle: Path
     assert stages[1]["threads"] == first.metadata["training"]["threads"] >= 1
 
 
+def test_a_candidate_mask_channel_ignores_a_touching_neighbour(case: Path, trained_bundle: Path,
+                                                               tmp_path: Path) -> None:
+    """With every lesion in Deep-PRL's mask channel, a lesion drawn touching lesion 1 (its own
+    id in the labelmap, so a candidate of its own) moves lesion 1's P(rim+); with the candidate
+    alone in the channel it does not, nor do the labelmap's own numbers (the channel is drawn
+    from the candidates, numbered as the table's rows). Same weights and images throughout."""
+    truth = sitk.ReadImage(str(case / "truth" / "wm_lesions.nii.gz"))
+    voxels = sitk.GetArrayFromImage(truth)
+    touching = voxels.copy()
+    touching[(_ball(voxels.shape, (24, 24, 21), 3.0)) & (voxels == 0)] = 4
+    renumbered = np.array([0, 3, 1, 2], voxels.dtype)[voxels]
+    masks = {}
+    for name, labels in (("alone", voxels), ("touched", touching), ("renumbered", renumbered)):
+        image = sitk.GetImageFromArray(labels)
+        image.CopyInformation(truth)
+        masks[name] = tmp_path / f"{name}.nii.gz"
+        sitk.WriteImage(image, str(masks[name]))
+    candidate = tmp_path / "candidate_bundle"
+    shutil.copytree(trained_bundle, candidate)
+    original = load_bundle(candidate)
+    bundles.update_metadata(original, patches={**original.metadata["patches"],
+                                               "mask_lesions": "candidate"})
+    lesion_1 = _truth_centres_ras(truth)[0]
+
+    def probability(bundle: Path, mask: str) -> float:
+        out = tmp_path / f"{bundle.name}_{mask}"
+        assert _rim(case, out, "--lesion-mask", str(masks[mask]), bundle=bundle) == 0
+        rows = _table(out)
+        nearest = np.linalg.norm(_centroids_ras(rows) - lesion_1, axis=1).argmin()
+        return float(rows[nearest]["rim_probability"])
+
+    alone = probability(candidate, "alone")
+    assert probability(candidate, "touched") == alone == probability(candidate, "renumbered")
+    assert probability(trained_bundle, "touched") != probability(trained_bundle, "alone")
+
+
 def _shipped_rim_bundle(architecture: str | None = None) -> Path:
     """The preferred shipped rim bundle, or the first of ``architecture``."""
     shipped = [b for b in list_bundles() if b.task == "rim"

@@ -10,7 +10,9 @@ patches a few voxels larger than the model's so that the centre can be shifted c
 Intensities are scaled per patch and channel from robust extremes (the 5th and 95th
 percentiles, clipped) to [-1, 1] (RimNet) or [0, 1] (Deep-PRL): with the plain minimum and
 maximum, the veins in a phase patch set the range and squash a faint rim into a few grey
-levels. A mask channel (Deep-PRL) is the candidate mask dilated in the patch grid.
+levels. A mask channel (Deep-PRL) is a lesion mask dilated in the patch grid: every lesion
+of the mask (the paper's dilated lesion mask), or only the candidate the patch is centred on,
+which tells a lesion from the neighbours it touches (``PatchSpec.mask_lesions``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 MASK_CHANNEL = "lesion_mask"
+MASK_LESIONS = ("all", "candidate")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class PatchSpec:
     value_range: tuple[float, float] = (-1.0, 1.0)
     clip_percentiles: tuple[float, float] = (5.0, 95.0)
     mask_dilation_vox: int = 0
+    mask_lesions: str = "all"   # what the mask channel holds: every lesion, or the candidate
+
+    def __post_init__(self) -> None:
+        if self.mask_lesions not in MASK_LESIONS:
+            raise ValueError(f"patches: mask_lesions must be one of {', '.join(MASK_LESIONS)}, "
+                             f"not {self.mask_lesions!r}")
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> PatchSpec:
@@ -62,24 +71,55 @@ def grid_offsets_mm(size_vox: int, spacing_mm: float) -> np.ndarray:
     return np.stack([lat, p, s], axis=-1)
 
 
-def sample_patches(volumes: np.ndarray, image: sitk.Image, centres_lps: np.ndarray,
-                   size_vox: int, spacing_mm: float,
-                   affines: np.ndarray | None = None, order: int = 1) -> np.ndarray:
-    """Patches (N, C, s, s, s) of ``volumes`` (C, z, y, x, on ``image``'s grid) at each centre.
+def patch_indices(image: sitk.Image, centres_lps: np.ndarray, size_vox: int, spacing_mm: float,
+                  affines: np.ndarray | None = None) -> np.ndarray:
+    """Continuous (z, y, x) indices in ``image`` of each patch's voxels: (N, 3, s³).
 
-    ``affines`` (N, 3, 3), when given, map each patch's offsets (rotation, scaling) before
-    sampling. Outside the image, the nearest edge value is used.
-    """
+    ``affines`` (N, 3, 3), when given, map each patch's offsets (rotation, scaling)."""
     centres_lps = np.atleast_2d(np.asarray(centres_lps, dtype=float))
     offsets = grid_offsets_mm(size_vox, spacing_mm).reshape(-1, 3)
     if affines is None:
         points = centres_lps[:, None, :] + offsets[None]
     else:
         points = centres_lps[:, None, :] + offsets @ np.swapaxes(affines, 1, 2)
-    index = lps_to_index_zyx(image, points).reshape(-1, 3).T
-    patches = np.stack([ndimage.map_coordinates(volume, index, order=order, mode="nearest")
+    return np.swapaxes(lps_to_index_zyx(image, points), 1, 2)
+
+
+def sample_patches(volumes: np.ndarray, image: sitk.Image, centres_lps: np.ndarray,
+                   size_vox: int, spacing_mm: float,
+                   affines: np.ndarray | None = None, order: int = 1) -> np.ndarray:
+    """Patches (N, C, s, s, s) of ``volumes`` (C, z, y, x, on ``image``'s grid) at each centre
+    (``affines`` as in `patch_indices`). Outside the image, the nearest edge value is used."""
+    index = patch_indices(image, centres_lps, size_vox, spacing_mm, affines)
+    flat = np.swapaxes(index, 0, 1).reshape(3, -1)
+    patches = np.stack([ndimage.map_coordinates(volume, flat, order=order, mode="nearest")
                         for volume in volumes])
-    return patches.reshape(len(volumes), len(centres_lps), *(size_vox,) * 3).swapaxes(0, 1)
+    return patches.reshape(len(volumes), len(index), *(size_vox,) * 3).swapaxes(0, 1)
+
+
+def sample_own_lesion(labels: np.ndarray, lesion_ids: Sequence[int], image: sitk.Image,
+                      centres_lps: np.ndarray, size_vox: int, spacing_mm: float,
+                      affines: np.ndarray | None = None) -> np.ndarray:
+    """(N, s, s, s): each patch's own lesion (``lesion_ids``, 0 for none) of the labelmap
+    ``labels``, sampled as `sample_patches` samples a 0/1 volume of that lesion alone.
+
+    Each lesion is sampled from its bounding box grown by one voxel: beyond that margin the
+    0/1 volume is 0 (or, at the image's edge, the box's edge is the image's), so the result is
+    the whole volume's, without making one per lesion."""
+    index = patch_indices(image, centres_lps, size_vox, spacing_mm, affines)
+    boxes = ndimage.find_objects(labels)
+    sampled = np.zeros(index.shape[::2], np.float32)
+    for patch, lesion_id in enumerate(lesion_ids):
+        if not 0 < lesion_id <= len(boxes) or boxes[lesion_id - 1] is None:
+            continue
+        start = [max(side.start - 1, 0) for side in boxes[lesion_id - 1]]
+        stop = [min(side.stop + 1, edge)
+                for side, edge in zip(boxes[lesion_id - 1], labels.shape, strict=True)]
+        own = labels[tuple(map(slice, start, stop))] == lesion_id
+        sampled[patch] = ndimage.map_coordinates(own.astype(np.float32),
+                                                 index[patch] - np.array(start)[:, None],
+                                                 order=1, mode="nearest")
+    return sampled.reshape(-1, *(size_vox,) * 3)
 
 
 def scale_patches(patches: np.ndarray, spec: PatchSpec) -> np.ndarray:
@@ -103,22 +143,29 @@ def mask_channel(mask_patches: np.ndarray, dilation_vox: int) -> np.ndarray:
     return binary.astype(np.float32)[:, None]
 
 
-def make_patches(images: np.ndarray, lesion_mask: np.ndarray | None, reference: sitk.Image,
-                 centres_lps: np.ndarray, spec: PatchSpec, size_vox: int | None = None,
-                 affines: np.ndarray | None = None) -> np.ndarray:
+def make_patches(images: np.ndarray, lesion_labels: np.ndarray, reference: sitk.Image,
+                 centres_lps: np.ndarray, lesion_ids: Sequence[int], spec: PatchSpec,
+                 size_vox: int | None = None, affines: np.ndarray | None = None) -> np.ndarray:
     """Model-ready patches (N, C, s, s, s): the scaled image channels, then the dilated mask
     channel when the spec asks for one (``spec.mask_dilation_vox`` > 0).
 
-    ``images`` (C, z, y, x) and ``lesion_mask`` (z, y, x) lie on ``reference``'s grid;
-    ``size_vox`` overrides the spec's size (training stores larger patches).
+    ``images`` (C, z, y, x) and the lesion labelmap ``lesion_labels`` (z, y, x) lie on
+    ``reference``'s grid; patch n is centred on lesion ``lesion_ids[n]`` (0: none), which the
+    mask channel holds alone if ``spec.mask_lesions`` is "candidate", else with every other
+    lesion of the labelmap. ``size_vox`` overrides the spec's size (training stores larger
+    patches).
     """
     size_vox = size_vox or spec.size_vox
     patches = scale_patches(sample_patches(images, reference, centres_lps, size_vox,
                                            spec.spacing_mm, affines), spec)
     if spec.mask_dilation_vox <= 0:
         return patches
-    mask = sample_patches(lesion_mask[None].astype(np.float32), reference, centres_lps,
-                          size_vox, spec.spacing_mm, affines)[:, 0]
+    if spec.mask_lesions == "candidate":
+        mask = sample_own_lesion(lesion_labels, lesion_ids, reference, centres_lps, size_vox,
+                                 spec.spacing_mm, affines)
+    else:
+        mask = sample_patches((lesion_labels > 0)[None].astype(np.float32), reference,
+                              centres_lps, size_vox, spec.spacing_mm, affines)[:, 0]
     return np.concatenate([patches, mask_channel(mask, spec.mask_dilation_vox)], axis=1)
 
 

@@ -111,8 +111,8 @@ def run(inputs: RimInputs, *, bundle: ModelBundle, device: torch.device, progres
     with timer.stage("classification"):
         centres_lps = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
                                            for r in rows]).reshape(-1, 3))
-        lesion_voxels = mask > 0 if mask is not None else np.zeros(images.shape[1:], bool)
-        patches = make_patches(images, lesion_voxels, phase, centres_lps, spec)
+        patches = make_patches(images, _mask_channel_labels(spec, mask, candidates), phase,
+                               centres_lps, [r["lesion_id"] for r in rows], spec)
         probabilities = classify(load_network(bundle, device), patches, device,
                                  bundle.metadata.get("test_time_flips", [[]]))
     for row, probability in zip(rows, probabilities, strict=True):
@@ -283,6 +283,15 @@ def _segment_wm_lesions(inputs: RimInputs, device: torch.device, progress: Progr
     image = sitk.GetImageFromArray(result.lesion_ids.astype(np.uint32))
     image.CopyInformation(result.reference)
     return image
+
+
+def _mask_channel_labels(spec: PatchSpec, mask: np.ndarray | None,
+                         candidates: Candidates) -> np.ndarray:
+    """What a mask channel is drawn from: the candidates, numbered as the rows, when it holds
+    a patch's own candidate; else the lesion mask as given (too-small lesions included)."""
+    if spec.mask_lesions == "candidate" or mask is None:
+        return candidates.lesion_ids
+    return mask
 
 
 def _candidate_rows(candidates: Candidates, phase: sitk.Image) -> list[dict[str, Any]]:

@@ -91,14 +91,15 @@ def random_affines(count: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def eligible_lesions(phase: sitk.Image, truth: np.ndarray, rim: dict[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Centres of mass (LPS, mm) and rim labels of the truth lesions ≥ 12.3 µL."""
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids, centres of mass (LPS, mm) and rim labels of the truth lesions ≥ 12.3 µL."""
     min_voxels = min_voxels_for_volume(MIN_VOLUME_UL, phase.GetSpacing()[::-1])
     rows = [r for r in lesion_measures(truth, phase) if r["voxels"] >= min_voxels]
+    ids = np.array([r["lesion_id"] for r in rows], dtype=np.int64)
     labels = np.array([rim.get(r["lesion_id"], 0) for r in rows], dtype=np.uint8)
     centres = ras_to_lps(np.array([[r["centroid_r"], r["centroid_a"], r["centroid_s"]]
                                    for r in rows]).reshape(-1, 3))
-    return centres, labels
+    return ids, centres, labels
 
 
 def copy_counts(labels: np.ndarray, copies: tuple[int, int]) -> np.ndarray:
@@ -112,22 +113,22 @@ def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_v
     """Patches, labels and "original" flags of one case's truth lesions ≥ 12.3 µL;
     ``copies`` = (extra copies per rim− lesion, per rim+ lesion)."""
     phase, images, truth, rim = read_case(folder, inputs)
-    centres, labels = eligible_lesions(phase, truth, rim)
+    ids, centres, labels = eligible_lesions(phase, truth, rim)
     extra = copy_counts(labels, copies)
     repeat = np.repeat(np.arange(len(labels)), 1 + extra)
     original = np.zeros(len(repeat), bool)
     original[np.cumsum(1 + extra) - (1 + extra)] = True   # each lesion's first, unturned copy
     affines = np.repeat(np.eye(3)[None], len(repeat), axis=0)
     affines[~original] = random_affines(int(np.count_nonzero(~original)), rng)
-    patches = make_patches(images, truth > 0, phase, centres[repeat], spec, stored_size_vox,
-                           affines)
+    patches = make_patches(images, truth, phase, centres[repeat], ids[repeat], spec,
+                           stored_size_vox, affines)
     return patches.astype(np.float16), labels[repeat], original
 
 
 def patch_count(folder: Path, copies: tuple[int, int]) -> int:
     """How many patches `case_patches` makes of a case (reads only its phase and truth)."""
     phase, _, truth, rim = read_case(folder, [])
-    return int(np.sum(1 + copy_counts(eligible_lesions(phase, truth, rim)[1], copies)))
+    return int(np.sum(1 + copy_counts(eligible_lesions(phase, truth, rim)[2], copies)))
 
 
 def load_patch_set(folders: list[Path], inputs: list[str], spec: PatchSpec,
