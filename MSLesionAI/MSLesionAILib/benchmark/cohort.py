@@ -24,7 +24,7 @@ from ..phantom import GENERATOR_VERSION, generate_case, write_case
 from ..progress import Progress
 
 TRAILING_NUMBER = re.compile(r"(\d+)$")
-RECORD_SECTIONS = ("training", "fine_tuning")
+RECORD_SECTIONS = ("training", "fine_tuning", "derivation")  # sections naming used cases
 
 
 

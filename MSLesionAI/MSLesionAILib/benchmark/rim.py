@@ -182,7 +182,9 @@ def check_held_out(bundles: list[ModelBundle], test: list[Path]) -> None:
     test_ids = {identity(f) for f in test}
     for bundle in bundles:
         data = bundle.metadata["training"]["data"]
-        used = {identity(Path(f)) for f in data["training_cases"] + data["validation_cases"]}
+        chose_threshold = bundle.metadata.get("derivation", {}).get("data", {})
+        used = {identity(Path(f)) for f in data["training_cases"] + data["validation_cases"]
+                + chose_threshold.get("validation_cases", [])}
         if used & test_ids:
             raise InputError(f"--test: cases {sorted(used & test_ids)} were used to train or "
                              f"validate {bundle.id}")

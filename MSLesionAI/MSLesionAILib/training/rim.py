@@ -24,7 +24,7 @@ from ..metrics.rim import TARGET_SPECIFICITY, rim_metrics, threshold_at_specific
 from ..networks import build_network
 from ..pipelines.rim import classify
 from ..progress import Progress
-from ..rim_patches import PatchSpec
+from ..rim_patches import MASK_LESIONS, PatchSpec
 from ._loop import (
     fit,
     minutes_to_seconds,
@@ -93,6 +93,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Deep-PRL: focal loss γ (default the abstract's 2; 0: cross-entropy)")
     parser.add_argument("--focal-alpha", type=float, default=FOCAL_ALPHA,
                         help="Deep-PRL: weight of rim+ in the loss (default the abstract's 0.2)")
+    parser.add_argument("--mask-lesions", choices=MASK_LESIONS, default="all",
+                        help="Deep-PRL: what the mask channel holds: every lesion (the paper's "
+                             "dilated lesion mask; default) or only the patch's own candidate, "
+                             "which tells it from a lesion it touches (docs/rim.md)")
     parser.set_defaults(func=run)
 
 
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     args.shift_vox = tuple(args.shift_vox or config["shift_vox"])  # recorded as used
     training_cases, validation_cases = split_cases(args.data, args.validation, rng)
     spec = PatchSpec(spacing_mm=args.spacing_mm, value_range=config["value_range"],
-                     mask_dilation_vox=config["mask_dilation_vox"])
+                     mask_dilation_vox=config["mask_dilation_vox"], mask_lesions=args.mask_lesions)
     stored_size = spec.size_vox + 2 * max(args.shift_vox)
     train = load_patch_set(training_cases, config["inputs"], spec, stored_size,
                            tuple(args.copies), args.seed, progress.sub(0.0, 0.15))
@@ -196,19 +200,34 @@ def bundle_metadata(args: argparse.Namespace, config: dict[str, Any], spec: Patc
     }
 
 
+def mask_channel_text(patches: dict[str, Any]) -> str:
+    """The mask channel as the model card names it (none, every lesion, or the candidate)."""
+    if not patches["mask_dilation_vox"]:
+        return ""
+    if patches.get("mask_lesions", "all") == "candidate":
+        return " + dilated mask of the candidate lesion alone"
+    return " + dilated lesion mask"
+
+
 def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
     """``MODEL_CARD.md``: what the bundle is, how it was trained, and its measured figures."""
     data, training = metadata["training"]["data"], metadata["training"]
+    derivation = metadata.get("derivation")
+    chosen_on = derivation["data"] if derivation else data
     lines = [
         f"# {metadata['id']} ({metadata['architecture']}, v{metadata['version']})", "",
         "Paramagnetic rim lesion classifier for MSLesionAI (`mslesionai rim`).", "",
         f"- Inputs (channel order): {', '.join(i['name'] for i in metadata['inputs'])}"
-        + (" + dilated lesion mask" if metadata["patches"]["mask_dilation_vox"] else ""),
+        + mask_channel_text(metadata["patches"]),
         f"- Patches: {metadata['patches']['size_vox']}³ voxels of "
         f"{metadata['patches']['spacing_mm']} mm, patient-axis aligned, scaled to "
         f"{metadata['patches']['value_range']}",
         f"- Operating point: P(rim+) ≥ {metadata['operating_point']['threshold']:.4f} "
-        f"(95 % specificity on {len(data['validation_cases'])} validation cases)",
+        f"({100 * metadata['operating_point']['target_specificity']:g} % specificity on "
+        f"{len(chosen_on['validation_cases'])} validation cases)",
+        *([f"- Weights of {derivation['from']['id']} v{derivation['from']['version']}, "
+           f"unchanged; patches and operating point set by `{derivation['command']}`"]
+          if derivation else []),
         f"- Trained on {len(data['training_cases'])} phantom rim cases "
         f"({data['training_lesions']} lesions, {data['training_rim_positive']} rim+), "
         f"seed {training['seed']}, {training['seconds']:.0f} s on {trained_on(training)}",
