@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from test_rim_pipeline import make_case
 
+from MSLesionAILib.benchmark.cohort import used_seeds
 from MSLesionAILib.benchmark.rim import check_held_out
 from MSLesionAILib.bundles import load_bundle
 from MSLesionAILib.cli import main
@@ -48,13 +49,16 @@ def test_new_bundle_has_the_weights_and_its_own_operating_point(cases: dict[str,
     assert derived.metadata["validation"]["lesions"] == 3
     record = derived.metadata["derivation"]
     assert record["from"] == {"id": source.id, "version": "1.0.0",
-                              "sha256": source.weights_sha256}
+                              "sha256": source.weights_sha256,
+                              "patches": source.metadata["patches"]}
     assert record["data"]["validation"]["seeds"] == [3]
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "mask of the candidate lesion alone" in card and "90 % specificity on 1" in card
+    assert "trained with every lesion in its mask channel" in card
     assert (cases["deep_prl"] / "metadata.json").read_text(encoding="utf-8") == source_metadata
     with pytest.raises(InputError, match="validate derived"):   # its cases chose its threshold
         check_held_out([derived], [cases["site"]])
+    assert used_seeds([derived]) == {1: "derived", 2: "derived", 3: "derived"}
 
 
 def test_training_cases_cannot_choose_the_operating_point(cases: dict[str, Path],
@@ -70,3 +74,11 @@ def test_a_bundle_without_a_mask_channel_refuses_mask_lesions(
     assert _derive(cases["rimnet"], cases["site"], tmp_path / "derived",
                    "--mask-lesions", "candidate") == 2
     assert "has no lesion-mask channel" in capsys.readouterr().err
+
+
+def test_rimnet_training_refuses_mask_lesions(cases: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    assert main(["--progress", "none", "train", "rim", "--arch", "rimnet", "--data",
+                 str(cases["train"]), "--validation", str(cases["validation"]), "--out",
+                 str(tmp_path / "rimnet"), "--steps", "1", "--mask-lesions", "candidate"]) == 2
+    assert "rimnet has no lesion-mask channel" in capsys.readouterr().err

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from test_rim_pipeline import make_case
 
 from MSLesionAILib.progress import Progress
-from MSLesionAILib.rim_patches import PatchSpec
+from MSLesionAILib.rim_patches import PatchSpec, sample_own_lesion
 from MSLesionAILib.training.rim_data import case_patches, load_patch_set, patch_count
 
 SPEC = PatchSpec(size_vox=12, spacing_mm=0.8, value_range=(0.0, 1.0),
@@ -49,3 +50,27 @@ def test_a_case_without_lesions_gives_no_patches(tmp_path: Path) -> None:
     assert patch_count(empty, COPIES) == 0
     assert len(loaded.labels) == patch_count(full, COPIES) and set(loaded.cases) == {1}
     assert loaded.original.sum() == 3   # one unturned copy per lesion of the full case
+
+
+def test_candidate_mask_channel_holds_each_copy_s_own_lesion(tmp_path: Path) -> None:
+    """Every patch, rotated copies included, has its own lesion at its centre in the mask
+    channel, and the other lesions nowhere (the three lesions lie apart)."""
+    folder = make_case(tmp_path / "case", 0)
+    spec = PatchSpec(size_vox=12, spacing_mm=0.8, value_range=(0.0, 1.0),
+                     clip_percentiles=(5.0, 95.0), mask_dilation_vox=1, mask_lesions="candidate")
+    patches, labels, original = case_patches(folder, ["mp2rage", "phase"], spec, 14, COPIES,
+                                             np.random.default_rng(0))
+    assert len(patches) == 8 and original.sum() == 3
+    mask = patches[:, 2].astype(np.float32)
+    assert (mask[:, 7, 7, 7] == 1.0).all()
+    whole = case_patches(folder, ["mp2rage", "phase"],
+                         PatchSpec(**{**spec.to_metadata(), "mask_lesions": "all"}), 14, COPIES,
+                         np.random.default_rng(0))[0][:, 2].astype(np.float32)
+    np.testing.assert_array_equal(mask, whole)   # apart, so nothing else was in the patch
+
+
+def test_one_lesion_id_per_centre() -> None:
+    image = sitk.Image([8, 8, 8], sitk.sitkFloat32)
+    with pytest.raises(ValueError, match="2 lesion ids for 1 patch centres"):
+        sample_own_lesion(np.zeros((8, 8, 8), np.int32), [1, 2], image, np.zeros((1, 3)), 4,
+                          1.0)

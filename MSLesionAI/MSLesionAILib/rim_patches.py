@@ -100,13 +100,16 @@ def sample_patches(volumes: np.ndarray, image: sitk.Image, centres_lps: np.ndarr
 def sample_own_lesion(labels: np.ndarray, lesion_ids: Sequence[int], image: sitk.Image,
                       centres_lps: np.ndarray, size_vox: int, spacing_mm: float,
                       affines: np.ndarray | None = None) -> np.ndarray:
-    """(N, s, s, s): each patch's own lesion (``lesion_ids``, 0 for none) of the labelmap
-    ``labels``, sampled as `sample_patches` samples a 0/1 volume of that lesion alone.
+    """(N, s, s, s): each patch's own lesion (``lesion_ids``, one per centre, 0 for none) of
+    the integer labelmap ``labels``, sampled as `sample_patches` samples a 0/1 volume of that
+    lesion alone.
 
     Each lesion is sampled from its bounding box grown by one voxel: beyond that margin the
     0/1 volume is 0 (or, at the image's edge, the box's edge is the image's), so the result is
     the whole volume's, without making one per lesion."""
     index = patch_indices(image, centres_lps, size_vox, spacing_mm, affines)
+    if len(lesion_ids) != len(index):
+        raise ValueError(f"{len(lesion_ids)} lesion ids for {len(index)} patch centres")
     boxes = ndimage.find_objects(labels)
     sampled = np.zeros(index.shape[::2], np.float32)
     for patch, lesion_id in enumerate(lesion_ids):

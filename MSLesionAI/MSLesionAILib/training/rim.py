@@ -106,6 +106,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     rng = seed_everything(args.seed)
     config = ARCHITECTURES[args.arch]
     args.shift_vox = tuple(args.shift_vox or config["shift_vox"])  # recorded as used
+    if args.mask_lesions != "all" and not config["mask_dilation_vox"]:
+        raise InputError(f"--mask-lesions: {args.arch} has no lesion-mask channel")
     training_cases, validation_cases = split_cases(args.data, args.validation, rng)
     spec = PatchSpec(spacing_mm=args.spacing_mm, value_range=config["value_range"],
                      mask_dilation_vox=config["mask_dilation_vox"], mask_lesions=args.mask_lesions)
@@ -209,6 +211,17 @@ def mask_channel_text(patches: dict[str, Any]) -> str:
     return " + dilated lesion mask"
 
 
+def derivation_line(derivation: dict[str, Any]) -> str:
+    """The model card's line for a bundle made by `train rim-operating-point`."""
+    source = derivation["from"]
+    trained_with = ("no mask channel" if not source["patches"]["mask_dilation_vox"] else
+                    "the candidate alone in its mask channel"
+                    if source["patches"].get("mask_lesions") == "candidate" else
+                    "every lesion in its mask channel")
+    return (f"- Weights of {source['id']} v{source['version']}, unchanged (trained with "
+            f"{trained_with}); patches and operating point set by `{derivation['command']}`")
+
+
 def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
     """``MODEL_CARD.md``: what the bundle is, how it was trained, and its measured figures."""
     data, training = metadata["training"]["data"], metadata["training"]
@@ -225,9 +238,7 @@ def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
         f"- Operating point: P(rim+) ≥ {metadata['operating_point']['threshold']:.4f} "
         f"({100 * metadata['operating_point']['target_specificity']:g} % specificity on "
         f"{len(chosen_on['validation_cases'])} validation cases)",
-        *([f"- Weights of {derivation['from']['id']} v{derivation['from']['version']}, "
-           f"unchanged; patches and operating point set by `{derivation['command']}`"]
-          if derivation else []),
+        *([derivation_line(derivation)] if derivation else []),
         f"- Trained on {len(data['training_cases'])} phantom rim cases "
         f"({data['training_lesions']} lesions, {data['training_rim_positive']} rim+), "
         f"seed {training['seed']}, {training['seconds']:.0f} s on {trained_on(training)}",

@@ -2,8 +2,9 @@
 whose operating point (and, for Deep-PRL, what its mask channel holds) is chosen anew on
 validation cases.
 
-A site can choose the operating point on its own annotated cases, and a change of what the
-patches hold (``--mask-lesions``) is scored before anything uses it. The new bundle records the
+An operating point can be chosen on other cases (another phantom site, in the phantom's
+case layout), and a change of what the patches hold (``--mask-lesions``) is scored before
+anything uses it. The new bundle records the
 bundle it came from, this command and the cases that chose its threshold; the source bundle is
 left as it was. Validation cases must not be cases the weights were trained on.
 """
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                             "chosen_on": "validation cases"},
         "validation": rim_metrics(validation.labels, scores, scores >= threshold),
         "derivation": {"from": {"id": source.id, "version": source.metadata["version"],
-                                "sha256": source.weights_sha256},
+                                "sha256": source.weights_sha256,
+                                "patches": source.metadata["patches"]},
                        "command": "mslesionai " + shlex.join(sys.argv[1:]),
                        "data": {"validation_cases": [str(c) for c in cases],
                                 "validation": phantom_data_record(args.validation, cases),
@@ -99,7 +101,8 @@ def patch_settings(source: ModelBundle, mask_lesions: str | None) -> dict[str, A
 
 
 def check_not_trained_on(source: ModelBundle, cases: list[Path]) -> None:
-    """Refuse validation cases whose phantom seed the source's weights were trained on."""
+    """Refuse validation cases whose phantom seed the source's last training stage was trained
+    on (the stages before it, recorded by their commands alone, name no seeds to check)."""
     trained = source.metadata.get("training", {}).get("data", {}).get("training", {})
     overlap = sorted(set(phantom_seeds(cases)) & set(trained.get("seeds", [])))
     if overlap:
