@@ -52,7 +52,7 @@ def test_a_case_without_lesions_gives_no_patches(tmp_path: Path) -> None:
     assert loaded.original.sum() == 3   # one unturned copy per lesion of the full case
 
 
-def test_candidate_mask_channel_holds_each_copy_s_own_lesion(tmp_path: Path) -> None:
+def test_candidate_mask_channel_gives_every_copy_its_own_lesion(tmp_path: Path) -> None:
     """Every patch, rotated copies included, has its own lesion at its centre in the mask
     channel, and the other lesions nowhere (the three lesions lie apart)."""
     folder = make_case(tmp_path / "case", 0)

@@ -111,7 +111,7 @@ def sample_own_lesion(labels: np.ndarray, lesion_ids: Sequence[int], image: sitk
     if len(lesion_ids) != len(index):
         raise ValueError(f"{len(lesion_ids)} lesion ids for {len(index)} patch centres")
     boxes = ndimage.find_objects(labels)
-    sampled = np.zeros(index.shape[::2], np.float32)
+    sampled = np.zeros((len(index), index.shape[2]), np.float32)   # (patch, voxel)
     for patch, lesion_id in enumerate(lesion_ids):
         if not 0 < lesion_id <= len(boxes) or boxes[lesion_id - 1] is None:
             continue

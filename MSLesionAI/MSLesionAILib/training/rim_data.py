@@ -128,7 +128,8 @@ def case_patches(folder: Path, inputs: list[str], spec: PatchSpec, stored_size_v
 def patch_count(folder: Path, copies: tuple[int, int]) -> int:
     """How many patches `case_patches` makes of a case (reads only its phase and truth)."""
     phase, _, truth, rim = read_case(folder, [])
-    return int(np.sum(1 + copy_counts(eligible_lesions(phase, truth, rim)[2], copies)))
+    _, _, labels = eligible_lesions(phase, truth, rim)
+    return int(np.sum(1 + copy_counts(labels, copies)))
 
 
 def load_patch_set(folders: list[Path], inputs: list[str], spec: PatchSpec,

@@ -2,9 +2,9 @@
 whose operating point (and, for Deep-PRL, what its mask channel holds) is chosen anew on
 validation cases.
 
-An operating point can be chosen on other cases (another phantom site, in the phantom's
-case layout), and a change of what the patches hold (``--mask-lesions``) is scored before
-anything uses it. The new bundle records the
+An operating point can be chosen on other cases (another phantom site, in the phantom's case
+layout), and a change of what the patches hold (``--mask-lesions``) is scored before anything
+uses it. The new bundle records the
 bundle it came from, this command and the cases that chose its threshold; the source bundle is
 left as it was. Validation cases must not be cases the weights were trained on.
 """
@@ -63,22 +63,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                 progress.sub(0.0, 0.6))
     device = choose_device(args.device)
     scores = classify(load_network(source, device), validation.patches.astype(np.float32),
-                      device, source.metadata["test_time_flips"])
+                      device, source.metadata.get("test_time_flips", [[]]))
     threshold = threshold_at_specificity(validation.labels, scores, args.specificity)
-    metadata = {key: value for key, value in source.metadata.items()
-                if key not in ("test", "files")}
-    metadata.update({
-        "id": args.id or args.out.name, "version": args.version, "patches": patches,
-        "operating_point": {"threshold": threshold, "target_specificity": args.specificity,
-                            "chosen_on": "validation cases"},
-        "validation": rim_metrics(validation.labels, scores, scores >= threshold),
-        "derivation": {"from": {"id": source.id, "version": source.metadata["version"],
-                                "sha256": source.weights_sha256,
-                                "patches": source.metadata["patches"]},
-                       "command": "mslesionai " + shlex.join(sys.argv[1:]),
-                       "data": {"validation_cases": [str(c) for c in cases],
-                                "validation": phantom_data_record(args.validation, cases),
-                                **counts("validation", validation)}}})
+    metadata = derived_metadata(source, args, patches, threshold)
+    metadata["validation"] = rim_metrics(validation.labels, scores, scores >= threshold)
+    metadata["derivation"]["data"] = {"validation_cases": [str(c) for c in cases],
+                                      "validation": phantom_data_record(args.validation, cases),
+                                      **counts("validation", validation)}
     bundle = write_bundle(args.out, metadata, source.load_state_dict())
     write_model_card(bundle.path, metadata)
     progress.update(1.0, "bundle written")
@@ -86,6 +77,23 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
           f"{metadata['validation']['roc_auc']:.3f}, threshold {threshold:.3f}; bundle in "
           f"{args.out}")
     return 0
+
+
+def derived_metadata(source: ModelBundle, args: argparse.Namespace, patches: dict[str, Any],
+                     threshold: float) -> dict[str, Any]:
+    """The source's metadata under the new id and version, with the new patch settings and
+    operating point, and where it came from; the source's test figures are left out (they
+    belong to its own operating point)."""
+    metadata = {key: value for key, value in source.metadata.items()
+                if key not in ("test", "files")}
+    return {**metadata, "id": args.id or args.out.name, "version": args.version,
+            "patches": patches,
+            "operating_point": {"threshold": threshold, "target_specificity": args.specificity,
+                                "chosen_on": "validation cases"},
+            "derivation": {"from": {"id": source.id, "version": source.metadata["version"],
+                                    "sha256": source.weights_sha256,
+                                    "patches": source.metadata["patches"]},
+                           "command": "mslesionai " + shlex.join(sys.argv[1:])}}
 
 
 def patch_settings(source: ModelBundle, mask_lesions: str | None) -> dict[str, Any]:
