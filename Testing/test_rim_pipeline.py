@@ -100,6 +100,7 @@ def test_continued_training_records_each_stage_it_stands_on(trained_bundle: Path
                  "--init", str(trained_bundle)]) == 0
     continued = load_bundle(out)
     assert continued.metadata["parent"]["sha256"] == first.weights_sha256
+    assert continued.metadata["parent"]["patches"] == first.metadata["patches"]
     stages = training_stages(continued.metadata)
     assert [stage["steps_done"] for stage in stages] == [1, 2]
     assert stages[1]["seconds"] == first.metadata["training"]["seconds"]

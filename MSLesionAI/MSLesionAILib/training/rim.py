@@ -136,7 +136,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                rim_metrics(validation.labels, scores, scores >= threshold))
     if parent:
         metadata["parent"] = {**parent_record(parent),
-                              "widths": parent.metadata["network"]["widths"]}
+                              "widths": parent.metadata["network"]["widths"],
+                              "patches": parent.metadata["patches"]}
     metadata["training"] = training_record(
         args.seed, {"training_cases": [str(c) for c in training_cases],
                     "validation_cases": [str(c) for c in validation_cases],
