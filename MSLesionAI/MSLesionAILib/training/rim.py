@@ -203,22 +203,20 @@ def bundle_metadata(args: argparse.Namespace, config: dict[str, Any], spec: Patc
     }
 
 
-def mask_channel_text(patches: dict[str, Any]) -> str:
-    """The mask channel as the model card names it (none, every lesion, or the candidate)."""
-    if not patches["mask_dilation_vox"]:
-        return ""
-    if patches.get("mask_lesions", "all") == "candidate":
-        return " + dilated mask of the candidate lesion alone"
-    return " + dilated lesion mask"
+MASK_CHANNEL_HOLDS = {"all": "every lesion", "candidate": "the candidate lesion alone"}
+
+
+def mask_channel_holds(patches: dict[str, Any]) -> str | None:
+    """What a bundle's mask channel holds, as its model card says it; None without one."""
+    spec = PatchSpec.from_metadata(patches)
+    return MASK_CHANNEL_HOLDS[spec.mask_lesions] if spec.mask_dilation_vox else None
 
 
 def derivation_line(derivation: dict[str, Any]) -> str:
     """The model card's line for a bundle made by `train rim-operating-point`."""
     source = derivation["from"]
-    trained_with = ("no mask channel" if not source["patches"]["mask_dilation_vox"] else
-                    "the candidate alone in its mask channel"
-                    if source["patches"].get("mask_lesions") == "candidate" else
-                    "every lesion in its mask channel")
+    holds = mask_channel_holds(source["patches"])
+    trained_with = f"{holds} in its mask channel" if holds else "no mask channel"
     return (f"- Weights of {source['id']} v{source['version']}, unchanged (trained with "
             f"{trained_with}); patches and operating point set by `{derivation['command']}`")
 
@@ -228,11 +226,12 @@ def write_model_card(folder: Path, metadata: dict[str, Any]) -> Path:
     data, training = metadata["training"]["data"], metadata["training"]
     derivation = metadata.get("derivation")
     chosen_on = derivation["data"] if derivation else data
+    holds = mask_channel_holds(metadata["patches"])
     lines = [
         f"# {metadata['id']} ({metadata['architecture']}, v{metadata['version']})", "",
         "Paramagnetic rim lesion classifier for MSLesionAI (`mslesionai rim`).", "",
         f"- Inputs (channel order): {', '.join(i['name'] for i in metadata['inputs'])}"
-        + mask_channel_text(metadata["patches"]),
+        + (f" + dilated mask of {holds}" if holds else ""),
         f"- Patches: {metadata['patches']['size_vox']}³ voxels of "
         f"{metadata['patches']['spacing_mm']} mm, patient-axis aligned, scaled to "
         f"{metadata['patches']['value_range']}",
